@@ -1,0 +1,84 @@
+// Daemon configuration: YAML -> validated plain structs. Defaults live here and nowhere else;
+// configs/inferd.example.yaml documents every key with the same values.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace inferd {
+
+struct ServerConfig {
+  std::string grpc_address = "127.0.0.1:50051";   // host:port; port 0 picks a free port
+  int64_t max_message_bytes = 4 << 20;             // gRPC receive/send cap
+  double drain_grace_seconds = 10.0;               // SIGTERM: time in-flight work gets to finish
+  bool reflection = true;                          // grpc.reflection.v1alpha
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  std::string address = "127.0.0.1:9464";  // HTTP GET /metrics; loopback unless set otherwise
+};
+
+struct LoggingConfig {
+  std::string level = "info";   // trace | debug | info | warn | error | critical | off
+  std::string format = "text";  // text | json (one object per line)
+};
+
+struct KvCacheConfig {
+  int32_t block_size = 16;                  // tokens per block
+  int64_t memory_bytes = 256LL << 20;       // budget for the block pool
+  bool prefix_caching = true;
+};
+
+struct SchedulerConfig {
+  int32_t max_batched_tokens = 512;     // token budget per engine step
+  int32_t max_running = 64;             // running sequences cap
+  int32_t prefill_chunk_tokens = 256;   // longest prefill slice in one step
+  int32_t max_waiting_realtime = 256;   // bounded queues: beyond these, RESOURCE_EXHAUSTED
+  int32_t max_waiting_complex = 1024;
+  double realtime_deadline_ms = 100;    // default deadline for realtime requests
+  double complex_max_wait_ms = 2000;    // starvation bound for complex requests
+};
+
+struct LimitsConfig {
+  int32_t max_prompt_tokens = 4096;
+  int32_t max_tokens = 1024;             // cap on a request's max_tokens
+  int32_t default_max_tokens = 256;
+  int32_t max_candidates = 256;          // per Recommend
+};
+
+struct ModelPoolConfig {
+  std::string name = "default";
+  std::string path;                 // HF checkpoint dir; relative paths are relative to the config file
+  std::string device = "cpu";       // cpu | cuda | cuda:N
+  std::string dtype = "bf16";       // bf16 | fp16 | fp32 (fp16 on CUDA only)
+  int32_t num_threads = 0;          // intra-op threads; 0 = all cores
+  std::vector<std::string> classes = {"realtime", "complex"};  // classes routed to this pool
+  KvCacheConfig kv_cache;
+  SchedulerConfig scheduler;
+  LimitsConfig limits;
+};
+
+struct Config {
+  ServerConfig server;
+  MetricsConfig metrics;
+  LoggingConfig logging;
+  std::vector<ModelPoolConfig> models;
+  std::string source_path;          // file it was read from ("" for a string)
+};
+
+// Thrown for any invalid configuration. what() lists every problem, one per line,
+// each as "<file>: <key.path>: <reason>".
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Parses and validates. `source_name` is used in messages and to resolve relative model paths
+// (its directory). Throws ConfigError.
+Config LoadConfigFile(const std::string& path);
+Config ParseConfig(const std::string& yaml_text, const std::string& source_name = "<string>");
+
+}  // namespace inferd

@@ -1,0 +1,166 @@
+#include "inferd/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/yaml_reader.h"
+
+namespace inferd {
+namespace {
+
+using config::YamlReader;
+
+// "host:port" or "[v6]:port" with port 0..65535.
+bool ValidAddress(const std::string& addr) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= addr.size()) return false;
+  std::string port = addr.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  return std::stoi(port) <= 65535;
+}
+
+void ReadServer(YamlReader& r, ServerConfig* c) {
+  r.Get("grpc_address", &c->grpc_address);
+  if (!ValidAddress(c->grpc_address)) r.Error("grpc_address", "expected host:port, found '" + c->grpc_address + "'");
+  r.GetBytes("max_message_bytes", &c->max_message_bytes, 1024);
+  r.Get("drain_grace_seconds", &c->drain_grace_seconds, 0.0, 3600.0);
+  r.Get("reflection", &c->reflection);
+}
+
+void ReadMetrics(YamlReader& r, MetricsConfig* c) {
+  r.Get("enabled", &c->enabled);
+  r.Get("address", &c->address);
+  if (!ValidAddress(c->address)) r.Error("address", "expected host:port, found '" + c->address + "'");
+}
+
+void ReadLogging(YamlReader& r, LoggingConfig* c) {
+  r.GetEnum("level", &c->level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  r.GetEnum("format", &c->format, {"text", "json"});
+}
+
+void ReadKvCache(YamlReader& r, KvCacheConfig* c) {
+  r.Get("block_size", &c->block_size, 1, 1024);
+  if (c->block_size & (c->block_size - 1)) r.Error("block_size", "must be a power of two");
+  r.GetBytes("memory_bytes", &c->memory_bytes, 1 << 20);
+  r.Get("prefix_caching", &c->prefix_caching);
+}
+
+void ReadScheduler(YamlReader& r, SchedulerConfig* c) {
+  r.Get("max_batched_tokens", &c->max_batched_tokens, 1, 1 << 20);
+  r.Get("max_running", &c->max_running, 1, 1 << 16);
+  r.Get("prefill_chunk_tokens", &c->prefill_chunk_tokens, 1, 1 << 20);
+  r.Get("max_waiting_realtime", &c->max_waiting_realtime, 0, 1 << 20);
+  r.Get("max_waiting_complex", &c->max_waiting_complex, 0, 1 << 20);
+  r.Get("realtime_deadline_ms", &c->realtime_deadline_ms, 1.0, 3.6e6);
+  r.Get("complex_max_wait_ms", &c->complex_max_wait_ms, 1.0, 3.6e6);
+  if (c->prefill_chunk_tokens > c->max_batched_tokens) {
+    r.Error("prefill_chunk_tokens", "must not exceed max_batched_tokens (" + std::to_string(c->max_batched_tokens) + ")");
+  }
+}
+
+void ReadLimits(YamlReader& r, LimitsConfig* c) {
+  r.Get("max_prompt_tokens", &c->max_prompt_tokens, 1, 1 << 24);
+  r.Get("max_tokens", &c->max_tokens, 1, 1 << 24);
+  r.Get("default_max_tokens", &c->default_max_tokens, 1, 1 << 24);
+  r.Get("max_candidates", &c->max_candidates, 1, 1 << 16);
+  if (c->default_max_tokens > c->max_tokens) {
+    r.Error("default_max_tokens", "must not exceed max_tokens (" + std::to_string(c->max_tokens) + ")");
+  }
+}
+
+void ReadModel(YamlReader& r, ModelPoolConfig* m, const std::filesystem::path& base_dir) {
+  r.Get("name", &m->name);
+  if (m->name.empty()) r.Error("name", "must not be empty");
+  r.Get("path", &m->path);
+  if (m->path.empty()) {
+    r.Error("path", "is required (a Hugging Face checkpoint directory)");
+  } else if (std::filesystem::path(m->path).is_relative()) {
+    m->path = (base_dir / m->path).lexically_normal().string();
+  }
+  r.Get("device", &m->device);
+  if (m->device != "cpu" && m->device != "cuda" && m->device.rfind("cuda:", 0) != 0) {
+    r.Error("device", "must be cpu, cuda or cuda:N, found '" + m->device + "'");
+  }
+  r.GetEnum("dtype", &m->dtype, {"bf16", "fp16", "fp32"});
+  if (m->dtype == "fp16" && m->device == "cpu") r.Error("dtype", "fp16 is supported on CUDA only; use bf16 or fp32 on cpu");
+  r.Get("num_threads", &m->num_threads, 0, 1024);
+  r.Get("classes", &m->classes);
+  for (const auto& c : m->classes) {
+    if (c != "realtime" && c != "complex") r.Error("classes", "unknown class '" + c + "' (realtime, complex)");
+  }
+  r.Child("kv_cache", [&](YamlReader& c) { ReadKvCache(c, &m->kv_cache); });
+  r.Child("scheduler", [&](YamlReader& c) { ReadScheduler(c, &m->scheduler); });
+  r.Child("limits", [&](YamlReader& c) { ReadLimits(c, &m->limits); });
+}
+
+Config ParseNode(const YAML::Node& root, const std::string& source_name) {
+  Config cfg;
+  cfg.source_path = source_name;
+  std::vector<std::string> errors;
+  if (!root.IsMap() && !root.IsNull()) {
+    throw ConfigError(source_name + ": the top level must be a mapping");
+  }
+  std::filesystem::path base_dir = std::filesystem::absolute(source_name).parent_path();
+  YamlReader r(root, "", &errors);
+  r.Child("server", [&](YamlReader& c) { ReadServer(c, &cfg.server); });
+  r.Child("metrics", [&](YamlReader& c) { ReadMetrics(c, &cfg.metrics); });
+  r.Child("logging", [&](YamlReader& c) { ReadLogging(c, &cfg.logging); });
+  bool has_models = r.List("models", [&](YamlReader& c, size_t) {
+    cfg.models.emplace_back();
+    ReadModel(c, &cfg.models.back(), base_dir);
+  });
+  r.Finish();
+  if (!has_models || (cfg.models.empty() && errors.empty())) {
+    errors.push_back("models: at least one model pool is required");
+  }
+  std::set<std::string> names;
+  std::set<std::string> served;
+  for (size_t i = 0; i < cfg.models.size(); ++i) {
+    const auto& m = cfg.models[i];
+    std::string path = "models[" + std::to_string(i) + "]";
+    if (!names.insert(m.name).second) errors.push_back(path + ".name: duplicate model name '" + m.name + "'");
+    for (const auto& c : m.classes) {
+      if (!served.insert(c).second) {
+        errors.push_back(path + ".classes: class '" + c + "' is already routed to another model pool");
+      }
+    }
+  }
+  if (cfg.metrics.enabled && cfg.metrics.address == cfg.server.grpc_address) {
+    errors.push_back("metrics.address: must differ from server.grpc_address");
+  }
+  if (!errors.empty()) {
+    std::ostringstream msg;
+    for (size_t i = 0; i < errors.size(); ++i) msg << (i ? "\n" : "") << source_name << ": " << errors[i];
+    throw ConfigError(msg.str());
+  }
+  return cfg;
+}
+
+}  // namespace
+
+Config ParseConfig(const std::string& yaml_text, const std::string& source_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source_name + ": YAML syntax error at line " + std::to_string(e.mark.line + 1) + ", column " +
+                      std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  return ParseNode(root, source_name);
+}
+
+Config LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open config file: " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+}  // namespace inferd

@@ -1,0 +1,105 @@
+// inferd: the serving daemon. Start-up order: config -> logging -> metrics -> gRPC (NOT_SERVING) ->
+// models -> SERVING; SIGTERM/SIGINT: NOT_SERVING, drain for the grace period, exit 0.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "common/logging.h"
+#include "inferd/config.h"
+#include "metrics/metrics_server.h"
+#include "server/grpc_server.h"
+
+namespace {
+
+// Blocks SIGTERM and SIGINT in this thread and every thread it starts afterwards; main waits for them.
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+void CheckModelPaths(const inferd::Config& cfg) {
+  for (const auto& m : cfg.models) {
+    std::filesystem::path cfg_json = std::filesystem::path(m.path) / "config.json";
+    if (!std::filesystem::exists(cfg_json)) {
+      throw std::runtime_error("model '" + m.name + "': " + cfg_json.string() +
+                               " not found (models[].path must be a Hugging Face checkpoint directory)");
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"inferd: LLM inference serving daemon"};
+  std::string config_path = "configs/inferd.yaml";
+  bool check_only = false;
+  std::string log_level;
+  std::string log_format;
+  app.add_option("-c,--config", config_path, "YAML config file (documented in configs/inferd.example.yaml)")
+      ->capture_default_str();
+  app.add_flag("--check-config", check_only, "Validate the config and exit (0 = valid)");
+  app.add_option("--log-level", log_level, "Overrides logging.level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--log-format", log_format, "Overrides logging.format")->check(CLI::IsMember({"text", "json"}));
+  app.set_version_flag("--version", std::string("inferd ") + INFERD_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  sigset_t signals = BlockTerminationSignals();
+  inferd::SetupLogging(inferd::LogFormat::kText, 2);
+
+  inferd::Config cfg;
+  try {
+    cfg = inferd::LoadConfigFile(config_path);
+  } catch (const inferd::ConfigError& e) {
+    spdlog::critical("invalid config: {}", e.what());
+    return 2;
+  }
+  if (!log_level.empty()) cfg.logging.level = log_level;
+  if (!log_format.empty()) cfg.logging.format = log_format;
+  int level = 2;
+  inferd::ParseLogLevel(cfg.logging.level, &level);
+  inferd::SetupLogging(cfg.logging.format == "json" ? inferd::LogFormat::kJson : inferd::LogFormat::kText, level);
+
+  if (check_only) {
+    std::printf("%s: OK\n", config_path.c_str());
+    return 0;
+  }
+
+  std::unique_ptr<inferd::metrics::MetricsServer> metrics;
+  std::unique_ptr<inferd::server::GrpcServer> grpc_server;
+  try {
+    CheckModelPaths(cfg);
+    if (cfg.metrics.enabled) {
+      metrics = std::make_unique<inferd::metrics::MetricsServer>(cfg.metrics.address);
+      spdlog::info("metrics on http://{}/metrics", cfg.metrics.address);
+    }
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server);
+    spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
+  } catch (const std::exception& e) {
+    spdlog::critical("start-up failed: {}", e.what());
+    return 1;
+  }
+
+  grpc_server->SetServing(true);
+  spdlog::info("inferd {} SERVING", INFERD_VERSION);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, draining for up to {:.1f}s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               cfg.server.drain_grace_seconds);
+  auto deadline = std::chrono::system_clock::now() +
+                  std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000));
+  grpc_server->Shutdown(deadline);
+  grpc_server.reset();
+  metrics.reset();
+  spdlog::info("drained, exiting");
+  return 0;
+}

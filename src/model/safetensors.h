@@ -1,0 +1,46 @@
+// Read-only access to a Hugging Face safetensors checkpoint (single file or sharded through
+// model.safetensors.index.json), memory-mapped. Errors name the file, the tensor and the byte offset.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace inferd::model {
+
+// Stored element type as written in the safetensors header ("BF16", "F16", "F32", "F8_E4M3", ...).
+struct TensorInfo {
+  std::string name;
+  std::string dtype;            // safetensors dtype string
+  std::vector<int64_t> shape;
+  std::string file;             // shard file name (relative to the checkpoint dir)
+  uint64_t data_begin = 0;      // byte offsets inside the shard's data section
+  uint64_t data_end = 0;
+};
+
+class SafetensorsCheckpoint {
+ public:
+  // Opens `dir`/model.safetensors or the shards listed in `dir`/model.safetensors.index.json.
+  // Throws std::runtime_error naming the file and the problem (missing, truncated, bad header JSON,
+  // offsets outside the file, overlapping tensors, unknown dtype, index naming a missing shard).
+  static std::unique_ptr<SafetensorsCheckpoint> Open(const std::string& dir);
+  virtual ~SafetensorsCheckpoint() = default;
+
+  virtual bool Has(const std::string& name) const = 0;
+  virtual const TensorInfo& Info(const std::string& name) const = 0;  // throws if absent
+  virtual std::vector<std::string> Names() const = 0;                // sorted
+
+  // Returns tensor `name` converted to `dtype` on `device`, owning its memory (never aliasing the mmap).
+  // Throws if absent or if `expected_shape` is non-empty and differs ("model.layers.0.mlp.up_proj.weight:
+  // expected shape [64, 32], found [32, 64]"). An F8_E4M3 weight with a sibling `<name>_scale_inv`
+  // ([ceil(rows/128), ceil(cols/128)] float) is dequantised blockwise (DeepSeek-V3 release format).
+  virtual at::Tensor Load(const std::string& name, c10::ScalarType dtype, c10::Device device,
+                          const std::vector<int64_t>& expected_shape = {}) const = 0;
+};
+
+}  // namespace inferd::model

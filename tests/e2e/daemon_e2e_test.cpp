@@ -1,0 +1,170 @@
+// The real inferd binary: start on free loopback ports, SERVING, promtool-clean /metrics, SIGTERM drain.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "daemon_process.h"
+#include "inferd/v1/inferd.grpc.pb.h"
+
+namespace inferd::e2e {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const std::string kInferd = std::string(INFERD_BIN_DIR) + "/inferd";
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTempDir("inferd-e2e-");
+    model_dir_ = dir_ + "/model";
+    std::filesystem::create_directories(model_dir_);
+    WriteFile(model_dir_ + "/config.json", "{}");
+    grpc_port_ = FreePort();
+    metrics_port_ = FreePort();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string WriteConfig(const std::string& extra = "", const std::string& server_extra = "") {
+    std::ostringstream c;
+    c << "server:\n  grpc_address: \"127.0.0.1:" << grpc_port_ << "\"\n  drain_grace_seconds: 3\n"
+      << server_extra << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n"
+      << "models:\n  - name: default\n    path: " << model_dir_ << "\n"
+      << extra;
+    std::string path = dir_ + "/inferd.yaml";
+    WriteFile(path, c.str());
+    return path;
+  }
+  std::string GrpcAddress() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
+
+  std::string dir_, model_dir_;
+  int grpc_port_ = 0, metrics_port_ = 0;
+};
+
+TEST_F(DaemonTest, ServesHealthAndPromtoolCleanMetricsThenDrainsOnSigterm) {
+  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
+  EXPECT_EQ(HealthStatus(GrpcAddress(), "inferd.v1.Inference"), "SERVING");
+  EXPECT_EQ(HealthStatus(GrpcAddress(), "no.such.Service"), "SERVICE_UNKNOWN");
+
+  int http_status = 0;
+  auto body = HttpGet(metrics_port_, "/metrics", &http_status);
+  ASSERT_TRUE(body.has_value()) << p.Log();
+  EXPECT_EQ(http_status, 200);
+  for (const char* series : {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                             "process_start_time_seconds", "inferd_build_info{version=\""}) {
+    EXPECT_NE(body->find(series), std::string::npos) << series << " missing from:\n" << *body;
+  }
+  WriteFile(dir_ + "/metrics.txt", *body);
+  std::string out;
+  EXPECT_EQ(RunCommand(std::string(PROMTOOL) + " check metrics < " + dir_ + "/metrics.txt", &out), 0) << out;
+
+  p.Signal(SIGTERM);
+  auto code = p.WaitExit(seconds(3 + 5));
+  ASSERT_TRUE(code.has_value()) << "did not exit within the grace period\n" << p.Log();
+  EXPECT_EQ(*code, 0) << p.Log();
+  EXPECT_NE(p.Log().find("received SIGTERM"), std::string::npos) << p.Log();
+  EXPECT_EQ(HttpGet(metrics_port_, "/metrics"), std::nullopt) << "metrics still served after exit";
+}
+
+TEST_F(DaemonTest, SigintAlsoDrainsAndExitsZero) {
+  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
+  p.Signal(SIGINT);
+  auto code = p.WaitExit(seconds(8));
+  ASSERT_TRUE(code.has_value()) << p.Log();
+  EXPECT_EQ(*code, 0) << p.Log();
+}
+
+TEST_F(DaemonTest, InferenceServiceIsRegisteredAndAnswersWithAStatus) {
+  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
+  auto stub = v1::Inference::NewStub(grpc::CreateChannel(GrpcAddress(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::FeedbackRequest req;
+  v1::FeedbackResponse resp;
+  grpc::Status st = stub->Feedback(&ctx, req, &resp);
+  EXPECT_NE(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+}
+
+TEST_F(DaemonTest, JsonLogFormatWritesOneJsonObjectPerLine) {
+  Process p(kInferd, {"--config", WriteConfig(), "--log-format", "json"}, dir_ + "/log.txt");
+  ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
+  p.Signal(SIGTERM);
+  ASSERT_EQ(p.WaitExit(seconds(8)), std::optional<int>(0)) << p.Log();
+  std::istringstream lines(p.Log());
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty()) continue;
+    ++n;
+    nlohmann::json j;
+    ASSERT_NO_THROW(j = nlohmann::json::parse(line)) << line;
+    EXPECT_TRUE(j.contains("ts") && j.contains("level") && j.contains("msg")) << line;
+  }
+  EXPECT_GE(n, 3);
+}
+
+TEST_F(DaemonTest, InvalidConfigExitsNonZeroNamingTheKey) {
+  Process p(kInferd, {"--config", WriteConfig("    dtype: int3\n")}, dir_ + "/log.txt");
+  auto code = p.WaitExit(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(p.Log().find("models[0].dtype: must be one of bf16, fp16, fp32, found 'int3'"), std::string::npos)
+      << p.Log();
+}
+
+TEST_F(DaemonTest, CheckConfigValidatesWithoutServing) {
+  std::string out;
+  EXPECT_EQ(RunCommand(kInferd + " --check-config --config " + WriteConfig(), &out), 0) << out;
+  EXPECT_NE(out.find(": OK"), std::string::npos) << out;
+  EXPECT_NE(RunCommand(kInferd + " --check-config --config " + WriteConfig("    bogus: 1\n"), &out), 0) << out;
+  EXPECT_NE(out.find("models[0].bogus: unknown key"), std::string::npos) << out;
+  EXPECT_NE(RunCommand(kInferd + " --check-config --config " + dir_ + "/missing.yaml", &out), 0) << out;
+  EXPECT_NE(out.find("missing.yaml: cannot open config file"), std::string::npos) << out;
+}
+
+TEST_F(DaemonTest, PortInUseExitsNonZeroNamingTheAddress) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(grpc_port_));
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  auto code = p.WaitExit(seconds(30));
+  close(fd);
+  ASSERT_TRUE(code.has_value()) << p.Log();
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(p.Log().find("cannot listen on 127.0.0.1:" + std::to_string(grpc_port_)), std::string::npos) << p.Log();
+}
+
+TEST_F(DaemonTest, MissingModelDirectoryExitsNonZeroNamingThePath) {
+  std::filesystem::remove_all(model_dir_);
+  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  auto code = p.WaitExit(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(p.Log().find(model_dir_ + "/config.json not found"), std::string::npos) << p.Log();
+}
+
+TEST_F(DaemonTest, VersionAndHelp) {
+  std::string out;
+  EXPECT_EQ(RunCommand(kInferd + " --version", &out), 0);
+  EXPECT_EQ(out.rfind("inferd ", 0), 0u) << out;
+  EXPECT_EQ(RunCommand(kInferd + " --help", &out), 0);
+  EXPECT_NE(out.find("--check-config"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace inferd::e2e
