@@ -55,6 +55,10 @@ if(INFERD_WITH_TORCH)
       endif()
     endif()
   endforeach()
+  # libtorch_cpu.so exports its own static copy of std::filesystem; an executable that finds those symbols
+  # there before libstdc++'s crashes (remove_all jumps to null). Make libstdc++ the first DT_NEEDED entry so
+  # the dynamic linker binds every std:: symbol to it.
+  add_link_options("LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
   set(INFERD_HAVE_TORCH ON)
   message(STATUS "inferd: libtorch ${Torch_VERSION} from ${INFERD_TORCH_ROOT}; CUDA kernels: ${INFERD_HAVE_CUDA}")
 endif()

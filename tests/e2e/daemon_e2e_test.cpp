@@ -55,6 +55,10 @@ TEST_F(DaemonTest, ServesHealthAndPromtoolCleanMetricsThenDrainsOnSigterm) {
   ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
   EXPECT_EQ(HealthStatus(GrpcAddress(), "inferd.v1.Inference"), "SERVING");
   EXPECT_EQ(HealthStatus(GrpcAddress(), "no.such.Service"), "SERVICE_UNKNOWN");
+  std::string health_out;
+  EXPECT_EQ(RunCommand(std::string(INFERD_BIN_DIR) + "/inferctl health --address " + GrpcAddress(), &health_out), 0)
+      << health_out;
+  EXPECT_EQ(health_out, "SERVING\n");
 
   int http_status = 0;
   auto body = HttpGet(metrics_port_, "/metrics", &http_status);
@@ -74,6 +78,9 @@ TEST_F(DaemonTest, ServesHealthAndPromtoolCleanMetricsThenDrainsOnSigterm) {
   EXPECT_EQ(*code, 0) << p.Log();
   EXPECT_NE(p.Log().find("received SIGTERM"), std::string::npos) << p.Log();
   EXPECT_EQ(HttpGet(metrics_port_, "/metrics"), std::nullopt) << "metrics still served after exit";
+  EXPECT_NE(RunCommand(std::string(INFERD_BIN_DIR) + "/inferctl health --timeout 0.5 --address " + GrpcAddress(),
+                       &health_out),
+            0);
 }
 
 TEST_F(DaemonTest, SigintAlsoDrainsAndExitsZero) {

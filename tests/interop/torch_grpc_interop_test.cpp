@@ -1,7 +1,11 @@
 #include <ATen/ATen.h>
+#include <unistd.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "inferd/v1/inferd.grpc.pb.h"
 
@@ -57,6 +61,24 @@ TEST(TorchGrpcInterop, TensorOpInsideLoopbackRpc) {
   ASSERT_TRUE(back.ParseFromString(wire));
   EXPECT_EQ(back.plain().items(3).item_id(), 9u);
   server->Shutdown();
+}
+
+}  // namespace
+
+namespace {
+
+// libtorch_cpu.so exports a private copy of std::filesystem; binaries must bind to libstdc++'s
+// (cmake/Torch.cmake). With the wrong binding remove_all crashes.
+TEST(TorchStdlibInterop, FilesystemCallsBindToLibstdcxx) {
+  at::Tensor t = at::arange(4);
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("inferd-fs-" + std::to_string(::getpid()));
+  fs::create_directories(dir / "a" / "b");
+  std::ofstream(dir / "a" / "b" / "f.txt") << "x";
+  EXPECT_TRUE(fs::exists(dir / "a" / "b" / "f.txt"));
+  EXPECT_EQ(fs::remove_all(dir), 4u);
+  EXPECT_FALSE(fs::exists(dir));
+  EXPECT_EQ(t.sum().item<int64_t>(), 6);
 }
 
 }  // namespace
