@@ -40,6 +40,8 @@ Variants:
     llama_mha_tied             Llama MHA, tie_word_embeddings (no lm_head.weight in the file)
     llama_linear_rope          Llama, rope_scaling {"type": "linear", "factor": 4.0} (deepseek-coder style)
     llama_yarn                 Llama, rope_scaling yarn without mscale keys
+    llama_llama3               Llama, llama3 rope scaling, config.json in transformers 5's spelling
+                               (`rope_parameters` with rope_type and rope_theta inside)
     deepseek_v2_qlora_greedy   V2, q_lora_rank set, topk_method greedy, softmax, routed_scaling 1.5, no yarn
     deepseek_v2_noqlora_group  V2, q_lora_rank null, group_limited_greedy (4 groups, top-2 groups), yarn with
                                mscale 1.0 / mscale_all_dim 0 (see the V2 note below)
@@ -208,6 +210,17 @@ _FP8_QUANT_CONFIG = {
 }
 
 
+def to_rope_parameters(cfg):
+    """The same config as transformers 5 writes it: rope_theta and the scaling keys under rope_parameters."""
+    out = json.loads(json.dumps(cfg))
+    rp = dict(out.pop("rope_scaling", None) or {"rope_type": "default"})
+    if "type" in rp:
+        rp["rope_type"] = rp.pop("type")
+    rp["rope_theta"] = out.pop("rope_theta", 10000.0)
+    out["rope_parameters"] = rp
+    return out
+
+
 def _variant(base, seed, **overrides):
     cfg = json.loads(json.dumps(base))
     opts = {"seed": seed, "shards": 1, "fp8": False, "init_std": 0.08}
@@ -227,6 +240,9 @@ VARIANTS = {
     "llama_yarn": _variant(_LLAMA_BASE, 104, num_key_value_heads=2, max_position_embeddings=512,
                            rope_scaling={"type": "yarn", "factor": 4.0,
                                          "original_max_position_embeddings": 128}),
+    "llama_llama3": _variant(_LLAMA_BASE, 105, max_position_embeddings=1024, _rope_parameters=True,
+                             rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                           "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
     "deepseek_v2_qlora_greedy": _variant(_V2_BASE, 201),
     "deepseek_v2_noqlora_group": _variant(
         _V2_BASE, 202, q_lora_rank=None, topk_method="group_limited_greedy", n_group=4, topk_group=2,
@@ -418,7 +434,7 @@ def build_variant(name, out_root):
             tensors = stored
 
         with open(os.path.join(out_dir, "config.json"), "w") as f:
-            json.dump(cfg_dict, f, indent=2)
+            json.dump(to_rope_parameters(cfg_dict) if opts.get("rope_parameters") else cfg_dict, f, indent=2)
         write_checkpoint(out_dir, tensors, opts["shards"])
 
         ref = load_reference_model(ref_dir)

@@ -1,0 +1,59 @@
+// ModelRunner: the model engine behind one plain-data call per step. No torch types here (pimpl), so the
+// engine and server link it without seeing libtorch headers.
+//
+// Ownership: the runner owns the model weights and the paged KV cache tensors (kv_num_blocks blocks of
+// block_size tokens). Block ids in a ForwardBatch index that pool; the caller (scheduler) owns the
+// allocation of blocks to sequences. Execute is not thread-safe: one engine thread drives a runner.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "inferd/batch.h"
+#include "inferd/status.h"
+
+namespace inferd::worker {
+
+struct ModelRunnerOptions {
+  std::string dtype = "bf16";  // "fp32" or "bf16" on CPU
+  int32_t num_threads = 0;     // intra-op threads; 0 keeps libtorch's default
+  int64_t kv_num_blocks = 256;
+  int32_t block_size = 16;
+  std::string device = "cpu";
+  uint64_t seed = 0;           // base seed for requests that carry none
+};
+
+class ModelRunner {
+ public:
+  // Loads config.json + safetensors from model_dir and allocates the KV pool. Errors: NOT_FOUND (no such
+  // directory or config), INVALID_ARGUMENT (bad options, unsupported architecture, bad checkpoint).
+  static StatusOr<std::unique_ptr<ModelRunner>> Load(const std::string& model_dir, const ModelRunnerOptions& options);
+  ~ModelRunner();
+  ModelRunner(const ModelRunner&) = delete;
+  ModelRunner& operator=(const ModelRunner&) = delete;
+
+  int64_t BytesPerBlock() const;  // KV bytes one block holds across all layers
+  int64_t NumBlocks() const;
+  int32_t BlockSize() const;
+  int32_t VocabSize() const;
+  const std::vector<TokenId>& EosTokenIds() const;
+  const std::string& Architecture() const;
+
+  // Runs one flattened step (prefill chunks and decodes mixed), samples where chunks ask for it and
+  // computes score log-probabilities. INVALID_ARGUMENT for malformed chunks (nothing is run),
+  // INTERNAL if the forward pass fails.
+  StatusOr<StepResult> Execute(const ForwardBatch& batch);
+
+  // Like Execute but returns the float32 logits of every token of every chunk, row-major
+  // [total tokens, vocab] in chunk order; samples nothing. For eval and tests.
+  StatusOr<std::vector<float>> ExecuteAllLogits(const ForwardBatch& batch);
+
+ private:
+  struct Impl;
+  explicit ModelRunner(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace inferd::worker

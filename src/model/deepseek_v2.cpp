@@ -1,0 +1,250 @@
+// DeepseekV2ForCausalLM and DeepseekV3ForCausalLM: MLA attention (latent KV cache, absorbed weights for
+// decode) and DeepSeekMoE (shared + routed experts, softmax/sigmoid scoring, greedy/group-limited/noaux_tc).
+// The multi-token-prediction layers (model.layers.{n >= num_hidden_layers}) are not loaded.
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "model/model.h"
+#include "model/weights.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/moe.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+
+namespace inferd::model {
+namespace {
+
+constexpr double kLoraNormEps = 1e-6;  // q_a_layernorm / kv_a_layernorm
+
+struct MlaWeights {
+  at::Tensor w_q;          // [heads * qk_head_dim, hidden] (no q_lora) or undefined
+  at::Tensor w_q_a;        // [q_lora_rank, hidden]
+  at::Tensor q_a_norm;     // [q_lora_rank]
+  at::Tensor w_q_b;        // [heads * qk_head_dim, q_lora_rank]
+  at::Tensor w_kv_a;       // [kv_lora_rank + rope_dim, hidden]
+  at::Tensor kv_a_norm;    // [kv_lora_rank]
+  at::Tensor w_kv_b;       // [heads * (nope_dim + v_dim), kv_lora_rank]
+  at::Tensor w_uk;         // [heads, nope_dim, kv_lora_rank]  (absorbed into q for decode)
+  at::Tensor w_uv;         // [heads, kv_lora_rank, v_dim]     (applied after latent attention)
+  at::Tensor w_o;          // [hidden, heads * v_dim]
+};
+
+struct MlpWeights {
+  at::Tensor w_gate_up;  // [2 * inter, hidden]
+  at::Tensor w_down;     // [hidden, inter]
+};
+
+struct MoeWeights {
+  at::Tensor gate;        // [experts, hidden] float32
+  at::Tensor bias;        // [experts] float32 (noaux_tc) or undefined
+  at::Tensor w_gate_up;   // [experts, 2 * moe_inter, hidden]
+  at::Tensor w_down;      // [experts, hidden, moe_inter]
+  MlpWeights shared;      // undefined tensors when n_shared_experts == 0
+};
+
+struct DeepseekLayer {
+  at::Tensor input_norm;  // [hidden]
+  at::Tensor post_norm;   // [hidden]
+  MlaWeights attn;
+  bool moe = false;
+  MlpWeights mlp;
+  MoeWeights experts;
+};
+
+class DeepseekModel final : public Model {
+ public:
+  DeepseekModel(const ModelConfig& config, const SafetensorsCheckpoint& ckpt, c10::ScalarType dtype,
+                c10::Device device)
+      : Model(dtype, device), config_(config) {
+    const ModelConfig& c = config_;
+    WeightLoader w(ckpt, dtype, device);
+    const int64_t h = c.hidden_size, nh = c.num_heads;
+    const int64_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim;
+    embed_ = w.Load("model.embed_tokens.weight", {c.vocab_size, h});
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      DeepseekLayer l;
+      l.input_norm = w.Load(p + "input_layernorm.weight", {h});
+      l.post_norm = w.Load(p + "post_attention_layernorm.weight", {h});
+      MlaWeights& a = l.attn;
+      const std::string ap = p + "self_attn.";
+      if (c.q_lora_rank > 0) {
+        a.w_q_a = w.Load(ap + "q_a_proj.weight", {c.q_lora_rank, h});
+        a.q_a_norm = w.Load(ap + "q_a_layernorm.weight", {c.q_lora_rank});
+        a.w_q_b = w.Load(ap + "q_b_proj.weight", {nh * qk, c.q_lora_rank});
+      } else {
+        a.w_q = w.Load(ap + "q_proj.weight", {nh * qk, h});
+      }
+      a.w_kv_a = w.Load(ap + "kv_a_proj_with_mqa.weight", {c.kv_lora_rank + c.qk_rope_head_dim, h});
+      a.kv_a_norm = w.Load(ap + "kv_a_layernorm.weight", {c.kv_lora_rank});
+      a.w_kv_b = w.Load(ap + "kv_b_proj.weight", {nh * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank});
+      at::Tensor kv_b = a.w_kv_b.view({nh, c.qk_nope_head_dim + c.v_head_dim, c.kv_lora_rank});
+      a.w_uk = kv_b.narrow(1, 0, c.qk_nope_head_dim).contiguous();
+      a.w_uv = kv_b.narrow(1, c.qk_nope_head_dim, c.v_head_dim).transpose(1, 2).contiguous();
+      a.w_o = w.Load(ap + "o_proj.weight", {h, nh * c.v_head_dim});
+      l.moe = c.IsMoeLayer(i);
+      if (l.moe) {
+        LoadMoe(w, p + "mlp.", l.experts);
+      } else {
+        l.mlp = LoadMlpShaped(w, p + "mlp.", c.intermediate_size);
+      }
+      layers_.push_back(std::move(l));
+    }
+    norm_ = w.Load("model.norm.weight", {h});
+    if (c.tie_word_embeddings) {
+      lm_head_ = embed_;
+    } else {
+      lm_head_ = w.Load("lm_head.weight", {c.vocab_size, h});
+    }
+    const int64_t num_layers = c.num_layers;
+    w.CheckAllConsumed([num_layers](const std::string& name) {
+      if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
+      // Multi-token-prediction layers sit after the decoder layers; they are not part of this forward.
+      const std::string prefix = "model.layers.";
+      if (name.rfind(prefix, 0) == 0) return std::atoll(name.c_str() + prefix.size()) >= num_layers;
+      return false;
+    });
+    rope_ = ops::MakeRopeTable(c.rope, device);
+  }
+
+  const ModelConfig& config() const override { return config_; }
+
+  KvCache AllocateKvCache(int64_t num_blocks, int64_t block_size) const override {
+    KvCache cache;
+    cache.num_blocks = num_blocks;
+    cache.block_size = block_size;
+    const auto opts = at::TensorOptions().dtype(dtype_).device(device_);
+    for (int64_t i = 0; i < config_.num_layers; ++i) {
+      cache.k.push_back(at::zeros({num_blocks, block_size, 1, config_.kv_lora_rank + config_.qk_rope_head_dim}, opts));
+    }
+    return cache;
+  }
+
+  int64_t KvBytesPerBlock(int64_t block_size) const override {
+    return config_.num_layers * block_size * (config_.kv_lora_rank + config_.qk_rope_head_dim) *
+           static_cast<int64_t>(c10::elementSize(dtype_));
+  }
+
+  at::Tensor Forward(const ForwardInputs& in, KvCache& cache) override {
+    const ModelConfig& c = config_;
+    at::Tensor hidden = at::embedding(embed_, in.token_ids);  // [T, hidden]
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      const DeepseekLayer& l = layers_[i];
+      at::Tensor x = ops::RmsNorm(hidden, l.input_norm, c.rms_norm_eps);
+      hidden = hidden + Attention(in, cache.k[i], l.attn, x);
+      x = ops::RmsNorm(hidden, l.post_norm, c.rms_norm_eps);
+      hidden = hidden + (l.moe ? Moe(l.experts, x) : Mlp(l.mlp, x));
+    }
+    at::Tensor last = ops::RmsNorm(hidden.index_select(0, in.logits_rows), norm_, c.rms_norm_eps);
+    return ops::Linear(last, lm_head_).to(at::kFloat);
+  }
+
+ private:
+  MlpWeights LoadMlpShaped(WeightLoader& w, const std::string& p, int64_t inter) const {
+    const int64_t h = config_.hidden_size;
+    MlpWeights m;
+    m.w_gate_up = at::cat({w.Load(p + "gate_proj.weight", {inter, h}), w.Load(p + "up_proj.weight", {inter, h})});
+    m.w_down = w.Load(p + "down_proj.weight", {h, inter});
+    return m;
+  }
+
+  void LoadMoe(WeightLoader& w, const std::string& p, MoeWeights& m) const {
+    const ModelConfig& c = config_;
+    const int64_t h = c.hidden_size, e = c.n_routed_experts, inter = c.moe_intermediate_size;
+    // transformers upcasts the (model-dtype) gate weight to float32 for routing.
+    m.gate = w.Load(p + "gate.weight", {e, h}).to(at::kFloat);
+    if (c.routing.method == ops::MoeTopkMethod::kNoauxTc) {
+      m.bias = w.Load(p + "gate.e_score_correction_bias", {e}, at::kFloat);
+    }
+    std::vector<at::Tensor> gate_up, down;
+    if (w.Has(p + "experts.gate_up_proj")) {
+      // transformers 5 fused layout.
+      m.w_gate_up = w.Load(p + "experts.gate_up_proj", {e, 2 * inter, h});
+      m.w_down = w.Load(p + "experts.down_proj", {e, h, inter});
+    } else {
+      for (int64_t j = 0; j < e; ++j) {
+        const std::string ep = p + "experts." + std::to_string(j) + ".";
+        gate_up.push_back(at::cat({w.Load(ep + "gate_proj.weight", {inter, h}), w.Load(ep + "up_proj.weight", {inter, h})}));
+        down.push_back(w.Load(ep + "down_proj.weight", {h, inter}));
+      }
+      m.w_gate_up = at::stack(gate_up);
+      m.w_down = at::stack(down);
+    }
+    if (c.n_shared_experts > 0) m.shared = LoadMlpShaped(w, p + "shared_experts.", inter * c.n_shared_experts);
+  }
+
+  static at::Tensor Mlp(const MlpWeights& m, const at::Tensor& x) {
+    return ops::Linear(ops::SiluAndMul(ops::Linear(x, m.w_gate_up)), m.w_down);
+  }
+
+  at::Tensor Moe(const MoeWeights& m, const at::Tensor& x) const {
+    at::Tensor logits = ops::Linear(x.to(at::kFloat), m.gate);  // [T, experts] float32
+    auto [ids, weights] = ops::MoeRoute(logits, m.bias, config_.routing);
+    at::Tensor out = ops::MoeExperts(x, m.w_gate_up, m.w_down, ids, weights);
+    if (m.shared.w_gate_up.defined()) out = out + Mlp(m.shared, x);
+    return out;
+  }
+
+  // MLA. Cache row per token: [normalised latent (kv_lora_rank) | rotated rope key (rope_dim)].
+  at::Tensor Attention(const ForwardInputs& in, at::Tensor& cache, const MlaWeights& a, const at::Tensor& x) {
+    const ModelConfig& c = config_;
+    const int64_t t = x.size(0), nh = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim;
+    const int64_t dv = c.v_head_dim, r = c.kv_lora_rank;
+    at::Tensor q = a.w_q.defined()
+                       ? ops::Linear(x, a.w_q)
+                       : ops::Linear(ops::RmsNorm(ops::Linear(x, a.w_q_a), a.q_a_norm, kLoraNormEps), a.w_q_b);
+    q = q.view({t, nh, dn + dr});
+    at::Tensor q_nope = q.narrow(2, 0, dn);
+    at::Tensor q_pe = ops::ApplyRope(q.narrow(2, dn, dr), in.positions, rope_, c.rope_interleave);
+    at::Tensor kv_a = ops::Linear(x, a.w_kv_a);  // [T, r + dr]
+    at::Tensor latent = ops::RmsNorm(kv_a.narrow(1, 0, r), a.kv_a_norm, kLoraNormEps);
+    at::Tensor k_pe = ops::ApplyRope(kv_a.narrow(1, r, dr).reshape({t, 1, dr}), in.positions, rope_, c.rope_interleave);
+    at::Tensor rows = at::cat({latent, k_pe.view({t, dr})}, 1);  // [T, r + dr]
+    at::Tensor cache_flat = cache.view({-1, r + dr});
+    cache_flat.index_copy_(0, in.slot_mapping, rows.to(cache.scalar_type()));
+
+    at::Tensor out = at::empty({t, nh, dv}, x.options());
+    if (in.decode_rows.numel() > 0) {
+      // Absorbed: q_lat = q_nope W_UK, attend over latent rows (MQA, one kv head), then W_UV.
+      at::Tensor qn = q_nope.index_select(0, in.decode_rows).transpose(0, 1);      // [H, B, dn]
+      at::Tensor q_lat = at::bmm(qn, a.w_uk).transpose(0, 1);                       // [B, H, r]
+      at::Tensor qd = at::cat({q_lat, q_pe.index_select(0, in.decode_rows)}, 2);   // [B, H, r + dr]
+      at::Tensor o_lat = ops::PagedDecodeAttention(qd, cache, cache.narrow(3, 0, r), in.decode_block_tables,
+                                                   in.decode_context_lens, c.softmax_scale);  // [B, H, r]
+      at::Tensor od = at::bmm(o_lat.transpose(0, 1), a.w_uv).transpose(0, 1);      // [B, H, dv]
+      out.index_copy_(0, in.decode_rows, od);
+    }
+    for (int64_t s : in.prefill_seqs) {
+      const SeqSlice& seq = in.seqs[s];
+      at::Tensor seq_rows = seq.start_pos == 0 ? rows.narrow(0, seq.token_begin, seq.num_tokens).to(cache.scalar_type())
+                                               : cache_flat.index_select(0, SeqSlots(in, s, seq.start_pos + seq.num_tokens));
+      const int64_t nk = seq_rows.size(0);
+      at::Tensor kv = ops::Linear(seq_rows.narrow(1, 0, r).to(x.scalar_type()), a.w_kv_b).view({nk, nh, dn + dv});
+      at::Tensor k_full = at::cat({kv.narrow(2, 0, dn), seq_rows.narrow(1, r, dr).to(x.scalar_type()).unsqueeze(1).expand({nk, nh, dr})}, 2);
+      at::Tensor q_full = at::cat({q_nope.narrow(0, seq.token_begin, seq.num_tokens),
+                                   q_pe.narrow(0, seq.token_begin, seq.num_tokens)}, 2);
+      out.narrow(0, seq.token_begin, seq.num_tokens)
+          .copy_(ops::PrefillAttention(q_full, k_full, kv.narrow(2, dn, dv), seq.start_pos, c.softmax_scale));
+    }
+    return ops::Linear(out.reshape({t, nh * dv}), a.w_o);
+  }
+
+  ModelConfig config_;
+  at::Tensor embed_;    // [vocab, hidden]
+  at::Tensor norm_;     // [hidden]
+  at::Tensor lm_head_;  // [vocab, hidden]
+  std::vector<DeepseekLayer> layers_;
+  ops::RopeTable rope_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> CreateDeepseekV2(const ModelConfig& config, const SafetensorsCheckpoint& ckpt,
+                                        c10::ScalarType dtype, c10::Device device) {
+  return std::make_unique<DeepseekModel>(config, ckpt, dtype, device);
+}
+
+}  // namespace inferd::model

@@ -1,0 +1,40 @@
+#include "model/weights.h"
+
+#include <stdexcept>
+
+namespace inferd::model {
+
+at::Tensor WeightLoader::Load(const std::string& name, const std::vector<int64_t>& shape) {
+  return Load(name, shape, dtype_);
+}
+
+at::Tensor WeightLoader::Load(const std::string& name, const std::vector<int64_t>& shape, c10::ScalarType dtype) {
+  if (!ckpt_.Has(name)) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    throw std::runtime_error("checkpoint: missing tensor " + name + " (expected shape " + s + "])");
+  }
+  consumed_.insert(name);
+  if (ckpt_.Has(name + "_scale_inv")) consumed_.insert(name + "_scale_inv");
+  return ckpt_.Load(name, dtype, device_, shape);
+}
+
+void WeightLoader::CheckAllConsumed(const std::function<bool(const std::string&)>& skip) const {
+  std::vector<std::string> extra;
+  for (const std::string& name : ckpt_.Names()) {
+    if (consumed_.count(name) == 0 && !skip(name)) extra.push_back(name);
+  }
+  if (extra.empty()) return;
+  std::string msg = "checkpoint: unexpected tensor";
+  msg += extra.size() > 1 ? "s " : " ";
+  for (size_t i = 0; i < extra.size() && i < 5; ++i) {
+    const auto& info = ckpt_.Info(extra[i]);
+    std::string s = "[";
+    for (size_t d = 0; d < info.shape.size(); ++d) s += (d ? ", " : "") + std::to_string(info.shape[d]);
+    msg += (i ? ", " : "") + extra[i] + " " + s + "]";
+  }
+  if (extra.size() > 5) msg += ", ... (" + std::to_string(extra.size()) + " in all)";
+  throw std::runtime_error(msg);
+}
+
+}  // namespace inferd::model

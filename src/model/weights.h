@@ -1,0 +1,35 @@
+// Weight loading with bookkeeping: every checkpoint tensor must be consumed exactly by the model
+// (ignoring the names an architecture declares as skippable), so stray or missing tensors are errors.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/safetensors.h"
+
+namespace inferd::model {
+
+class WeightLoader {
+ public:
+  WeightLoader(const SafetensorsCheckpoint& ckpt, c10::ScalarType dtype, c10::Device device)
+      : ckpt_(ckpt), dtype_(dtype), device_(device) {}
+
+  bool Has(const std::string& name) const { return ckpt_.Has(name); }
+  // Loads `name` with the expected shape; throws "<name>: missing" or the checkpoint's shape error.
+  at::Tensor Load(const std::string& name, const std::vector<int64_t>& shape);
+  at::Tensor Load(const std::string& name, const std::vector<int64_t>& shape, c10::ScalarType dtype);
+  // Throws naming the first checkpoint tensors no Load consumed and `skip` does not accept.
+  void CheckAllConsumed(const std::function<bool(const std::string&)>& skip) const;
+
+ private:
+  const SafetensorsCheckpoint& ckpt_;
+  c10::ScalarType dtype_;
+  c10::Device device_;
+  std::set<std::string> consumed_;
+};
+
+}  // namespace inferd::model

@@ -1,0 +1,61 @@
+#include "ops/linear.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "kernels/cpu/gemv.h"
+#include "ops/parallel.h"
+
+namespace inferd::ops {
+namespace {
+
+bool GemvEligible(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (!x.device().is_cpu() || x.dim() != 2 || w.dim() != 2 || x.size(0) > kGemvMaxRows || x.size(0) == 0) return false;
+  const auto t = x.scalar_type();
+  if (t != w.scalar_type() || (b.defined() && b.scalar_type() != t)) return false;
+  if (t == at::kBFloat16) {
+    if (!kernels::cpu::GemvBf16Native()) return false;
+  } else if (t != at::kFloat) {
+    return false;
+  }
+  return w.is_contiguous() && (!b.defined() || b.is_contiguous());
+}
+
+}  // namespace
+
+at::Tensor GemvLinear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {
+  TORCH_CHECK(x_in.dim() == 2 && w.dim() == 2 && x_in.size(1) == w.size(1), "GemvLinear: shapes");
+  TORCH_CHECK(w.is_contiguous(), "GemvLinear: weight must be contiguous");
+  const at::Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
+  const int64_t m = x.size(0), n = w.size(0), k = w.size(1);
+  at::Tensor y = at::empty({m, n}, x.options());
+  kernels::cpu::GemvArgs a;
+  a.x = x.data_ptr();
+  a.ldx = x.stride(0);
+  a.w = w.data_ptr();
+  a.type = x.scalar_type() == at::kBFloat16 ? kernels::cpu::GemvType::kBFloat16 : kernels::cpu::GemvType::kFloat32;
+  a.y = y.data_ptr();
+  a.ldy = n;
+  a.bias = b.defined() ? b.data_ptr() : nullptr;
+  a.m = m;
+  a.n = n;
+  a.k = k;
+  // Chunks of ~64 KiB of weights (a multiple of the kernel's 4-row block), enough of them to balance.
+  const int64_t elem = static_cast<int64_t>(x.element_size());
+  int64_t rows = std::max<int64_t>(4, (int64_t{64} << 10) / std::max<int64_t>(1, k * elem));
+  rows = (rows + 3) / 4 * 4;
+  const int64_t chunks = (n + rows - 1) / rows;
+  ParallelChunks(chunks, [&](int64_t c) {
+    const int64_t begin = c * rows;
+    kernels::cpu::GemvRange(a, begin, std::min(n, begin + rows));
+  });
+  return y;
+}
+
+at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (GemvEligible(x, w, b)) return GemvLinear(x, w, b);
+  return at::linear(x, w, b);
+}
+
+}  // namespace inferd::ops

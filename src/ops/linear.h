@@ -1,0 +1,22 @@
+// nn.Linear for the model code: y = x w^T (+ b). Few-row inputs on CPU (decode steps) run the streaming
+// GEMV kernel (kernels/cpu/gemv.*) on the ops work pool; everything else goes to at::linear (oneDNN/MKL).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace inferd::ops {
+
+// Rows up to which the GEMV kernel is used (it reads each weight once per call whatever the row count,
+// so it wins while the product is memory bound).
+constexpr int64_t kGemvMaxRows = 16;
+
+at::Tensor Linear(const at::Tensor& x,        // [rows, in]
+                  const at::Tensor& weight,   // [out, in]
+                  const at::Tensor& bias = {});  // [out] or undefined
+// -> [rows, out], x.dtype
+
+// The GEMV kernel alone (any row count), for tests. Same contract as Linear; CPU, contiguous weight,
+// x/weight/bias of one dtype (float32 or bfloat16).
+at::Tensor GemvLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
+
+}  // namespace inferd::ops

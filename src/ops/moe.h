@@ -1,0 +1,45 @@
+// DeepSeekMoE routing and grouped expert execution. Routing runs in float32.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <utility>
+
+namespace inferd::ops {
+
+enum class MoeScoring { kSoftmax, kSigmoid };
+enum class MoeTopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
+
+struct MoeRoutingParams {
+  MoeScoring scoring = MoeScoring::kSoftmax;
+  MoeTopkMethod method = MoeTopkMethod::kGreedy;
+  int64_t top_k = 1;
+  int64_t n_group = 1;      // group-limited / noaux_tc: experts split into n_group equal groups
+  int64_t topk_group = 1;   // groups kept per token
+  bool norm_topk_prob = false;  // renormalise the chosen weights to sum 1 before scaling
+  double routed_scaling_factor = 1.0;
+};
+
+// Picks experts per token. Selection uses scores (+ bias for noaux_tc); weights are the unbiased scores of
+// the chosen experts, optionally renormalised, times routed_scaling_factor.
+// Group score: max of the group (group_limited_greedy) or sum of its top 2 biased scores (noaux_tc).
+std::pair<at::Tensor, at::Tensor> MoeRoute(
+    const at::Tensor& router_logits,  // [num_tokens, num_experts] float32
+    const at::Tensor& bias,           // [num_experts] float32, or undefined (noaux_tc only)
+    const MoeRoutingParams& params);
+// -> (topk_ids [num_tokens, top_k] int64, topk_weights [num_tokens, top_k] float32)
+
+// Runs the routed experts: tokens are grouped by expert (one stable sort), each expert runs one matmul
+// pair over its tokens, results are weighted and scattered back. No per-token loops.
+at::Tensor MoeExperts(const at::Tensor& x,             // [num_tokens, hidden]
+                      const at::Tensor& w_gate_up,     // [num_experts, 2 * inter, hidden] (gate rows first)
+                      const at::Tensor& w_down,        // [num_experts, hidden, inter]
+                      const at::Tensor& topk_ids,      // [num_tokens, top_k] int64
+                      const at::Tensor& topk_weights); // [num_tokens, top_k] float32
+// -> [num_tokens, hidden], x.dtype
+
+// Reference for tests: per-token, per-choice loop.
+at::Tensor MoeExpertsNaive(const at::Tensor& x, const at::Tensor& w_gate_up, const at::Tensor& w_down,
+                           const at::Tensor& topk_ids, const at::Tensor& topk_weights);
+
+}  // namespace inferd::ops

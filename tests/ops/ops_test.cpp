@@ -1,0 +1,206 @@
+// ops/ against naive torch references: attention (tiled, SDPA, paged decode), rope, MoE, sampling.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "ops/attention.h"
+#include "ops/moe.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "ops/sampling.h"
+
+namespace inferd::ops {
+namespace {
+
+double MaxDiff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kFloat) - b.to(at::kFloat)).abs().max().item<double>();
+}
+
+struct AttnCase {
+  int64_t nq, q_start, hq, hkv, dk, dv;
+};
+
+TEST(Attention, TiledMatchesNaive) {
+  at::manual_seed(0);
+  for (const AttnCase& c : {AttnCase{37, 0, 4, 2, 16, 16}, AttnCase{20, 45, 4, 1, 24, 16}, AttnCase{1, 9, 8, 8, 32, 32},
+                            AttnCase{64, 3, 6, 3, 192 / 8, 128 / 8}}) {
+    at::Tensor q = at::randn({c.nq, c.hq, c.dk});
+    at::Tensor k = at::randn({c.q_start + c.nq, c.hkv, c.dk});
+    at::Tensor v = at::randn({c.q_start + c.nq, c.hkv, c.dv});
+    at::Tensor ref = NaiveCausalAttention(q, k, v, c.q_start, 0.3);
+    EXPECT_LT(MaxDiff(TiledCausalAttention(q, k, v, c.q_start, 0.3, 8, 16), ref), 1e-5);
+    EXPECT_LT(MaxDiff(PrefillAttention(q, k, v, c.q_start, 0.3), ref), 1e-5);
+  }
+}
+
+TEST(Attention, SdpaPathMatchesNaive) {
+  at::manual_seed(1);
+  at::Tensor q = at::randn({50, 4, 16}), k = at::randn({50, 2, 16}), v = at::randn({50, 2, 16});
+  EXPECT_LT(MaxDiff(PrefillAttention(q, k, v, 0, 0.25), NaiveCausalAttention(q, k, v, 0, 0.25)), 1e-5);
+}
+
+// Scatters a contiguous [ctx, heads, dim] history into random cache blocks.
+TEST(Attention, PagedDecodeMatchesContiguous) {
+  at::manual_seed(2);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    const int64_t bs = 4, num_blocks = 40, hq = 8, hkv = 2, d = 32;
+    const std::vector<int64_t> ctx = {1, 7, 33, 16};
+    at::Tensor kc = at::zeros({num_blocks, bs, hkv, d}, dtype), vc = at::zeros({num_blocks, bs, hkv, d}, dtype);
+    at::Tensor perm = at::randperm(num_blocks);
+    at::Tensor tables = at::zeros({4, 9}, at::kInt);
+    at::Tensor q = at::randn({4, hq, d}).to(dtype);
+    std::vector<at::Tensor> refs;
+    int64_t next = 0;
+    for (int64_t s = 0; s < 4; ++s) {
+      at::Tensor k = at::randn({ctx[s], hkv, d}).to(dtype), v = at::randn({ctx[s], hkv, d}).to(dtype);
+      for (int64_t t = 0; t < ctx[s]; ++t) {
+        if (t % bs == 0) tables[s][t / bs] = perm[next++].item<int>();
+        const int64_t b = tables[s][t / bs].item<int>();
+        kc[b][t % bs].copy_(k[t]);
+        vc[b][t % bs].copy_(v[t]);
+      }
+      refs.push_back(NaiveCausalAttention(q.narrow(0, s, 1), k, v, ctx[s] - 1, 0.2));
+    }
+    at::Tensor out = PagedDecodeAttention(q, kc, vc, tables, at::tensor(std::vector<int>{1, 7, 33, 16}), 0.2);
+    const double tol = dtype == at::kFloat ? 1e-5 : 2e-2;
+    for (int64_t s = 0; s < 4; ++s) EXPECT_LT(MaxDiff(out.narrow(0, s, 1), refs[s]), tol) << "seq " << s;
+  }
+}
+
+// MLA layout: V is the leading part of each K row of one cache buffer (strided view).
+TEST(Attention, PagedDecodeStridedLatentView) {
+  at::manual_seed(3);
+  const int64_t bs = 8, r = 16, dr = 8, h = 4, ctx = 21;
+  at::Tensor cache = at::randn({4, bs, 1, r + dr});
+  at::Tensor table = at::tensor(std::vector<int>{2, 0, 3}).view({1, 3});
+  at::Tensor q = at::randn({1, h, r + dr});
+  at::Tensor rows = cache.index_select(0, table[0].to(at::kLong)).reshape({-1, 1, r + dr}).narrow(0, 0, ctx);
+  at::Tensor ref = NaiveCausalAttention(q, rows, rows.narrow(2, 0, r), ctx - 1, 0.3);
+  at::Tensor out = PagedDecodeAttention(q, cache, cache.narrow(3, 0, r), table, at::tensor(std::vector<int>{21}), 0.3);
+  EXPECT_LT(MaxDiff(out, ref), 1e-5);
+}
+
+TEST(Rope, NeoxMatchesFormula) {
+  RopeParams p;
+  p.rotary_dim = 8;
+  RopeTable t = MakeRopeTable(p, at::kCPU);
+  at::Tensor expect_inv = 1.0 / at::pow(10000.0, at::arange(0, 8, 2).to(at::kFloat) / 8);
+  EXPECT_LT(MaxDiff(t.inv_freq, expect_inv), 1e-7);
+  at::Tensor x = at::randn({5, 2, 8});
+  at::Tensor pos = at::arange(5, at::kLong) * 3;
+  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(1) * expect_inv.unsqueeze(0);
+  at::Tensor emb = at::cat({freqs, freqs}, -1).unsqueeze(1);
+  at::Tensor rot = at::cat({-x.narrow(-1, 4, 4), x.narrow(-1, 0, 4)}, -1);
+  EXPECT_LT(MaxDiff(ApplyRope(x, pos, t, false), x * emb.cos() + rot * emb.sin()), 1e-5);
+  p.kind = RopeKind::kLinear;
+  p.factor = 2.0;
+  EXPECT_LT(MaxDiff(MakeRopeTable(p, at::kCPU).inv_freq, expect_inv / 2), 1e-7);
+}
+
+// Interleaved rope must give the same q.k as the complex-pair rotation (DeepSeek's reference form).
+TEST(Rope, InterleavedPreservesComplexDotProducts) {
+  RopeParams p;
+  p.rotary_dim = 8;
+  p.kind = RopeKind::kYarn;
+  p.factor = 4.0;
+  p.original_max_position = 64;
+  p.mscale = 0.707;
+  p.mscale_all_dim = 0.707;
+  RopeTable t = MakeRopeTable(p, at::kCPU);
+  at::Tensor q = at::randn({6, 1, 8}), k = at::randn({6, 1, 8});
+  at::Tensor pos = at::arange(6, at::kLong) * 11;
+  auto complex_rot = [&](const at::Tensor& x) {
+    at::Tensor freqs = pos.to(at::kFloat).unsqueeze(1) * t.inv_freq.unsqueeze(0);
+    at::Tensor xr = x.reshape({6, 4, 2});
+    at::Tensor a = xr.select(-1, 0), b = xr.select(-1, 1);
+    return at::stack({a * freqs.cos() - b * freqs.sin(), b * freqs.cos() + a * freqs.sin()}, -1).reshape({6, 8}) *
+           t.attention_scaling;
+  };
+  at::Tensor ref = at::mm(complex_rot(q), complex_rot(k).t());
+  at::Tensor got = at::mm(ApplyRope(q, pos, t, true).view({6, 8}), ApplyRope(k, pos, t, true).view({6, 8}).t());
+  EXPECT_LT(MaxDiff(got, ref), 1e-4);
+}
+
+TEST(Moe, GroupedMatchesPerTokenLoop) {
+  at::manual_seed(4);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    const int64_t t = 13, h = 16, inter = 8, e = 6, k = 2;
+    at::Tensor x = at::randn({t, h}).to(dtype);
+    at::Tensor gu = (at::randn({e, 2 * inter, h}) * 0.3).to(dtype), down = (at::randn({e, h, inter}) * 0.3).to(dtype);
+    auto [ids, w] = MoeRoute(at::randn({t, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
+    const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
+    EXPECT_LT(MaxDiff(MoeExperts(x, gu, down, ids, w), MoeExpertsNaive(x, gu, down, ids, w)), tol);
+  }
+}
+
+TEST(Moe, NoauxRoutingMatchesReference) {
+  at::manual_seed(5);
+  const int64_t t = 9, e = 16, groups = 4;
+  at::Tensor logits = at::randn({t, e}), bias = at::randn({e}) * 0.5;
+  MoeRoutingParams p{MoeScoring::kSigmoid, MoeTopkMethod::kNoauxTc, 3, groups, 2, true, 2.5};
+  auto [ids, w] = MoeRoute(logits, bias, p);
+  for (int64_t i = 0; i < t; ++i) {
+    at::Tensor s = logits[i].sigmoid(), c = s + bias;
+    at::Tensor gs = std::get<0>(c.view({groups, e / groups}).topk(2, -1)).sum(-1);
+    at::Tensor keep_groups = std::get<1>(gs.topk(2));
+    at::Tensor masked = at::zeros({e});
+    for (int64_t g = 0; g < 2; ++g) {
+      const int64_t gi = keep_groups[g].item<int64_t>();
+      masked.narrow(0, gi * 4, 4).copy_(c.narrow(0, gi * 4, 4));
+    }
+    at::Tensor ref_ids = std::get<0>(std::get<1>(masked.topk(3)).sort());
+    auto got_sorted = ids[i].sort();
+    EXPECT_TRUE(at::equal(std::get<0>(got_sorted), ref_ids));
+    at::Tensor ref_w = s.index_select(0, ref_ids);
+    ref_w = ref_w / ref_w.sum() * 2.5;
+    EXPECT_LT(MaxDiff(w[i].index_select(0, std::get<1>(got_sorted)), ref_w), 1e-6);
+  }
+}
+
+TEST(Sampling, GreedyAndDegenerateFiltersPickArgmax) {
+  at::manual_seed(6);
+  at::Tensor logits = at::randn({4, 50});
+  at::Tensor argmax = logits.argmax(-1);
+  auto f = [](std::vector<float> v) { return at::tensor(v); };
+  auto i = [](std::vector<int64_t> v) { return at::tensor(v); };
+  at::Tensor u = f({0.99f, 0.5f, 0.7f, 0.3f});
+  // greedy, top_k=1, top_p tiny, min_p=1
+  at::Tensor got = SampleFromLogits(logits, f({0, 1, 1, 1}), i({0, 1, 0, 0}), f({1, 1, 1e-6f, 1}), f({0, 0, 0, 1}), u);
+  EXPECT_TRUE(at::equal(got, argmax));
+}
+
+TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {
+  EXPECT_EQ(SeededUniform(42, 7), SeededUniform(42, 7));
+  EXPECT_NE(SeededUniform(42, 7), SeededUniform(42, 8));
+  at::Tensor logits = at::log(at::tensor(std::vector<float>{0.5f, 0.3f, 0.2f})).unsqueeze(0).repeat({3000, 1});
+  std::vector<float> u;
+  for (int j = 0; j < 3000; ++j) u.push_back(static_cast<float>(SeededUniform(1, j)));
+  at::Tensor ones = at::ones({3000}), zeros = at::zeros({3000});
+  at::Tensor got = SampleFromLogits(logits, ones, zeros.to(at::kLong), ones, zeros, at::tensor(u));
+  at::Tensor freq = at::bincount(got, {}, 3).to(at::kFloat) / 3000;
+  EXPECT_LT(MaxDiff(freq, at::tensor(std::vector<float>{0.5f, 0.3f, 0.2f})), 0.03);
+  // top_p 0.6 keeps tokens 0 and 1 only, renormalised 0.625 / 0.375.
+  at::Tensor got_p = SampleFromLogits(logits, ones, zeros.to(at::kLong), ones * 0.6, zeros, at::tensor(u));
+  EXPECT_EQ((got_p == 2).sum().item<int64_t>(), 0);
+  EXPECT_NEAR((got_p == 0).sum().item<double>() / 3000, 0.625, 0.03);
+}
+
+TEST(Sampling, Penalties) {
+  at::Tensor logits = at::tensor(std::vector<float>{2, -2, 1, 0}).unsqueeze(0);
+  at::Tensor rows = at::zeros({3}, at::kLong), ids = at::tensor(std::vector<int64_t>{0, 1, 0});
+  auto one = [](float v) { return at::tensor(std::vector<float>{v}); };
+  at::Tensor rep = ApplyPenalties(logits, rows, ids, one(2), one(0), one(0));
+  EXPECT_LT(MaxDiff(rep, at::tensor(std::vector<float>{1, -4, 1, 0}).unsqueeze(0)), 1e-6);
+  at::Tensor pf = ApplyPenalties(logits, rows, ids, one(1), one(0.5), one(0.25));
+  EXPECT_LT(MaxDiff(pf, at::tensor(std::vector<float>{2 - 0.5f - 0.5f, -2 - 0.5f - 0.25f, 1, 0}).unsqueeze(0)), 1e-6);
+}
+
+TEST(Norm, RmsNormMatchesFormula) {
+  at::Tensor x = at::randn({3, 16}), w = at::randn({16});
+  at::Tensor ref = w * (x / at::sqrt(x.pow(2).mean(-1, true) + 1e-6));
+  EXPECT_LT(MaxDiff(RmsNorm(x, w, 1e-6), ref), 1e-5);
+}
+
+}  // namespace
+}  // namespace inferd::ops
