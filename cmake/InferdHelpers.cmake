@@ -20,8 +20,11 @@ function(inferd_add_gtest)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 600)
   endif()
+  # gtest_discover_tests flattens list-valued properties, so several labels travel as one: "serving+model".
+  # `ctest -L` takes a regex, so -L model still selects it.
+  string(REPLACE ";" "+" _labels "${T_LABELS}")
   gtest_discover_tests(${T_NAME}
     WORKING_DIRECTORY ${CMAKE_BINARY_DIR}
     DISCOVERY_TIMEOUT 120
-    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}" ${T_PROPERTIES})
+    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${_labels}" ${T_PROPERTIES})
 endfunction()

@@ -19,7 +19,7 @@ namespace inferd::worker {
 struct ModelRunnerOptions {
   std::string dtype = "bf16";  // "fp32" or "bf16" on CPU
   int32_t num_threads = 0;     // intra-op threads; 0 keeps libtorch's default
-  int64_t kv_num_blocks = 256;
+  int64_t kv_num_blocks = 256;  // 0: no pool until AllocateCache
   int32_t block_size = 16;
   std::string device = "cpu";
   uint64_t seed = 0;           // base seed for requests that carry none
@@ -34,6 +34,10 @@ class ModelRunner {
   ModelRunner(const ModelRunner&) = delete;
   ModelRunner& operator=(const ModelRunner&) = delete;
 
+  // Allocates (or replaces) the paged KV pool: num_blocks blocks of block_size tokens. Load with
+  // kv_num_blocks = 0 defers the pool to this call, so the caller can size it from CacheLayout().
+  Status AllocateCache(int64_t num_blocks, int32_t block_size);
+  KvCacheLayout CacheLayout() const;  // what one cached token costs, per layer and in total
   int64_t BytesPerBlock() const;  // KV bytes one block holds across all layers
   int64_t NumBlocks() const;
   int32_t BlockSize() const;

@@ -1,5 +1,5 @@
-// inferd: the serving daemon. Start-up order: config -> logging -> metrics -> gRPC (NOT_SERVING) ->
-// models -> SERVING; SIGTERM/SIGINT: NOT_SERVING, drain for the grace period, exit 0.
+// inferd: the serving daemon. Start-up order: config -> logging -> metrics -> models (load, KV pool,
+// warm-up) -> gRPC -> SERVING. SIGTERM/SIGINT: NOT_SERVING, in-flight RPCs get the grace period, exit 0.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "common/logging.h"
+#include "daemon/model_pool.h"
 #include "inferd/config.h"
 #include "metrics/metrics_server.h"
 #include "server/grpc_server.h"
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<inferd::metrics::MetricsServer> metrics;
+  std::vector<std::unique_ptr<inferd::daemon::ModelPool>> pools;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
   try {
     CheckModelPaths(cfg);
@@ -81,7 +83,16 @@ int main(int argc, char** argv) {
       metrics = std::make_unique<inferd::metrics::MetricsServer>(cfg.metrics.address);
       spdlog::info("metrics on http://{}/metrics", cfg.metrics.address);
     }
-    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server);
+    std::vector<inferd::server::ServingPool> serving;
+    for (const auto& m : cfg.models) {
+      auto t0 = std::chrono::steady_clock::now();
+      pools.push_back(inferd::daemon::ModelPool::Load(m));
+      auto loaded = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
+      auto warm = pools.back()->WarmUp();
+      spdlog::info("{}: loaded in {:.2f}s, warmed up in {:.2f}s", m.name, loaded.count(), warm.count());
+      serving.push_back(pools.back()->serving_pool());
+    }
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving));
     spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
   } catch (const std::exception& e) {
     spdlog::critical("start-up failed: {}", e.what());
@@ -99,6 +110,7 @@ int main(int argc, char** argv) {
                   std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000));
   grpc_server->Shutdown(deadline);
   grpc_server.reset();
+  pools.clear();  // engines stop; anything still queued ends CANCELLED
   metrics.reset();
   spdlog::info("drained, exiting");
   return 0;

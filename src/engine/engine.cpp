@@ -79,6 +79,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options, s
     {
       std::lock_guard<std::mutex> lock(ts->mu);
       ts->wake = true;
+      // Once a Submit/Cancel has returned, Drain must not see an idle loop until that work is done.
+      ts->idle.store(false);
     }
     ts->cv.notify_one();
   });
@@ -103,16 +105,17 @@ void Engine::Loop() {
   for (;;) {
     bool has_work = core_->HasWork();
     {
+      // idle is true only while the loop waits with no work seen and no wake-up pending (both under mu).
       std::unique_lock<std::mutex> lock(ts.mu);
       if (ts.stop) return;
-      if (!has_work) {
+      if (!has_work && !ts.wake) {
         ts.idle.store(true);
         ts.cv.wait(lock, [&] { return ts.stop || ts.wake; });
         if (ts.stop) return;
       }
       ts.wake = false;
+      ts.idle.store(false);
     }
-    ts.idle.store(false);
     if (!core_->Step() && core_->HasWork()) {
       // Work exists but nothing could run (all waiting on memory or slots): back off briefly.
       std::unique_lock<std::mutex> lock(ts.mu);

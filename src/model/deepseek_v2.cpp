@@ -27,8 +27,8 @@ struct MlaWeights {
   at::Tensor w_kv_a;       // [kv_lora_rank + rope_dim, hidden]
   at::Tensor kv_a_norm;    // [kv_lora_rank]
   at::Tensor w_kv_b;       // [heads * (nope_dim + v_dim), kv_lora_rank]
-  at::Tensor w_uk;         // [heads, nope_dim, kv_lora_rank]  (absorbed into q for decode)
-  at::Tensor w_uv;         // [heads, kv_lora_rank, v_dim]     (applied after latent attention)
+  at::Tensor w_uk;         // [heads, kv_lora_rank, nope_dim]  (absorbed into q for decode: q_lat = q_nope w_uk^T)
+  at::Tensor w_uv;         // [heads, v_dim, kv_lora_rank]     (after latent attention: o = o_lat w_uv^T)
   at::Tensor w_o;          // [hidden, heads * v_dim]
 };
 
@@ -82,8 +82,8 @@ class DeepseekModel final : public Model {
       a.kv_a_norm = w.Load(ap + "kv_a_layernorm.weight", {c.kv_lora_rank});
       a.w_kv_b = w.Load(ap + "kv_b_proj.weight", {nh * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank});
       at::Tensor kv_b = a.w_kv_b.view({nh, c.qk_nope_head_dim + c.v_head_dim, c.kv_lora_rank});
-      a.w_uk = kv_b.narrow(1, 0, c.qk_nope_head_dim).contiguous();
-      a.w_uv = kv_b.narrow(1, c.qk_nope_head_dim, c.v_head_dim).transpose(1, 2).contiguous();
+      a.w_uk = kv_b.narrow(1, 0, c.qk_nope_head_dim).transpose(1, 2).contiguous();
+      a.w_uv = kv_b.narrow(1, c.qk_nope_head_dim, c.v_head_dim).contiguous();
       a.w_o = w.Load(ap + "o_proj.weight", {h, nh * c.v_head_dim});
       l.moe = c.IsMoeLayer(i);
       if (l.moe) {
@@ -131,10 +131,11 @@ class DeepseekModel final : public Model {
   at::Tensor Forward(const ForwardInputs& in, KvCache& cache) override {
     const ModelConfig& c = config_;
     at::Tensor hidden = at::embedding(embed_, in.token_ids);  // [T, hidden]
+    const ops::RopeCosSin cs = ops::RopeCosSinFor(in.positions, rope_);
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const DeepseekLayer& l = layers_[i];
       at::Tensor x = ops::RmsNorm(hidden, l.input_norm, c.rms_norm_eps);
-      hidden = hidden + Attention(in, cache.k[i], l.attn, x);
+      hidden = hidden + Attention(in, cs, cache.k[i], l.attn, x);
       x = ops::RmsNorm(hidden, l.post_norm, c.rms_norm_eps);
       hidden = hidden + (l.moe ? Moe(l.experts, x) : Mlp(l.mlp, x));
     }
@@ -189,7 +190,8 @@ class DeepseekModel final : public Model {
   }
 
   // MLA. Cache row per token: [normalised latent (kv_lora_rank) | rotated rope key (rope_dim)].
-  at::Tensor Attention(const ForwardInputs& in, at::Tensor& cache, const MlaWeights& a, const at::Tensor& x) {
+  at::Tensor Attention(const ForwardInputs& in, const ops::RopeCosSin& cs, at::Tensor& cache, const MlaWeights& a,
+                       const at::Tensor& x) {
     const ModelConfig& c = config_;
     const int64_t t = x.size(0), nh = c.num_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim;
     const int64_t dv = c.v_head_dim, r = c.kv_lora_rank;
@@ -198,24 +200,22 @@ class DeepseekModel final : public Model {
                        : ops::Linear(ops::RmsNorm(ops::Linear(x, a.w_q_a), a.q_a_norm, kLoraNormEps), a.w_q_b);
     q = q.view({t, nh, dn + dr});
     at::Tensor q_nope = q.narrow(2, 0, dn);
-    at::Tensor q_pe = ops::ApplyRope(q.narrow(2, dn, dr), in.positions, rope_, c.rope_interleave);
+    at::Tensor q_pe = ops::ApplyRope(q.narrow(2, dn, dr), cs, c.rope_interleave);
     at::Tensor kv_a = ops::Linear(x, a.w_kv_a);  // [T, r + dr]
     at::Tensor latent = ops::RmsNorm(kv_a.narrow(1, 0, r), a.kv_a_norm, kLoraNormEps);
-    at::Tensor k_pe = ops::ApplyRope(kv_a.narrow(1, r, dr).reshape({t, 1, dr}), in.positions, rope_, c.rope_interleave);
+    at::Tensor k_pe = ops::ApplyRope(kv_a.narrow(1, r, dr).reshape({t, 1, dr}), cs, c.rope_interleave);
     at::Tensor rows = at::cat({latent, k_pe.view({t, dr})}, 1);  // [T, r + dr]
     at::Tensor cache_flat = cache.view({-1, r + dr});
     cache_flat.index_copy_(0, in.slot_mapping, rows.to(cache.scalar_type()));
 
+    if (in.decode_only) {  // every token is a decode: rows are already in kernel order
+      return ops::Linear(AbsorbedDecode(in, cache, a, q_nope, q_pe).reshape({t, nh * dv}), a.w_o);
+    }
     at::Tensor out = at::empty({t, nh, dv}, x.options());
     if (in.decode_rows.numel() > 0) {
-      // Absorbed: q_lat = q_nope W_UK, attend over latent rows (MQA, one kv head), then W_UV.
-      at::Tensor qn = q_nope.index_select(0, in.decode_rows).transpose(0, 1);      // [H, B, dn]
-      at::Tensor q_lat = at::bmm(qn, a.w_uk).transpose(0, 1);                       // [B, H, r]
-      at::Tensor qd = at::cat({q_lat, q_pe.index_select(0, in.decode_rows)}, 2);   // [B, H, r + dr]
-      at::Tensor o_lat = ops::PagedDecodeAttention(qd, cache, cache.narrow(3, 0, r), in.decode_block_tables,
-                                                   in.decode_context_lens, c.softmax_scale);  // [B, H, r]
-      at::Tensor od = at::bmm(o_lat.transpose(0, 1), a.w_uv).transpose(0, 1);      // [B, H, dv]
-      out.index_copy_(0, in.decode_rows, od);
+      out.index_copy_(0, in.decode_rows,
+                      AbsorbedDecode(in, cache, a, q_nope.index_select(0, in.decode_rows),
+                                     q_pe.index_select(0, in.decode_rows)));
     }
     for (int64_t s : in.prefill_seqs) {
       const SeqSlice& seq = in.seqs[s];
@@ -230,6 +230,18 @@ class DeepseekModel final : public Model {
           .copy_(ops::PrefillAttention(q_full, k_full, kv.narrow(2, dn, dv), seq.start_pos, c.softmax_scale));
     }
     return ops::Linear(out.reshape({t, nh * dv}), a.w_o);
+  }
+
+  // Absorbed MLA decode: q_lat = q_nope W_UK, attention over the latent rows (MQA, one kv head), then W_UV.
+  at::Tensor AbsorbedDecode(const ForwardInputs& in, const at::Tensor& cache, const MlaWeights& a,
+                            const at::Tensor& q_nope,  // [B, H, dn] (decode rows only)
+                            const at::Tensor& q_pe) const {  // [B, H, dr]
+    const int64_t r = config_.kv_lora_rank;
+    at::Tensor q_lat = ops::HeadLinear(q_nope, a.w_uk);  // [B, H, r]
+    at::Tensor qd = at::cat({q_lat, q_pe}, 2);           // [B, H, r + dr]
+    at::Tensor o_lat = ops::PagedDecodeAttention(qd, cache, cache.narrow(3, 0, r), in.decode_block_tables,
+                                                 in.decode_context_lens, config_.softmax_scale);  // [B, H, r]
+    return ops::HeadLinear(o_lat, a.w_uv);  // [B, H, dv]
   }
 
   ModelConfig config_;

@@ -85,12 +85,13 @@ class LlamaModel final : public Model {
     const ModelConfig& c = config_;
     const int64_t t = in.token_ids.size(0), d = c.head_dim, hq = c.num_heads, hkv = c.num_kv_heads;
     at::Tensor hidden = at::embedding(embed_, in.token_ids);  // [T, hidden]
+    const ops::RopeCosSin cs = ops::RopeCosSinFor(in.positions, rope_);
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const LlamaLayer& l = layers_[i];
       at::Tensor x = ops::RmsNorm(hidden, l.input_norm, c.rms_norm_eps);
       at::Tensor qkv = ops::Linear(x, l.w_qkv, l.b_qkv);  // [T, (hq + 2 hkv) d]
-      at::Tensor q = ops::ApplyRope(qkv.narrow(1, 0, hq * d).view({t, hq, d}), in.positions, rope_, false);
-      at::Tensor k = ops::ApplyRope(qkv.narrow(1, hq * d, hkv * d).view({t, hkv, d}), in.positions, rope_, false);
+      at::Tensor q = ops::ApplyRope(qkv.narrow(1, 0, hq * d).view({t, hq, d}), cs, false);
+      at::Tensor k = ops::ApplyRope(qkv.narrow(1, hq * d, hkv * d).view({t, hkv, d}), cs, false);
       at::Tensor v = qkv.narrow(1, (hq + hkv) * d, hkv * d).reshape({t, hkv, d});
       at::Tensor attn = Attention(in, cache.k[i], cache.v[i], q, k, v);  // [T, hq, d]
       hidden = hidden + ops::Linear(attn.reshape({t, hq * d}), l.w_o, l.b_o);
@@ -111,6 +112,10 @@ class LlamaModel final : public Model {
     at::Tensor v_flat = v_cache.view({-1, hkv, d});
     k_flat.index_copy_(0, in.slot_mapping, k.to(k_cache.scalar_type()));
     v_flat.index_copy_(0, in.slot_mapping, v.to(v_cache.scalar_type()));
+    if (in.decode_only) {  // every token is a decode: rows are already in kernel order
+      return ops::PagedDecodeAttention(q, k_cache, v_cache, in.decode_block_tables, in.decode_context_lens,
+                                       config_.softmax_scale);
+    }
     at::Tensor out = at::empty({q.size(0), q.size(1), d}, q.options());
     if (in.decode_rows.numel() > 0) {
       at::Tensor od = ops::PagedDecodeAttention(q.index_select(0, in.decode_rows), k_cache, v_cache,

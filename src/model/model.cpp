@@ -23,6 +23,7 @@ void ForwardInputs::BuildDecodeIndex() {
   }
   const auto dev = token_ids.device();
   const auto n = static_cast<int64_t>(rows.size());
+  decode_only = prefill_seqs.empty() && n == token_ids.size(0);
   decode_rows = at::tensor(rows, at::TensorOptions().dtype(at::kLong)).to(dev);
   decode_context_lens = at::tensor(ctx, at::TensorOptions().dtype(at::kInt)).to(dev);
   decode_block_tables = n == 0 ? at::empty({0, block_tables.size(1)}, block_tables.options())

@@ -38,6 +38,7 @@ struct ForwardInputs {
   at::Tensor decode_block_tables;  // [num_decode, max_blocks] int32
   at::Tensor decode_context_lens;  // [num_decode] int32 (start_pos + 1)
   std::vector<int64_t> prefill_seqs;  // indices into seqs of the others
+  bool decode_only = false;           // every sequence is a decode, so decode_rows == [0, num_tokens)
   int64_t block_size = 0;
 
   // Fills the decode_* fields and prefill_seqs from seqs/block_tables.

@@ -53,6 +53,30 @@ at::Tensor GemvLinear(const at::Tensor& x_in, const at::Tensor& w, const at::Ten
   return y;
 }
 
+at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {
+  TORCH_CHECK(x.dim() == 3 && w.dim() == 3 && x.size(1) == w.size(0) && x.size(2) == w.size(2), "HeadLinear: shapes");
+  if (!GemvEligible(x.select(1, 0), w[0], {}) || x.stride(2) != 1) {
+    return at::bmm(x.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1);
+  }
+  const int64_t m = x.size(0), heads = x.size(1), n = w.size(1), k = w.size(2);
+  at::Tensor y = at::empty({m, heads, n}, x.options());
+  const int64_t elem = static_cast<int64_t>(x.element_size());
+  ParallelChunks(heads, [&](int64_t h) {
+    kernels::cpu::GemvArgs a;
+    a.x = static_cast<const char*>(x.data_ptr()) + h * x.stride(1) * elem;
+    a.ldx = x.stride(0);
+    a.w = static_cast<const char*>(w.data_ptr()) + h * n * k * elem;
+    a.type = x.scalar_type() == at::kBFloat16 ? kernels::cpu::GemvType::kBFloat16 : kernels::cpu::GemvType::kFloat32;
+    a.y = static_cast<char*>(y.data_ptr()) + h * n * elem;
+    a.ldy = heads * n;
+    a.m = m;
+    a.n = n;
+    a.k = k;
+    kernels::cpu::GemvRange(a, 0, n);
+  });
+  return y;
+}
+
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (GemvEligible(x, w, b)) return GemvLinear(x, w, b);
   return at::linear(x, w, b);

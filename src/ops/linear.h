@@ -15,6 +15,11 @@ at::Tensor Linear(const at::Tensor& x,        // [rows, in]
                   const at::Tensor& bias = {});  // [out] or undefined
 // -> [rows, out], x.dtype
 
+// Per-head products (MLA's absorbed decode weights): y[b, h, :] = x[b, h, :] w[h]^T.
+at::Tensor HeadLinear(const at::Tensor& x,   // [rows, heads, in], last dim contiguous
+                      const at::Tensor& w);  // [heads, out, in]
+// -> [rows, heads, out], x.dtype
+
 // The GEMV kernel alone (any row count), for tests. Same contract as Linear; CPU, contiguous weight,
 // x/weight/bias of one dtype (float32 or bfloat16).
 at::Tensor GemvLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});

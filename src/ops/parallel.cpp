@@ -16,6 +16,8 @@ namespace {
 // Claim word: generation (16 bits) | chunk count (24) | next chunk index (24). A claim is a CAS on the whole
 // word, so it succeeds only against the live generation; the count travels in the same word so a claimer
 // never pairs an old index with a new count.
+thread_local bool t_in_chunk = false;  // a ParallelChunks call from inside a chunk runs inline
+
 constexpr int kIdxBits = 24;
 constexpr uint64_t kIdxMask = (uint64_t{1} << kIdxBits) - 1;
 inline uint64_t Pack(uint64_t gen, uint64_t num) { return ((gen & 0xffff) << 48) | (num << kIdxBits); }
@@ -38,11 +40,11 @@ class Pool {
 
   void Run(int64_t num_chunks, const std::function<void(int64_t)>& fn) {
     if (num_chunks <= 0) return;
-    if (helpers_.empty() || num_chunks == 1 || in_run_ || num_chunks > static_cast<int64_t>(kIdxMask)) {
+    if (helpers_.empty() || num_chunks == 1 || t_in_chunk || num_chunks > static_cast<int64_t>(kIdxMask)) {
       for (int64_t c = 0; c < num_chunks; ++c) fn(c);
       return;
     }
-    in_run_ = true;
+    t_in_chunk = true;
     const uint64_t gen = (claim_.load(std::memory_order_relaxed) >> 48) + 1;
     fn_.store(&fn, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
@@ -68,7 +70,7 @@ class Pool {
         std::this_thread::yield();
       }
     }
-    in_run_ = false;
+    t_in_chunk = false;
   }
 
  private:
@@ -104,7 +106,9 @@ class Pool {
       const int64_t idx = Idx(c);
       if (idx >= Num(c)) break;
       if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+      t_in_chunk = true;
       (*fn)(idx);
+      t_in_chunk = false;
       done_.fetch_add(1, std::memory_order_release);
     }
   }
@@ -117,10 +121,10 @@ class Pool {
   std::atomic<uint32_t> wake_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
-  bool in_run_ = false;
 };
 
 std::mutex g_mu;
+
 std::unique_ptr<Pool> g_pool;
 int g_requested = 0;
 

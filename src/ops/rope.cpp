@@ -75,10 +75,7 @@ RopeTable MakeRopeTable(const RopeParams& p, c10::Device device) {
   return table;
 }
 
-at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& positions, const RopeTable& table, bool interleaved) {
-  const int64_t dim = x.size(-1);
-  const int64_t half = dim / 2;
-  TORCH_CHECK(table.inv_freq.size(0) == half, "rope: rotary dim ", dim, " does not match table ", 2 * half);
+RopeCosSin RopeCosSinFor(const at::Tensor& positions, const RopeTable& table) {
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(1) * table.inv_freq.unsqueeze(0);  // [T, half]
   at::Tensor cos = freqs.cos();
   at::Tensor sin = freqs.sin();
@@ -86,8 +83,21 @@ at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& positions, const Rop
     cos = cos * table.attention_scaling;
     sin = sin * table.attention_scaling;
   }
-  cos = cos.unsqueeze(1);  // [T, 1, half]
-  sin = sin.unsqueeze(1);
+  return {cos.unsqueeze(1), sin.unsqueeze(1)};  // [T, 1, half]
+}
+
+at::Tensor ApplyRope(const at::Tensor& x, const at::Tensor& positions, const RopeTable& table, bool interleaved) {
+  TORCH_CHECK(table.inv_freq.size(0) == x.size(-1) / 2, "rope: rotary dim ", x.size(-1), " does not match table ",
+              2 * table.inv_freq.size(0));
+  return ApplyRope(x, RopeCosSinFor(positions, table), interleaved);
+}
+
+at::Tensor ApplyRope(const at::Tensor& x, const RopeCosSin& cs, bool interleaved) {
+  const int64_t dim = x.size(-1);
+  const int64_t half = dim / 2;
+  TORCH_CHECK(cs.cos.size(-1) == half, "rope: rotary dim ", dim, " does not match table ", 2 * cs.cos.size(-1));
+  const at::Tensor& cos = cs.cos;
+  const at::Tensor& sin = cs.sin;
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor x1, x2;
   if (interleaved) {

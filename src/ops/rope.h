@@ -46,4 +46,12 @@ at::Tensor ApplyRope(const at::Tensor& x,          // [num_tokens, heads, rotary
                      const at::Tensor& positions,  // [num_tokens] int64
                      const RopeTable& table, bool interleaved);
 
+// cos/sin of positions x inv_freq (times attention_scaling), float32 [num_tokens, 1, rotary_dim / 2]: compute
+// once per forward and reuse for every layer's q and k.
+struct RopeCosSin {
+  at::Tensor cos, sin;
+};
+RopeCosSin RopeCosSinFor(const at::Tensor& positions, const RopeTable& table);
+at::Tensor ApplyRope(const at::Tensor& x, const RopeCosSin& cs, bool interleaved);  // same result as above
+
 }  // namespace inferd::ops

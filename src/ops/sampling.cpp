@@ -35,11 +35,19 @@ at::Tensor ApplyPenalties(const at::Tensor& logits, const at::Tensor& history_ro
 
 at::Tensor SampleFromLogits(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& top_k,
                             const at::Tensor& top_p, const at::Tensor& min_p, const at::Tensor& uniform) {
-  const int64_t vocab = logits.size(1);
   at::Tensor greedy_ids = logits.argmax(-1);
   at::Tensor greedy = temperature <= 0;
   if (greedy.all().item<bool>()) return greedy_ids;
-  at::Tensor temp = at::where(greedy, at::ones_like(temperature), temperature).unsqueeze(1);
+  if (greedy.any().item<bool>()) {
+    // Only the sampling rows pay for the full-vocabulary sort; greedy rows keep their argmax.
+    at::Tensor rows = greedy.logical_not().nonzero().squeeze(1);
+    at::Tensor sampled = SampleFromLogits(logits.index_select(0, rows), temperature.index_select(0, rows),
+                                          top_k.index_select(0, rows), top_p.index_select(0, rows),
+                                          min_p.index_select(0, rows), uniform.index_select(0, rows));
+    return greedy_ids.index_copy(0, rows, sampled);
+  }
+  const int64_t vocab = logits.size(1);
+  at::Tensor temp = temperature.unsqueeze(1);
   at::Tensor probs = (logits / temp).softmax(-1);
   auto [sorted, sorted_idx] = probs.sort(-1, /*descending=*/true);
   at::Tensor rank = at::arange(vocab, logits.options().dtype(at::kLong)).unsqueeze(0);
@@ -53,8 +61,7 @@ at::Tensor SampleFromLogits(const at::Tensor& logits, const at::Tensor& temperat
   at::Tensor cdf = kept.cumsum(-1);
   at::Tensor threshold = uniform.unsqueeze(1) * cdf.narrow(1, vocab - 1, 1);
   at::Tensor pick = (cdf <= threshold).sum(-1).clamp_max(vocab - 1);
-  at::Tensor sampled = sorted_idx.gather(1, pick.unsqueeze(1)).squeeze(1);
-  return at::where(greedy, greedy_ids, sampled);
+  return sorted_idx.gather(1, pick.unsqueeze(1)).squeeze(1);
 }
 
 }  // namespace inferd::ops

@@ -16,7 +16,8 @@ namespace {
 constexpr const char* kServiceName = "inferd.v1.Inference";
 }
 
-GrpcServer::GrpcServer(const ServerConfig& config) : service_(std::make_unique<InferenceService>()) {
+GrpcServer::GrpcServer(const ServerConfig& config, std::vector<ServingPool> pools, InferenceServiceOptions options)
+    : service_(std::make_unique<InferenceService>(std::move(pools), options)) {
   grpc::EnableDefaultHealthCheckService(true);
   if (config.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -42,13 +43,20 @@ GrpcServer::~GrpcServer() {
 }
 
 void GrpcServer::SetServing(bool serving) {
+  service_->SetServing(serving);
+  if (!server_) return;
   auto* health = server_->GetHealthCheckService();
   health->SetServingStatus(serving);
   health->SetServingStatus(kServiceName, serving);
 }
 
+BusinessStats GrpcServer::business_stats() const {
+  return service_->business_stats();
+}
+
 void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   SetServing(false);
+  if (!server_) return;
   server_->Shutdown(deadline);
   server_->Wait();
   server_.reset();

@@ -4,8 +4,12 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "inferd/config.h"
+#include "server/business_stats.h"
+#include "server/inference_service.h"
+#include "server/serving_pool.h"
 
 namespace grpc {
 class Server;
@@ -13,21 +17,25 @@ class Server;
 
 namespace inferd::server {
 
-class InferenceService;
-
 class GrpcServer {
  public:
-  // Binds and starts serving; health reports NOT_SERVING until SetServing(true).
-  // Throws std::runtime_error naming the address when it cannot listen.
-  explicit GrpcServer(const ServerConfig& config);
+  // Binds and starts serving; health reports NOT_SERVING and every RPC answers UNAVAILABLE until
+  // SetServing(true). With no pools every RPC answers UNAVAILABLE "no model pool".
+  // Throws std::runtime_error naming the address when it cannot listen, std::invalid_argument naming
+  // the pool when a pool is incomplete. Each pool's engine must outlive the server.
+  explicit GrpcServer(const ServerConfig& config, std::vector<ServingPool> pools = {},
+                      InferenceServiceOptions options = {});
   ~GrpcServer();
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;
 
   int port() const { return port_; }
-  // Overall ("") and per-service health status.
+  // Overall ("") and per-service health status, and whether the Inference RPCs are admitted.
   void SetServing(bool serving);
-  // Stops accepting, lets in-flight RPCs finish until `deadline`, then cancels the rest. Blocks.
+  // Feedback counters since start (a copy).
+  BusinessStats business_stats() const;
+  // New RPCs answer UNAVAILABLE; in-flight RPCs may finish until `deadline`, then gRPC cancels them
+  // and their handlers cancel the engine requests. Blocks. The engines are not drained here.
   void Shutdown(std::chrono::system_clock::time_point deadline);
 
  private:

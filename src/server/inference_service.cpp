@@ -1,24 +1,457 @@
 #include "server/inference_service.h"
 
+#include <grpcpp/server_context.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "inferd/ranking_codec.h"
+#include "server/ranking_proto.h"
+#include "server/request_decode.h"
+
 namespace inferd::server {
 namespace {
-grpc::Status NotWired(const char* rpc) {
-  return {grpc::StatusCode::UNIMPLEMENTED, std::string(rpc) + ": no model engine is attached to this server yet"};
+
+constexpr const char* kRetryAfterKey = "retry-after-ms";
+constexpr int64_t kFallbackRetryAfterMs = 100;
+
+double Seconds(TimePoint a, TimePoint b) {
+  return std::chrono::duration<double>(b - a).count();
 }
+
+grpc::StatusCode ToGrpcCode(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return grpc::StatusCode::OK;
+    case StatusCode::kCancelled:
+      return grpc::StatusCode::CANCELLED;
+    case StatusCode::kUnknown:
+      return grpc::StatusCode::UNKNOWN;
+    case StatusCode::kInvalidArgument:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    case StatusCode::kDeadlineExceeded:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case StatusCode::kNotFound:
+      return grpc::StatusCode::NOT_FOUND;
+    case StatusCode::kAlreadyExists:
+      return grpc::StatusCode::ALREADY_EXISTS;
+    case StatusCode::kPermissionDenied:
+      return grpc::StatusCode::PERMISSION_DENIED;
+    case StatusCode::kResourceExhausted:
+      return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case StatusCode::kFailedPrecondition:
+      return grpc::StatusCode::FAILED_PRECONDITION;
+    case StatusCode::kAborted:
+      return grpc::StatusCode::ABORTED;
+    case StatusCode::kOutOfRange:
+      return grpc::StatusCode::OUT_OF_RANGE;
+    case StatusCode::kUnimplemented:
+      return grpc::StatusCode::UNIMPLEMENTED;
+    case StatusCode::kInternal:
+      return grpc::StatusCode::INTERNAL;
+    case StatusCode::kUnavailable:
+      return grpc::StatusCode::UNAVAILABLE;
+    case StatusCode::kDataLoss:
+      return grpc::StatusCode::DATA_LOSS;
+  }
+  return grpc::StatusCode::UNKNOWN;
+}
+
+// A refused Submit; RESOURCE_EXHAUSTED carries its retry hint in trailing metadata.
+grpc::Status Refused(grpc::ServerContext* ctx, const SubmitResult& result) {
+  if (result.status.code() == StatusCode::kResourceExhausted) {
+    ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(std::max<int64_t>(1, result.retry_after.count())));
+  }
+  return ToGrpcStatus(result.status);
+}
+
+// A request's final status. RESOURCE_EXHAUSTED here comes from the scheduler's admission check after
+// Submit accepted the request, which gives no hint: send a fixed one.
+grpc::Status OutcomeStatus(grpc::ServerContext* ctx, const RequestOutcome& outcome) {
+  if (outcome.status.code() == StatusCode::kResourceExhausted) {
+    ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(kFallbackRetryAfterMs));
+  }
+  return ToGrpcStatus(outcome.status);
+}
+
+// The earlier of now + latency_budget_ms (when > 0) and the gRPC deadline (when the client set one).
+std::optional<TimePoint> RequestDeadline(const grpc::ServerContext* ctx, uint32_t latency_budget_ms) {
+  std::optional<TimePoint> deadline;
+  const TimePoint now = Clock::now();
+  if (latency_budget_ms > 0) deadline = now + std::chrono::milliseconds(latency_budget_ms);
+  const auto grpc_deadline = ctx->deadline();
+  if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
+    const auto left = grpc_deadline - std::chrono::system_clock::now();
+    const TimePoint d = now + std::chrono::duration_cast<Clock::duration>(left);
+    if (!deadline || d < *deadline) deadline = d;
+  }
+  return deadline;
+}
+
+v1::FinishReason ToProto(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kEos:
+      return v1::FINISH_REASON_STOP;
+    case FinishReason::kStopString:
+      return v1::FINISH_REASON_STOP_STRING;
+    case FinishReason::kMaxTokens:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kContextLength:
+      return v1::FINISH_REASON_CONTEXT;
+    case FinishReason::kCancelled:
+      return v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kDeadlineExceeded:
+      return v1::FINISH_REASON_DEADLINE;
+    case FinishReason::kError:
+      return v1::FINISH_REASON_ERROR;
+    case FinishReason::kNone:
+    case FinishReason::kScored:
+      break;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+void FillUsage(const RequestOutcome& o, v1::Usage* usage) {
+  const RequestTimings& t = o.timings;
+  usage->set_prompt_tokens(o.prompt_tokens);
+  usage->set_generated_tokens(o.generated_tokens);
+  usage->set_cached_prompt_tokens(o.cached_prompt_tokens);
+  if (t.first_scheduled != TimePoint{}) usage->set_queue_seconds(Seconds(t.arrival, t.first_scheduled));
+  if (!t.token_times.empty()) usage->set_time_to_first_token_seconds(Seconds(t.arrival, t.first_token));
+  if (t.end != TimePoint{}) usage->set_total_seconds(Seconds(t.arrival, t.end));
+}
+
+void AppendTokens(const TokenDelta& d, google::protobuf::RepeatedPtrField<v1::TokenInfo>* out) {
+  const bool has_top = d.top_logprobs.size() == d.token_ids.size();
+  for (size_t i = 0; i < d.token_ids.size(); ++i) {
+    v1::TokenInfo* info = out->Add();
+    info->set_token_id(d.token_ids[i]);
+    if (i < d.logprobs.size()) info->set_logprob(d.logprobs[i]);
+    if (!has_top) continue;
+    for (const TokenLogprob& alt : d.top_logprobs[i]) {
+      v1::TokenLogprob* p = info->add_top();
+      p->set_token_id(alt.token);
+      p->set_logprob(alt.logprob);
+    }
+  }
+}
+
+void Merge(TokenDelta&& from, TokenDelta* into) {
+  into->token_ids.insert(into->token_ids.end(), from.token_ids.begin(), from.token_ids.end());
+  into->text += from.text;
+  into->logprobs.insert(into->logprobs.end(), from.logprobs.begin(), from.logprobs.end());
+  for (auto& t : from.top_logprobs) into->top_logprobs.push_back(std::move(t));
+}
+
+enum class WaitEnd { kFinished, kCancelled };
+
+// Reads `stream` until it finishes, handing each delta to on_delta(delta, last), where `last` says the
+// stream has finished and `delta` holds everything that was left. Cancels the engine request and
+// returns kCancelled when the client cancels or on_delta returns false (the client is gone).
+template <typename OnDelta>
+WaitEnd Consume(grpc::ServerContext* ctx, Engine* engine, RequestStream* stream, std::chrono::milliseconds poll,
+                OnDelta&& on_delta) {
+  for (;;) {
+    if (ctx->IsCancelled()) {
+      engine->Cancel(stream->id());
+      return WaitEnd::kCancelled;
+    }
+    TokenDelta d;
+    const RequestStream::ReadResult rr = stream->Read(&d, poll);
+    if (rr == RequestStream::ReadResult::kTimeout) continue;
+    if (rr == RequestStream::ReadResult::kFinished) return WaitEnd::kFinished;
+    // Once finished, no delta arrives after the ones still queued: fold them into this one.
+    const bool last = stream->finished();
+    if (last) {
+      TokenDelta more;
+      while (stream->Read(&more, std::chrono::milliseconds(0)) == RequestStream::ReadResult::kDelta) {
+        Merge(std::move(more), &d);
+      }
+    }
+    if (!on_delta(std::move(d), last)) {
+      engine->Cancel(stream->id());
+      return WaitEnd::kCancelled;
+    }
+    if (last) return WaitEnd::kFinished;
+  }
+}
+
+grpc::Status ClientCancelled() {
+  return {grpc::StatusCode::CANCELLED, "cancelled by the client"};
+}
+
 }  // namespace
 
-grpc::Status InferenceService::Generate(grpc::ServerContext*, const v1::GenerateRequest*, v1::GenerateResponse*) {
-  return NotWired("Generate");
+grpc::Status ToGrpcStatus(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return {ToGrpcCode(status.code()), status.message()};
 }
-grpc::Status InferenceService::GenerateStream(grpc::ServerContext*, const v1::GenerateRequest*,
-                                              grpc::ServerWriter<v1::GenerateDelta>*) {
-  return NotWired("GenerateStream");
+
+struct InferenceService::Prepared {
+  const ServingPool* pool = nullptr;
+  GenerateRequest request;
+  std::string request_id;
+};
+
+InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServiceOptions options)
+    : pools_(std::move(pools)),
+      options_(options),
+      responses_(options.response_store_entries),
+      id_salt_(std::random_device{}()) {
+  std::unordered_set<std::string> names;
+  for (const ServingPool& p : pools_) {
+    if (p.engine == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no engine");
+    if (p.tokenizer == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no tokenizer");
+    if (!names.insert(p.name).second) throw std::invalid_argument("model pool '" + p.name + "': duplicate name");
+  }
 }
-grpc::Status InferenceService::Recommend(grpc::ServerContext*, const v1::RecommendRequest*, v1::RecommendResponse*) {
-  return NotWired("Recommend");
+
+std::string InferenceService::NewId(const char* prefix) {
+  const uint64_t n = next_id_.fetch_add(1);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%s%08x-%llx", prefix, static_cast<unsigned>(id_salt_),
+                static_cast<unsigned long long>(n));
+  return buf;
 }
-grpc::Status InferenceService::Feedback(grpc::ServerContext*, const v1::FeedbackRequest*, v1::FeedbackResponse*) {
-  return NotWired("Feedback");
+
+Status InferenceService::Admit() const {
+  if (pools_.empty()) return Unavailable("no model pool is attached to this server");
+  if (!serving_.load()) return Unavailable("not serving (starting up or draining)");
+  return Status::Ok();
+}
+
+StatusOr<const ServingPool*> InferenceService::Route(const std::string& model, RequestClass cls) const {
+  if (!model.empty()) {
+    std::string names;
+    for (const ServingPool& p : pools_) {
+      if (p.name == model) return &p;
+      names += (names.empty() ? "" : ", ") + p.name;
+    }
+    return NotFound("model: no model pool named '" + model + "' (serving: " + names + ")");
+  }
+  for (const ServingPool& p : pools_) {
+    if (std::find(p.classes.begin(), p.classes.end(), cls) != p.classes.end()) return &p;
+  }
+  return NotFound(std::string("model: no model pool serves the ") + RequestClassName(cls) +
+                  " class; name a model or change class_hint");
+}
+
+StatusOr<InferenceService::Prepared> InferenceService::PrepareGenerate(grpc::ServerContext* ctx,
+                                                                       const v1::GenerateRequest& req) const {
+  StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req.class_hint());
+  if (!hint.ok()) return hint.status();
+  const RequestClass cls = ClassifyGenerate(req, *hint);
+  StatusOr<const ServingPool*> pool = Route(req.model(), cls);
+  if (!pool.ok()) return pool.status();
+  StatusOr<GenerateRequest> native = DecodeGenerate(req, **pool);
+  if (!native.ok()) return native.status();
+  Prepared p;
+  p.pool = *pool;
+  p.request = std::move(native).value();
+  p.request.cls = cls;
+  p.request.deadline = RequestDeadline(ctx, req.latency_budget_ms());
+  p.request_id = req.request_id();
+  return p;
+}
+
+grpc::Status InferenceService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                        v1::GenerateResponse* resp) {
+  if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
+  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req);
+  if (!prep.ok()) return ToGrpcStatus(prep.status());
+  const std::string request_id = prep->request_id.empty() ? NewId("gen-") : prep->request_id;
+  Engine* engine = prep->pool->engine;
+  SubmitResult sub = engine->Submit(std::move(prep->request));
+  if (!sub.status.ok()) return Refused(ctx, sub);
+
+  resp->set_request_id(request_id);
+  const WaitEnd end = Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [&](TokenDelta&& d, bool) {
+    resp->mutable_text()->append(d.text);
+    AppendTokens(d, resp->mutable_tokens());
+    return true;
+  });
+  if (end == WaitEnd::kCancelled) return ClientCancelled();
+  const RequestOutcome& o = sub.stream->Wait();
+  if (!o.status.ok()) return OutcomeStatus(ctx, o);
+  resp->set_finish_reason(ToProto(o.finish_reason));
+  FillUsage(o, resp->mutable_usage());
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                              grpc::ServerWriter<v1::GenerateDelta>* writer) {
+  if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
+  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req);
+  if (!prep.ok()) return ToGrpcStatus(prep.status());
+  const std::string request_id = prep->request_id.empty() ? NewId("gen-") : prep->request_id;
+  Engine* engine = prep->pool->engine;
+  SubmitResult sub = engine->Submit(std::move(prep->request));
+  if (!sub.status.ok()) return Refused(ctx, sub);
+
+  bool first = true;
+  // The message closing the stream: finish_reason and usage, plus whatever the last delta held.
+  auto finish = [&](v1::GenerateDelta* msg) {
+    const RequestOutcome& o = sub.stream->Wait();
+    msg->set_finish_reason(ToProto(o.finish_reason));
+    FillUsage(o, msg->mutable_usage());
+  };
+  bool sent_last = false;
+  const WaitEnd end = Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [&](TokenDelta&& d, bool last) {
+    v1::GenerateDelta msg;
+    if (first) msg.set_request_id(request_id);
+    first = false;
+    msg.set_text(std::move(d.text));
+    AppendTokens(d, msg.mutable_tokens());
+    if (last) {
+      finish(&msg);
+      sent_last = true;
+    }
+    return writer->Write(msg);
+  });
+  if (end == WaitEnd::kCancelled) return ClientCancelled();
+  const RequestOutcome& o = sub.stream->Wait();
+  // A request that failed before producing anything ends with the status alone.
+  if (!sent_last && (o.status.ok() || !first)) {
+    v1::GenerateDelta msg;
+    if (first) msg.set_request_id(request_id);
+    finish(&msg);
+    if (!writer->Write(msg)) return ClientCancelled();
+  }
+  return OutcomeStatus(ctx, o);
+}
+
+grpc::Status InferenceService::Recommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
+                                         v1::RecommendResponse* resp) {
+  if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
+  StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req->class_hint());
+  if (!hint.ok()) return ToGrpcStatus(hint.status());
+  const RequestClass cls = ClassifyRecommend(*hint);
+  StatusOr<const ServingPool*> pool = Route(req->model(), cls);
+  if (!pool.ok()) return ToGrpcStatus(pool.status());
+  StatusOr<double> precision = DecodeRankingOptions(*req);
+  if (!precision.ok()) return ToGrpcStatus(precision.status());
+  StatusOr<RecommendRequest> native = DecodeRecommend(*req, **pool);
+  if (!native.ok()) return ToGrpcStatus(native.status());
+  native->cls = cls;
+  native->deadline = RequestDeadline(ctx, req->latency_budget_ms());
+
+  Engine* engine = (*pool)->engine;
+  SubmitResult sub = engine->Submit(std::move(native).value());
+  if (!sub.status.ok()) return Refused(ctx, sub);
+  const WaitEnd end =
+      Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [](TokenDelta&&, bool) { return true; });
+  if (end == WaitEnd::kCancelled) return ClientCancelled();
+  const RequestOutcome& o = sub.stream->Wait();
+  if (!o.status.ok()) return OutcomeStatus(ctx, o);
+
+  resp->set_request_id(req->request_id().empty() ? NewId("rec-") : req->request_id());
+  FillUsage(o, resp->mutable_usage());
+  return EncodeRanking(*req, o, *precision, resp);
+}
+
+grpc::Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& o, double precision,
+                                             v1::RecommendResponse* resp) {
+  Ranking ranking;
+  ranking.ids.reserve(o.ranked.size());
+  ranking.scores.reserve(o.ranked.size());
+  for (const ScoredCandidate& c : o.ranked) {
+    ranking.ids.push_back(req.candidates(c.index).item_id());
+    ranking.scores.push_back(req.score_by_mean() ? c.mean_logprob : c.sum_logprob);
+  }
+  auto entry = std::make_shared<ResponseStore::Entry>();
+  entry->hash = RankingHash(ranking.ids);
+  entry->ids = ranking.ids;
+  const std::string response_id = NewId("r");
+  resp->set_response_id(response_id);
+  resp->set_response_hash(entry->hash);
+
+  // The base is looked up before this response is stored, so a full store cannot evict it first.
+  std::shared_ptr<const ResponseStore::Entry> base;
+  if (req.encoding() == v1::RESPONSE_ENCODING_DIFF && !req.previous_response_id().empty()) {
+    base = responses_.Get(req.previous_response_id());
+    if (base != nullptr && base->hash != req.previous_response_hash()) base = nullptr;
+  }
+  responses_.Put(response_id, std::move(entry));
+
+  if (req.encoding() == v1::RESPONSE_ENCODING_PLAIN) {
+    v1::PlainRanking* plain = resp->mutable_plain();
+    for (const ScoredCandidate& c : o.ranked) {
+      v1::ScoredItem* item = plain->add_items();
+      item->set_item_id(req.candidates(c.index).item_id());
+      item->set_sum_logprob(c.sum_logprob);
+      item->set_mean_logprob(c.mean_logprob);
+      item->set_num_tokens(c.num_tokens);
+    }
+    return grpc::Status::OK;
+  }
+  StatusOr<CompactRanking> compact = EncodeCompact(ranking, precision);
+  if (!compact.ok()) return {grpc::StatusCode::INTERNAL, "ranking encoder: " + compact.status().message()};
+  ToProto(*compact, resp->mutable_compact());
+  if (base == nullptr) return grpc::Status::OK;
+
+  StatusOr<RankingDiff> diff = EncodeDiff(base->ids, ranking, precision);
+  if (!diff.ok()) return {grpc::StatusCode::INTERNAL, "ranking encoder: " + diff.status().message()};
+  diff->base_response_id = req.previous_response_id();
+  v1::RankingDiff diff_proto;
+  ToProto(*diff, &diff_proto);
+  // A diff is only worth sending when it is smaller than the compact form.
+  if (diff_proto.ByteSizeLong() < resp->compact().ByteSizeLong()) *resp->mutable_diff() = std::move(diff_proto);
+  return grpc::Status::OK;
+}
+
+grpc::Status InferenceService::Feedback(grpc::ServerContext*, const v1::FeedbackRequest* req, v1::FeedbackResponse*) {
+  // Fields that need no pool are checked first, so malformed feedback is INVALID_ARGUMENT even
+  // while no pool is attached.
+  auto bad = [](const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); };
+  if (req->request_id().empty()) return bad("request_id: must not be empty");
+  if (Status s = ValidateRequestId(req->request_id()); !s.ok()) return ToGrpcStatus(s);
+  using Event = BusinessStatsRecorder::Event;
+  std::optional<Event> event;
+  switch (req->event_case()) {
+    case v1::FeedbackRequest::kImpression:
+      if (!req->impression()) return bad("impression: must be true when set");
+      event = Event::kImpression;
+      break;
+    case v1::FeedbackRequest::kClick:
+      if (!req->click()) return bad("click: must be true when set");
+      event = Event::kClick;
+      break;
+    case v1::FeedbackRequest::kConversion:
+      if (!req->conversion()) return bad("conversion: must be true when set");
+      event = Event::kConversion;
+      break;
+    case v1::FeedbackRequest::kQualityScore: {
+      const double q = req->quality_score();
+      if (!(q >= 0.0 && q <= 1.0)) {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "%g", q);
+        return bad(std::string("quality_score: must be in [0, 1], got ") + buf);
+      }
+      if (req->count() > 1) return bad("count: must be 0 or 1 with quality_score");
+      break;
+    }
+    case v1::FeedbackRequest::EVENT_NOT_SET:
+      return bad("event: set one of impression, click, conversion, quality_score");
+  }
+
+  if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
+  std::string model = req->model();
+  if (model.empty()) {
+    model = pools_.front().name;
+  } else if (std::none_of(pools_.begin(), pools_.end(), [&](const ServingPool& p) { return p.name == model; })) {
+    return {grpc::StatusCode::NOT_FOUND, "model: no model pool named '" + model + "'"};
+  }
+  if (event) {
+    business_.Record(model, *event, req->count() == 0 ? 1 : req->count());
+  } else {
+    business_.RecordQuality(model, req->quality_score());
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace inferd::server

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "model/model.h"
+#include "ops/linear.h"
 #include "ops/parallel.h"
 #include "ops/sampling.h"
 
@@ -20,6 +21,32 @@ uint64_t MixSeed(uint64_t a, uint64_t b) {
   x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ULL;
   return x ^ (x >> 27);
 }
+
+// Steps whose every matrix product is skinny (few tokens) run the ops work pool's kernels; libtorch's own
+// intra-op threads are then switched off for the step, so its small elementwise ops never open an OpenMP
+// team (a team costs a scheduler time slice whenever one of its threads is descheduled, and its spinning
+// workers compete with the pool for the two cores).
+class IntraOpThreadsForStep {
+ public:
+  explicit IntraOpThreadsForStep(const ForwardBatch& batch) {
+    int64_t tokens = 0;
+    for (const auto& c : batch.chunks) tokens += static_cast<int64_t>(c.tokens.size());
+    saved_ = at::get_num_threads();
+    if (tokens <= ops::kGemvMaxRows && saved_ > 1) {
+      at::set_num_threads(1);
+    } else {
+      saved_ = 0;
+    }
+  }
+  ~IntraOpThreadsForStep() {
+    if (saved_ > 0) at::set_num_threads(saved_);
+  }
+  IntraOpThreadsForStep(const IntraOpThreadsForStep&) = delete;
+  IntraOpThreadsForStep& operator=(const IntraOpThreadsForStep&) = delete;
+
+ private:
+  int saved_ = 0;
+};
 
 struct RowPlan {
   int64_t sample_row = -1;          // index into the logits rows, or -1
@@ -217,7 +244,7 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
     return InvalidArgument("dtype: '" + options.dtype + "' (expected fp32 or bf16)");
   }
   if (options.block_size <= 0) return InvalidArgument("block_size: must be positive");
-  if (options.kv_num_blocks <= 0) return InvalidArgument("kv_num_blocks: must be positive");
+  if (options.kv_num_blocks < 0) return InvalidArgument("kv_num_blocks: must be >= 0");
   if (options.num_threads < 0) return InvalidArgument("num_threads: must be >= 0");
   auto impl = std::make_unique<Impl>();
   impl->options = options;
@@ -227,7 +254,7 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
     ops::SetPoolThreads(at::get_num_threads());
     c10::InferenceMode guard;
     impl->model = model::LoadModel(model_dir, dtype, device);
-    impl->cache = impl->model->AllocateKvCache(options.kv_num_blocks, options.block_size);
+    if (options.kv_num_blocks > 0) impl->cache = impl->model->AllocateKvCache(options.kv_num_blocks, options.block_size);
   } catch (const std::exception& e) {
     return InvalidArgument(model_dir + ": " + e.what());
   }
@@ -235,6 +262,38 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
   impl->eos.assign(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end());
   impl->arch = cfg.arch_name;
   return std::unique_ptr<ModelRunner>(new ModelRunner(std::move(impl)));
+}
+
+Status ModelRunner::AllocateCache(int64_t num_blocks, int32_t block_size) {
+  if (num_blocks <= 0) return InvalidArgument("num_blocks: must be positive");
+  if (block_size <= 0) return InvalidArgument("block_size: must be positive");
+  try {
+    c10::InferenceMode guard;
+    impl_->cache = model::KvCache{};  // free the old pool before allocating the new one
+    impl_->options.block_size = block_size;
+    impl_->options.kv_num_blocks = num_blocks;
+    impl_->cache = impl_->model->AllocateKvCache(num_blocks, block_size);
+  } catch (const std::exception& e) {
+    return ResourceExhausted("KV cache of " + std::to_string(num_blocks) + " blocks: " + e.what());
+  }
+  return Status::Ok();
+}
+
+KvCacheLayout ModelRunner::CacheLayout() const {
+  const auto& c = impl_->model->config();
+  KvCacheLayout layout;
+  layout.num_layers = static_cast<int32_t>(c.num_layers);
+  if (c.IsMla()) {
+    layout.kind = KvCacheKind::kMla;
+    layout.kv_lora_rank = static_cast<int32_t>(c.kv_lora_rank);
+    layout.qk_rope_head_dim = static_cast<int32_t>(c.qk_rope_head_dim);
+  } else {
+    layout.kind = KvCacheKind::kMha;
+    layout.num_kv_heads = static_cast<int32_t>(c.num_kv_heads);
+    layout.head_dim = static_cast<int32_t>(c.head_dim);
+  }
+  layout.dtype_bytes = impl_->options.dtype == "fp32" || impl_->options.dtype == "float32" ? 4 : 2;
+  return layout;
 }
 
 int64_t ModelRunner::BytesPerBlock() const { return impl_->model->KvBytesPerBlock(impl_->options.block_size); }
@@ -249,6 +308,7 @@ StatusOr<StepResult> ModelRunner::Execute(const ForwardBatch& batch) {
   if (batch.chunks.empty()) return StepResult{};
   try {
     c10::InferenceMode guard;
+    IntraOpThreadsForStep threads(batch);
     std::vector<RowPlan> plans;
     model::ForwardInputs in = impl_->Build(batch, /*all_logits=*/false, &plans);
     at::Tensor logits = impl_->model->Forward(in, impl_->cache);  // [num_logit_rows, vocab] float32
@@ -262,6 +322,7 @@ StatusOr<std::vector<float>> ModelRunner::ExecuteAllLogits(const ForwardBatch& b
   if (Status s = impl_->Validate(batch); !s.ok()) return s;
   try {
     c10::InferenceMode guard;
+    IntraOpThreadsForStep threads(batch);
     model::ForwardInputs in = impl_->Build(batch, /*all_logits=*/true, nullptr);
     at::Tensor logits = impl_->model->Forward(in, impl_->cache).to(at::kCPU).contiguous();
     const float* p = logits.data_ptr<float>();

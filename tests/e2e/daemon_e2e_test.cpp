@@ -26,9 +26,7 @@ class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("inferd-e2e-");
-    model_dir_ = dir_ + "/model";
-    std::filesystem::create_directories(model_dir_);
-    WriteFile(model_dir_ + "/config.json", "{}");
+    model_dir_ = INFERD_E2E_MODEL;
     grpc_port_ = FreePort();
     metrics_port_ = FreePort();
   }
@@ -92,15 +90,65 @@ TEST_F(DaemonTest, SigintAlsoDrainsAndExitsZero) {
   EXPECT_EQ(*code, 0) << p.Log();
 }
 
-TEST_F(DaemonTest, InferenceServiceIsRegisteredAndAnswersWithAStatus) {
+TEST_F(DaemonTest, ServesGenerateAndRecommendOnTheDefaultModel) {
   Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
-  ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
+  ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(120))) << p.Log();
   auto stub = v1::Inference::NewStub(grpc::CreateChannel(GrpcAddress(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  v1::FeedbackRequest req;
-  v1::FeedbackResponse resp;
-  grpc::Status st = stub->Feedback(&ctx, req, &resp);
-  EXPECT_NE(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+
+  v1::GenerateRequest gen;
+  gen.set_prompt("Describe this product: a blue ceramic mug.");
+  gen.mutable_sampling()->set_max_tokens(8);
+  gen.mutable_sampling()->set_ignore_eos(true);
+  v1::GenerateResponse unary;
+  {
+    grpc::ClientContext ctx;
+    grpc::Status st = stub->Generate(&ctx, gen, &unary);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << p.Log();
+  }
+  EXPECT_EQ(unary.tokens_size(), 8);
+  EXPECT_EQ(unary.finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_GT(unary.usage().prompt_tokens(), 5);
+
+  // The stream's deltas concatenate to the unary answer (greedy, same prompt).
+  grpc::ClientContext sctx;
+  auto reader = stub->GenerateStream(&sctx, gen);
+  v1::GenerateDelta delta;
+  std::string text;
+  std::vector<int32_t> ids;
+  while (reader->Read(&delta)) {
+    text += delta.text();
+    for (const auto& t : delta.tokens()) ids.push_back(t.token_id());
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  std::vector<int32_t> unary_ids;
+  for (const auto& t : unary.tokens()) unary_ids.push_back(t.token_id());
+  EXPECT_EQ(ids, unary_ids);
+  EXPECT_EQ(text, unary.text());
+
+  v1::RecommendRequest rec;
+  rec.set_context("The customer bought a tent and");
+  const char* items[] = {" a sleeping bag", " a stove", " a lamp", " socks"};
+  for (uint64_t i = 0; i < 4; ++i) {
+    auto* c = rec.add_candidates();
+    c->set_item_id(100 + i);
+    c->set_text(items[i]);
+  }
+  rec.set_top_k(3);
+  v1::RecommendResponse ranked;
+  grpc::ClientContext rctx;
+  grpc::Status st = stub->Recommend(&rctx, rec, &ranked);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(ranked.plain().items_size(), 3);
+  for (int i = 1; i < 3; ++i) {  // score_by_mean unset: ranked by the sum of log-probabilities
+    EXPECT_GE(ranked.plain().items(i - 1).sum_logprob(), ranked.plain().items(i).sum_logprob());
+  }
+
+  v1::GenerateRequest bad = gen;
+  bad.mutable_sampling()->set_top_p(1.5f);
+  grpc::ClientContext bctx;
+  st = stub->Generate(&bctx, bad, &unary);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("sampling.top_p"), std::string::npos) << st.error_message();
 }
 
 TEST_F(DaemonTest, JsonLogFormatWritesOneJsonObjectPerLine) {
@@ -157,7 +205,7 @@ TEST_F(DaemonTest, PortInUseExitsNonZeroNamingTheAddress) {
 }
 
 TEST_F(DaemonTest, MissingModelDirectoryExitsNonZeroNamingThePath) {
-  std::filesystem::remove_all(model_dir_);
+  model_dir_ = dir_ + "/no-such-model";
   Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
   auto code = p.WaitExit(seconds(30));
   ASSERT_TRUE(code.has_value());

@@ -2,11 +2,15 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <vector>
 
 #include "ops/attention.h"
+#include "ops/linear.h"
 #include "ops/moe.h"
 #include "ops/norm.h"
+#include "ops/parallel.h"
 #include "ops/rope.h"
 #include "ops/sampling.h"
 
@@ -200,6 +204,52 @@ TEST(Norm, RmsNormMatchesFormula) {
   at::Tensor x = at::randn({3, 16}), w = at::randn({16});
   at::Tensor ref = w * (x / at::sqrt(x.pow(2).mean(-1, true) + 1e-6));
   EXPECT_LT(MaxDiff(RmsNorm(x, w, 1e-6), ref), 1e-5);
+}
+
+// GEMV kernel against a float64 matmul of the same (dtype-rounded) inputs. Shapes cover K not a multiple of
+// the 32/16-lane step, N not a multiple of the 4-row block, 1..17 rows, strided x rows and a bias.
+TEST(Linear, GemvMatchesMatmul) {
+  at::manual_seed(3);
+  struct Shape {
+    int64_t m, n, k;
+  };
+  for (const Shape& s : {Shape{1, 7, 5}, Shape{1, 129, 1024}, Shape{3, 67, 100}, Shape{4, 64, 96}, Shape{5, 33, 47},
+                         Shape{16, 40, 64}, Shape{17, 9, 33}}) {
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+      at::Tensor xw = at::randn({s.m, s.k + 3}).to(dtype);
+      at::Tensor x = xw.narrow(1, 2, s.k);  // row stride k + 3
+      at::Tensor w = at::randn({s.n, s.k}).to(dtype);
+      at::Tensor b = at::randn({s.n}).to(dtype);
+      at::Tensor ref = (x.to(at::kDouble).matmul(w.to(at::kDouble).t()) + b.to(at::kDouble));
+      at::Tensor got = GemvLinear(x, w, b);
+      ASSERT_EQ(got.scalar_type(), dtype);
+      ASSERT_EQ(got.sizes(), ref.sizes());
+      const double scale = std::sqrt(static_cast<double>(s.k));
+      // float32: summation order only; bfloat16: the output rounding (8-bit mantissa) dominates.
+      const double tol = dtype == at::kFloat ? 1e-5 * scale : 1e-2 * (ref.abs().max().item<double>() + 1);
+      EXPECT_LT((got.to(at::kDouble) - ref).abs().max().item<double>(), tol) << s.m << "x" << s.n << "x" << s.k;
+      EXPECT_LT(MaxDiff(GemvLinear(x, w), x.to(at::kDouble).matmul(w.to(at::kDouble).t())), tol);
+      // Each row's result does not depend on the other rows in the call.
+      EXPECT_EQ(MaxDiff(GemvLinear(x.narrow(0, 0, 1), w, b), got.narrow(0, 0, 1)), 0.0);
+      // Linear picks GEMV or at::linear; either way the same product.
+      EXPECT_LT((Linear(x, w, b).to(at::kDouble) - ref).abs().max().item<double>(), tol);
+    }
+  }
+}
+
+TEST(Parallel, EveryChunkRunsExactlyOnce) {
+  SetPoolThreads(2);
+  for (int64_t n : {0, 1, 2, 3, 100, 5000}) {
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    for (int rep = 0; rep < 20; ++rep) {
+      ParallelChunks(n, [&](int64_t c) { hits[static_cast<size_t>(c)].fetch_add(1); });
+    }
+    for (int64_t c = 0; c < n; ++c) ASSERT_EQ(hits[static_cast<size_t>(c)].load(), 20) << "chunk " << c << " of " << n;
+  }
+  // A nested call runs inline.
+  std::atomic<int> inner{0};
+  ParallelChunks(4, [&](int64_t) { ParallelChunks(3, [&](int64_t) { inner.fetch_add(1); }); });
+  EXPECT_EQ(inner.load(), 12);
 }
 
 }  // namespace

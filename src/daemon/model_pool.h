@@ -1,0 +1,38 @@
+// ModelPool: one configured model, loaded and running: tokenizer, model runner behind an Engine thread.
+// The daemon is the composition root: the only place that joins worker/ (torch) to engine/ and server/.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "inferd/config.h"
+#include "inferd/engine.h"
+#include "inferd/tokenizer.h"
+#include "server/serving_pool.h"
+
+namespace inferd::daemon {
+
+class ModelPool {
+ public:
+  // Loads the tokenizer and weights of `config.path`, allocates the KV pool from the memory budget and
+  // starts the engine thread. Throws std::runtime_error naming the pool and the cause.
+  static std::unique_ptr<ModelPool> Load(const ModelPoolConfig& config);
+
+  // Runs requests shaped like the scheduler's steps (single and batched decodes, a chunked prefill, a
+  // Recommend) so the first real request costs about what a steady-state one does. Returns its duration.
+  std::chrono::duration<double> WarmUp();
+
+  // The view the gRPC server serves from; the engine stays owned here.
+  server::ServingPool serving_pool() const;
+  Engine& engine() { return *engine_; }
+  const std::string& name() const { return config_.name; }
+
+ private:
+  ModelPoolConfig config_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::unique_ptr<Engine> engine_;
+  int32_t max_model_len_ = 0;
+};
+
+}  // namespace inferd::daemon
