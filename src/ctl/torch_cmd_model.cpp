@@ -12,6 +12,7 @@
 
 #include "ctl/command.h"
 #include "inferd/model_runner.h"
+#include "inferd/tokenizer.h"
 
 namespace inferd::ctl {
 namespace {
@@ -108,12 +109,24 @@ void RunEval(const EvalArgs& a) {
   }
 }
 
+// The checkpoint's tokenizer, or null when the directory has none (then only ids go in and out).
+std::shared_ptr<const Tokenizer> MaybeTokenizer(const std::string& dir, bool required) {
+  std::ifstream probe(dir + "/tokenizer.json");
+  if (!probe && !required) return nullptr;
+  return Tokenizer::LoadOrThrow(dir);
+}
+
 void RunGenerate(const GenerateArgs& a) {
-  if (a.tokens.empty()) {
-    throw std::runtime_error(a.prompt.empty() ? "generate: give --tokens or --prompt"
-                                              : "generate: --prompt needs the tokenizer module, not built in; use --tokens");
+  if (a.tokens.empty() == a.prompt.empty()) throw std::runtime_error("generate: give exactly one of --tokens or --prompt");
+  std::shared_ptr<const Tokenizer> tok = MaybeTokenizer(a.model, /*required=*/!a.prompt.empty());
+  std::vector<TokenId> prompt;
+  if (!a.prompt.empty()) {
+    auto ids = tok->Encode(a.prompt);
+    if (!ids.ok()) throw std::runtime_error("--prompt: " + ids.status().message());
+    prompt = std::move(ids.value());
+  } else {
+    prompt = ParseTokens(a.tokens);
   }
-  std::vector<TokenId> prompt = ParseTokens(a.tokens);
   const int64_t total = static_cast<int64_t>(prompt.size()) + a.max_tokens;
   auto runner = LoadRunner(a.model, a.dtype, a.threads, total);
   SequenceChunk c;
@@ -149,9 +162,13 @@ void RunGenerate(const GenerateArgs& a) {
     c.history.push_back(next);
     c.sample_index++;
   }
-  std::string line;
-  for (size_t i = 0; i < generated.size(); ++i) line += (i ? "," : "") + std::to_string(generated[i]);
-  std::printf("%s\n", line.c_str());
+  if (a.ids || !tok) {
+    std::string line;
+    for (size_t i = 0; i < generated.size(); ++i) line += (i ? "," : "") + std::to_string(generated[i]);
+    std::printf("%s\n", line.c_str());
+  } else {
+    std::printf("%s\n", tok->Decode(generated, /*skip_special_tokens=*/true).c_str());
+  }
 }
 
 void AddModelCommands(CLI::App& app) {
@@ -168,7 +185,7 @@ void AddModelCommands(CLI::App& app) {
   auto gen_args = std::make_shared<GenerateArgs>();
   CLI::App* gen = app.add_subcommand("generate", "Offline greedy or sampled generation");
   gen->add_option("--model", gen_args->model, "checkpoint directory")->required();
-  gen->add_option("--prompt", gen_args->prompt, "prompt text (needs the tokenizer module)");
+  gen->add_option("--prompt", gen_args->prompt, "prompt text, encoded with the checkpoint's tokenizer (BOS as its tokenizer_config says)");
   gen->add_option("--tokens", gen_args->tokens, "comma-separated prompt token ids");
   gen->add_option("--max-tokens", gen_args->max_tokens, "tokens to generate")->check(CLI::PositiveNumber);
   gen->add_option("--temperature", gen_args->temperature, "0 = greedy");
@@ -181,7 +198,7 @@ void AddModelCommands(CLI::App& app) {
   gen->add_option("--seed", gen_args->seed, "per-request seed (reproducible sampling)");
   gen->add_option("--dtype", gen_args->dtype, "fp32 or bf16")->check(CLI::IsMember({"fp32", "bf16"}));
   gen->add_option("--threads", gen_args->threads, "intra-op threads (0 = default)");
-  gen->add_flag("--ids", gen_args->ids, "print generated token ids (the only output form without a tokenizer)");
+  gen->add_flag("--ids", gen_args->ids, "print generated token ids instead of text (always so without a tokenizer)");
   gen->callback([gen_args] { RunGenerate(*gen_args); });
 }
 

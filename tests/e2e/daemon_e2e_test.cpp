@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -219,6 +220,33 @@ TEST_F(DaemonTest, VersionAndHelp) {
   EXPECT_EQ(out.rfind("inferd ", 0), 0u) << out;
   EXPECT_EQ(RunCommand(kInferd + " --help", &out), 0);
   EXPECT_NE(out.find("--check-config"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace inferd::e2e
+
+namespace inferd::e2e {
+namespace {
+
+// inferctl generate --prompt encodes with the checkpoint's tokenizer exactly as inferctl tokenize does
+// (whose ids are checked against the tokenizers library), and prints text unless --ids.
+TEST(InferctlGenerate, PromptTextEqualsItsTokenIds) {
+  const std::string ctl = std::string(INFERD_BIN_DIR) + "/inferctl";
+  const std::string model = INFERD_E2E_MODEL;
+  std::string ids_json, by_prompt, by_tokens, text;
+  ASSERT_EQ(RunCommand(ctl + " tokenize --model " + model + " --text 'A red wool scarf'", &ids_json), 0) << ids_json;
+  std::string csv = ids_json.substr(ids_json.find('[') + 1, ids_json.find(']') - ids_json.find('[') - 1);
+  ASSERT_FALSE(csv.empty());
+  ASSERT_EQ(RunCommand(ctl + " generate --model " + model + " --prompt 'A red wool scarf' --max-tokens 6 --ids", &by_prompt),
+            0) << by_prompt;
+  ASSERT_EQ(RunCommand(ctl + " generate --model " + model + " --tokens " + csv + " --max-tokens 6 --ids", &by_tokens), 0)
+      << by_tokens;
+  EXPECT_EQ(by_prompt, by_tokens);
+  EXPECT_EQ(std::count(by_prompt.begin(), by_prompt.end(), ','), 5) << by_prompt;
+  ASSERT_EQ(RunCommand(ctl + " generate --model " + model + " --prompt 'A red wool scarf' --max-tokens 6", &text), 0);
+  EXPECT_NE(text, by_prompt) << "expected text, got ids";
+  EXPECT_NE(RunCommand(ctl + " generate --model " + model + " --max-tokens 2", &text), 0);
+  EXPECT_NE(text.find("exactly one of --tokens or --prompt"), std::string::npos) << text;
 }
 
 }  // namespace
