@@ -152,6 +152,42 @@ TEST_F(DaemonTest, ServesGenerateAndRecommendOnTheDefaultModel) {
   EXPECT_NE(st.error_message().find("sampling.top_p"), std::string::npos) << st.error_message();
 }
 
+TEST_F(DaemonTest, InferctlRemoteClientGeneratesAndRanks) {
+  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(120))) << p.Log();
+  const std::string remote = std::string(INFERD_BIN_DIR) + "/inferctl remote --address " + GrpcAddress() + " ";
+  std::string unary, streamed, ranked;
+  ASSERT_EQ(RunCommand(remote + "generate --prompt 'Write a tagline' --max-tokens 6 2>/dev/null", &unary), 0) << unary;
+  ASSERT_EQ(RunCommand(remote + "generate --stream --prompt 'Write a tagline' --max-tokens 6 2>/dev/null", &streamed), 0)
+      << streamed;
+  // inferctl reports the finish reason on stderr as a "[...]" line, which RunCommand merges into the output.
+  auto text_only = [](const std::string& out) {
+    std::istringstream lines(out);
+    std::string line, text;
+    while (std::getline(lines, line)) {
+      if (!line.empty() && line.front() != '[') text += line + "\n";
+    }
+    return text;
+  };
+  EXPECT_FALSE(text_only(unary).empty()) << unary;
+  EXPECT_EQ(text_only(unary), text_only(streamed));  // greedy: the streamed deltas add up to the unary text
+  ASSERT_EQ(RunCommand(remote + "recommend --context 'Gift for a cook:' --item '7= a knife' --item '9= a pan' " +
+                           "--item '11= a sock' --top-k 2",
+                       &ranked),
+            0)
+      << ranked;
+  const size_t json_at = ranked.find("[{");
+  ASSERT_NE(json_at, std::string::npos) << ranked;
+  nlohmann::json j = nlohmann::json::parse(ranked.substr(json_at, ranked.find('\n', json_at) - json_at));
+  ASSERT_EQ(j.size(), 2u) << ranked;
+  EXPECT_GE(j[0]["score"].get<double>(), j[1]["score"].get<double>());
+  std::string err;
+  EXPECT_NE(RunCommand(remote + "recommend --context x --item 'seven= a knife'", &err), 0);
+  EXPECT_NE(err.find("not an unsigned integer id"), std::string::npos) << err;
+  EXPECT_NE(RunCommand(remote + "generate --prompt x --temperature -1", &err), 0);
+  EXPECT_NE(err.find("INVALID_ARGUMENT"), std::string::npos) << err;
+}
+
 TEST_F(DaemonTest, JsonLogFormatWritesOneJsonObjectPerLine) {
   Process p(kInferd, {"--config", WriteConfig(), "--log-format", "json"}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
