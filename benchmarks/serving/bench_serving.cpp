@@ -79,8 +79,8 @@ struct Options {
   int bg_tokens = 64;
   int max_running = 16;
   int step_tokens = 256;
-  int complex_max_wait_ms = 5000;     // SchedulerOptions default
-  int relaxed_max_wait_ms = 120000;   // the fourth scenario's starvation bound
+  int complex_max_wait_ms = 5000;    // SchedulerOptions default
+  int relaxed_max_wait_ms = 120000;  // the fourth scenario's starvation bound
 };
 
 [[noreturn]] void Usage(const char* argv0) {
@@ -120,29 +120,52 @@ Options Parse(int argc, char** argv) {
       *lo = v[0];
       *hi = v[1];
     };
-    if (a == "--model") o.model = next();
-    else if (a == "--mode") o.mode = next();
-    else if (a == "--dtype") o.dtype = next();
-    else if (a == "--threads") o.threads = std::atoi(next());
-    else if (a == "--repeats") o.repeats = std::atoi(next());
-    else if (a == "--json") o.json_path = next();
-    else if (a == "--concurrency") o.concurrency = ParseList(next());
-    else if (a == "--prompt-len") o.prompt_len = std::atoi(next());
-    else if (a == "--gen-tokens") o.gen_tokens = std::atoi(next());
-    else if (a == "--context") o.context = std::atoi(next());
-    else if (a == "--candidates") pair(&o.cand_min, &o.cand_max);
-    else if (a == "--cand-len") pair(&o.cand_len_min, &o.cand_len_max);
-    else if (a == "--interval-ms") o.interval_ms = std::atoi(next());
-    else if (a == "--count") o.count = std::atoi(next());
-    else if (a == "--warmup") o.warmup = std::atoi(next());
-    else if (a == "--bg-streams") o.bg_streams = std::atoi(next());
-    else if (a == "--bg-prompt") o.bg_prompt = std::atoi(next());
-    else if (a == "--bg-tokens") o.bg_tokens = std::atoi(next());
-    else if (a == "--max-running") o.max_running = std::atoi(next());
-    else if (a == "--step-tokens") o.step_tokens = std::atoi(next());
-    else if (a == "--complex-max-wait-ms") o.complex_max_wait_ms = std::atoi(next());
-    else if (a == "--relaxed-max-wait-ms") o.relaxed_max_wait_ms = std::atoi(next());
-    else Usage(argv[0]);
+    if (a == "--model")
+      o.model = next();
+    else if (a == "--mode")
+      o.mode = next();
+    else if (a == "--dtype")
+      o.dtype = next();
+    else if (a == "--threads")
+      o.threads = std::atoi(next());
+    else if (a == "--repeats")
+      o.repeats = std::atoi(next());
+    else if (a == "--json")
+      o.json_path = next();
+    else if (a == "--concurrency")
+      o.concurrency = ParseList(next());
+    else if (a == "--prompt-len")
+      o.prompt_len = std::atoi(next());
+    else if (a == "--gen-tokens")
+      o.gen_tokens = std::atoi(next());
+    else if (a == "--context")
+      o.context = std::atoi(next());
+    else if (a == "--candidates")
+      pair(&o.cand_min, &o.cand_max);
+    else if (a == "--cand-len")
+      pair(&o.cand_len_min, &o.cand_len_max);
+    else if (a == "--interval-ms")
+      o.interval_ms = std::atoi(next());
+    else if (a == "--count")
+      o.count = std::atoi(next());
+    else if (a == "--warmup")
+      o.warmup = std::atoi(next());
+    else if (a == "--bg-streams")
+      o.bg_streams = std::atoi(next());
+    else if (a == "--bg-prompt")
+      o.bg_prompt = std::atoi(next());
+    else if (a == "--bg-tokens")
+      o.bg_tokens = std::atoi(next());
+    else if (a == "--max-running")
+      o.max_running = std::atoi(next());
+    else if (a == "--step-tokens")
+      o.step_tokens = std::atoi(next());
+    else if (a == "--complex-max-wait-ms")
+      o.complex_max_wait_ms = std::atoi(next());
+    else if (a == "--relaxed-max-wait-ms")
+      o.relaxed_max_wait_ms = std::atoi(next());
+    else
+      Usage(argv[0]);
   }
   if (o.model.empty() || (o.mode != "throughput" && o.mode != "latency") || o.repeats < 1 || o.gen_tokens < 2 ||
       o.count < 1) {
@@ -151,7 +174,9 @@ Options Parse(int argc, char** argv) {
   return o;
 }
 
-double Seconds(TimePoint a, TimePoint b) { return std::chrono::duration<double>(b - a).count(); }
+double Seconds(TimePoint a, TimePoint b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0.0;
@@ -277,8 +302,11 @@ json RunThroughput(const Options& o) {
     }
     std::printf("%-12d %16.1f %16.1f %12.2f\n", c, Median(dec), Median(e2e), Median(ttft));
     std::fflush(stdout);
-    rows.push_back({{"concurrency", c}, {"decode_tokens_per_s", Median(dec)}, {"e2e_tokens_per_s", Median(e2e)},
-                    {"prefill_s", Median(ttft)}, {"decode_tokens_per_s_repeats", dec}});
+    rows.push_back({{"concurrency", c},
+                    {"decode_tokens_per_s", Median(dec)},
+                    {"e2e_tokens_per_s", Median(e2e)},
+                    {"prefill_s", Median(ttft)},
+                    {"decode_tokens_per_s_repeats", dec}});
   }
   return rows;
 }
@@ -421,8 +449,8 @@ json RunLatency(const Options& o) {
       {relaxed, true, inferd::RequestClass::kRealtime, o.relaxed_max_wait_ms},
   };
   json rows = json::array();
-  std::printf("%-30s %10s %10s %10s %12s %14s %12s\n", "scenario", "p50 ms", "p99 ms", "max ms", "queue ms",
-              "bg tok/s", "preemptions");
+  std::printf("%-30s %10s %10s %10s %12s %14s %12s\n", "scenario", "p50 ms", "p99 ms", "max ms", "queue ms", "bg tok/s",
+              "preemptions");
   for (const Scenario& sc : scenarios) {
     std::vector<double> p50, p99, mx, queue, bg_tps;
     uint64_t preempt = 0;
@@ -436,12 +464,18 @@ json RunLatency(const Options& o) {
       bg_tps.push_back(static_cast<double>(run.bg_tokens) / run.seconds);
       preempt += run.preemptions;
     }
-    std::printf("%-30s %10.0f %10.0f %10.0f %12.0f %14.1f %12llu\n", sc.name.c_str(), Median(p50), Median(p99), Median(mx),
-                Median(queue), Median(bg_tps), static_cast<unsigned long long>(preempt));
+    std::printf("%-30s %10.0f %10.0f %10.0f %12.0f %14.1f %12llu\n", sc.name.c_str(), Median(p50), Median(p99),
+                Median(mx), Median(queue), Median(bg_tps), static_cast<unsigned long long>(preempt));
     std::fflush(stdout);
-    rows.push_back({{"scenario", sc.name}, {"p50_ms", Median(p50)}, {"p99_ms", Median(p99)}, {"max_ms", Median(mx)},
-                    {"mean_queue_ms", Median(queue)}, {"bg_tokens_per_s", Median(bg_tps)},
-                    {"preemptions", preempt}, {"p50_ms_repeats", p50}, {"p99_ms_repeats", p99}});
+    rows.push_back({{"scenario", sc.name},
+                    {"p50_ms", Median(p50)},
+                    {"p99_ms", Median(p99)},
+                    {"max_ms", Median(mx)},
+                    {"mean_queue_ms", Median(queue)},
+                    {"bg_tokens_per_s", Median(bg_tps)},
+                    {"preemptions", preempt},
+                    {"p50_ms_repeats", p50},
+                    {"p99_ms_repeats", p99}});
   }
   return rows;
 }
@@ -450,26 +484,31 @@ json RunLatency(const Options& o) {
 
 int main(int argc, char** argv) {
   const Options o = Parse(argc, argv);
-  std::printf("bench_serving: model %s, mode %s, dtype %s, threads %d, repeats %d\n", o.model.c_str(),
-              o.mode.c_str(), o.dtype.c_str(), o.threads, o.repeats);
-  json out = {{"model", o.model}, {"mode", o.mode}, {"dtype", o.dtype}, {"threads", o.threads},
-              {"repeats", o.repeats}};
+  std::printf("bench_serving: model %s, mode %s, dtype %s, threads %d, repeats %d\n", o.model.c_str(), o.mode.c_str(),
+              o.dtype.c_str(), o.threads, o.repeats);
+  json out = {{"model", o.model}, {"mode", o.mode}, {"dtype", o.dtype}, {"threads", o.threads}, {"repeats", o.repeats}};
   if (o.mode == "throughput") {
     std::printf("prompt %d tokens, %d generated tokens per request\n", o.prompt_len, o.gen_tokens);
     out["prompt_len"] = o.prompt_len;
     out["gen_tokens"] = o.gen_tokens;
     out["rows"] = RunThroughput(o);
   } else {
-    std::printf("recommend: context %d, %d-%d candidates of %d-%d tokens, every %d ms, %d counted (+%d warm-up)\n"
-                "background: %d closed-loop complex generates (prompt %d, %d tokens); max_running %d, "
-                "step budget %d tokens, complex_max_wait %d ms\n",
-                o.context, o.cand_min, o.cand_max, o.cand_len_min, o.cand_len_max, o.interval_ms, o.count, o.warmup,
-                o.bg_streams, o.bg_prompt, o.bg_tokens, o.max_running, o.step_tokens, o.complex_max_wait_ms);
-    out["config"] = {{"context", o.context},         {"candidates", {o.cand_min, o.cand_max}},
-                     {"cand_len", {o.cand_len_min, o.cand_len_max}}, {"interval_ms", o.interval_ms},
-                     {"count", o.count},             {"bg_streams", o.bg_streams},
-                     {"bg_prompt", o.bg_prompt},     {"bg_tokens", o.bg_tokens},
-                     {"max_running", o.max_running}, {"step_tokens", o.step_tokens}};
+    std::printf(
+        "recommend: context %d, %d-%d candidates of %d-%d tokens, every %d ms, %d counted (+%d warm-up)\n"
+        "background: %d closed-loop complex generates (prompt %d, %d tokens); max_running %d, "
+        "step budget %d tokens, complex_max_wait %d ms\n",
+        o.context, o.cand_min, o.cand_max, o.cand_len_min, o.cand_len_max, o.interval_ms, o.count, o.warmup,
+        o.bg_streams, o.bg_prompt, o.bg_tokens, o.max_running, o.step_tokens, o.complex_max_wait_ms);
+    out["config"] = {{"context", o.context},
+                     {"candidates", {o.cand_min, o.cand_max}},
+                     {"cand_len", {o.cand_len_min, o.cand_len_max}},
+                     {"interval_ms", o.interval_ms},
+                     {"count", o.count},
+                     {"bg_streams", o.bg_streams},
+                     {"bg_prompt", o.bg_prompt},
+                     {"bg_tokens", o.bg_tokens},
+                     {"max_running", o.max_running},
+                     {"step_tokens", o.step_tokens}};
     out["rows"] = RunLatency(o);
   }
   if (!o.json_path.empty()) std::ofstream(o.json_path) << out.dump(2) << "\n";

@@ -39,7 +39,8 @@ struct SchedulerConfig {
   int32_t max_waiting_realtime = 256;   // bounded queues: beyond these, RESOURCE_EXHAUSTED
   int32_t max_waiting_complex = 1024;
   double realtime_deadline_ms = 100;    // default deadline for realtime requests
-  double complex_max_wait_ms = 2000;    // starvation bound for complex requests
+  double complex_max_wait_ms = 2000;    // starvation bound: past it the longest-waiting complex request
+                                        // is promoted ahead of realtime work, one at a time
 };
 
 struct LimitsConfig {

@@ -204,14 +204,27 @@ void Scheduler::ExpireDeadlines(TimePoint now) {
   }
 }
 
-void Scheduler::PromoteStarved(TimePoint now) {
-  while (!complex_by_wait_.empty()) {
-    Sequence* seq = std::get<3>(*complex_by_wait_.begin());
-    if (!ordering_.ShouldPromote(*seq, now)) break;
-    RemoveWaiting(seq);
-    seq->promoted = true;
-    EnqueueWaiting(seq);
+bool Scheduler::HasPromoted() const {
+  for (const Sequence* seq : running_) {
+    if (seq->promoted) return true;
   }
+  for (const auto& [key, seq] : urgent_) {
+    if (seq->promoted) return true;
+  }
+  return false;
+}
+
+void Scheduler::PromoteStarved(TimePoint now) {
+  // At most one promoted complex sequence is live (waiting or running) at a time. A promoted sequence's
+  // deadline is already past, so it outranks every realtime request; under sustained complex overload every
+  // waiting complex sequence passes the bound, and promoting them all would hand the realtime tier to
+  // complex work. One at a time still guarantees complex progress while realtime work saturates the engine.
+  if (complex_by_wait_.empty() || HasPromoted()) return;
+  Sequence* seq = std::get<3>(*complex_by_wait_.begin());
+  if (!ordering_.ShouldPromote(*seq, now)) return;
+  RemoveWaiting(seq);
+  seq->promoted = true;
+  EnqueueWaiting(seq);
 }
 
 SchedulerOutput Scheduler::Schedule(TimePoint now) {

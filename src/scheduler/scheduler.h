@@ -96,6 +96,7 @@ class Scheduler {
 
   void ExpireDeadlines(TimePoint now);
   void PromoteStarved(TimePoint now);
+  bool HasPromoted() const;  // a promoted sequence is waiting or running
   void ScheduleDecodes(StepState& st);
   void SchedulePrefills(StepState& st);
   bool ScheduleRunningPrefill(StepState& st, Sequence* seq);

@@ -24,7 +24,9 @@ struct SchedulerOptions {
   // expires (DEADLINE_EXCEEDED) only at a deadline it carries itself.
   std::chrono::milliseconds realtime_default_deadline{200};
   // Starvation bound: a complex sequence waiting this long (since arrival or preemption) is promoted
-  // into the realtime tier with deadline waiting_since + this.
+  // into the realtime tier with deadline waiting_since + this. At most one sequence is promoted at a time
+  // (the longest-waiting one), so the bound guarantees complex progress under realtime load without
+  // letting a complex backlog outrank realtime work.
   std::chrono::milliseconds complex_max_wait{5000};
   // Context limit of the model (prompt + generated). Also capped by the pool size in tokens.
   int32_t max_model_len = 4096;

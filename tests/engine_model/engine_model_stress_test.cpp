@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -126,10 +127,17 @@ class EngineModelStressTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(c.finished);
     c.tokens.insert(c.tokens.begin(), p.head.begin(), p.head.end());
     switch (c.code) {
-      case StatusCode::kOk: ++counts->ok; break;
-      case StatusCode::kCancelled: ++counts->cancelled; break;
-      case StatusCode::kDeadlineExceeded: ++counts->deadline; break;
-      default: FAIL() << "unexpected outcome " << StatusCodeName(c.code);
+      case StatusCode::kOk:
+        ++counts->ok;
+        break;
+      case StatusCode::kCancelled:
+        ++counts->cancelled;
+        break;
+      case StatusCode::kDeadlineExceeded:
+        ++counts->deadline;
+        break;
+      default:
+        FAIL() << "unexpected outcome " << StatusCodeName(c.code);
     }
     if (p.is_recommend) {
       ++counts->recommends;
@@ -199,7 +207,8 @@ TEST_P(EngineModelStressTest, SteppedRandomInterleavingsLeaveThePoolFull) {
     } else if (action == 5 && !live.empty()) {
       core->Cancel(live[rng() % live.size()].stream->id());
     } else if (action == 6 && rng() % 2 == 0) {
-      core->Cancel(rng() % 4 == 0 ? static_cast<RequestId>(rng()) : static_cast<RequestId>(1 + rng() % (submitted + 1)));
+      core->Cancel(rng() % 4 == 0 ? static_cast<RequestId>(rng())
+                                  : static_cast<RequestId>(1 + rng() % (submitted + 1)));
     } else {
       core->Step();
       ++steps;
@@ -227,10 +236,11 @@ TEST_P(EngineModelStressTest, SteppedRandomInterleavingsLeaveThePoolFull) {
   EXPECT_EQ(kv.NumSequences(), 0);
   for (BlockId b = 0; b < num_blocks; ++b) ASSERT_EQ(kv.pool().RefCount(b), 0) << "block " << b;
   EXPECT_EQ(core->scheduler().NumRequests(), 0);
-  std::printf("[%s stepped] %d submitted in %lld steps: ok %d, cancelled %d, deadline %d, rejected %d, "
-              "recommends %d, preemptions %llu\n",
-              GetParam().c_str(), n, static_cast<long long>(steps), counts.ok, counts.cancelled, counts.deadline,
-              counts.rejected, counts.recommends, static_cast<unsigned long long>(preemptions));
+  std::printf(
+      "[%s stepped] %d submitted in %lld steps: ok %d, cancelled %d, deadline %d, rejected %d, "
+      "recommends %d, preemptions %llu\n",
+      GetParam().c_str(), n, static_cast<long long>(steps), counts.ok, counts.cancelled, counts.deadline,
+      counts.rejected, counts.recommends, static_cast<unsigned long long>(preemptions));
   EXPECT_GT(counts.ok, n / 4);
   EXPECT_GT(counts.cancelled, 0);
   EXPECT_GT(counts.deadline, 0);
@@ -304,10 +314,11 @@ TEST_P(EngineModelStressTest, ThreadedSubmitAndCancelLeaveThePoolFull) {
     total.rejected += c.rejected;
     total.recommends += c.recommends;
   }
-  std::printf("[%s threaded] %d submitted: ok %d, cancelled %d, deadline %d, rejected %d, recommends %d, "
-              "preemptions %llu\n",
-              GetParam().c_str(), kThreads * per_thread, total.ok, total.cancelled, total.deadline, total.rejected,
-              total.recommends, static_cast<unsigned long long>(preemptions.load()));
+  std::printf(
+      "[%s threaded] %d submitted: ok %d, cancelled %d, deadline %d, rejected %d, recommends %d, "
+      "preemptions %llu\n",
+      GetParam().c_str(), kThreads * per_thread, total.ok, total.cancelled, total.deadline, total.rejected,
+      total.recommends, static_cast<unsigned long long>(preemptions.load()));
   EXPECT_GT(total.ok, kThreads * per_thread / 4);
   EXPECT_GT(total.cancelled, 0);
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -95,7 +96,8 @@ TEST_P(EngineModelTest, ConcurrentRequestsMatchOneAtATime) {
   for (int j = 0; j < 12; ++j) {
     // Prefixes of the longest prompt (prefix-cache hits across requests) with distinct tails.
     auto prompt = Concat(Slice(longest, 0, 8 + 4 * static_cast<size_t>(j)), Tokens(1 + j % 3, 100 + j, vocab_));
-    reqs.push_back(Greedy(std::move(prompt), 6 + 2 * (j % 5), j % 3 ? RequestClass::kComplex : RequestClass::kRealtime));
+    reqs.push_back(
+        Greedy(std::move(prompt), 6 + 2 * (j % 5), j % 3 ? RequestClass::kComplex : RequestClass::kRealtime));
   }
   for (int j = 0; j < 4; ++j) {
     GenerateRequest r = Greedy(Concat(ref_.prompts[2], Tokens(3, 200 + j, vocab_)), 12);
@@ -134,7 +136,8 @@ TEST_P(EngineModelTest, ConcurrentRequestsMatchOneAtATime) {
     EXPECT_EQ(together[i].tokens, alone[i].tokens) << "request " << i;
     ASSERT_EQ(together[i].logprobs.size(), alone[i].logprobs.size()) << "request " << i;
     for (size_t k = 0; k < alone[i].logprobs.size(); ++k) {
-      EXPECT_NEAR(together[i].logprobs[k], alone[i].logprobs[k], kScoreTolPerToken) << "request " << i << " token " << k;
+      EXPECT_NEAR(together[i].logprobs[k], alone[i].logprobs[k], kScoreTolPerToken)
+          << "request " << i << " token " << k;
     }
   }
   const EngineStats s = engine->LastStats();
@@ -284,9 +287,9 @@ TEST_P(EngineModelTest, PreemptedSequencesResumeWithTheSameTokens) {
   complex.push_back(Greedy(ref_.prompts[1], 32));
   complex.push_back(Greedy(ref_.prompts[2], 32));
   for (int j = 0; j < 6; ++j) {
-    complex.push_back(Greedy(Concat(Slice(ref_.prompts.back(), 0, 10 + 8 * static_cast<size_t>(j)),
-                                    Tokens(2, 500 + j, vocab_)),
-                             20 + 2 * j));
+    complex.push_back(
+        Greedy(Concat(Slice(ref_.prompts.back(), 0, 10 + 8 * static_cast<size_t>(j)), Tokens(2, 500 + j, vocab_)),
+               20 + 2 * j));
   }
   std::vector<GenerateRequest> realtime;
   for (int j = 0; j < 3; ++j) {

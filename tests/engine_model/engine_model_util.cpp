@@ -65,9 +65,9 @@ Reference LoadReference(const std::string& dir) {
   r.prompts = j.at("prompts").get<std::vector<std::vector<TokenId>>>();
   r.greedy = j.at("greedy").get<std::vector<std::vector<TokenId>>>();
   for (size_t i = 0; i < r.prompts.size(); ++i) {
-    r.logits_files.push_back(dir + "/" +
-                             (j.contains("logits") ? j.at("logits")[i].get<std::string>()
-                                                   : "ref_logits_" + std::to_string(i) + ".npy"));
+    r.logits_files.push_back(
+        dir + "/" +
+        (j.contains("logits") ? j.at("logits")[i].get<std::string>() : "ref_logits_" + std::to_string(i) + ".npy"));
   }
   return r;
 }
@@ -268,7 +268,8 @@ std::vector<TokenId> Concat(std::vector<TokenId> a, const std::vector<TokenId>& 
 std::vector<TokenId> Slice(const std::vector<TokenId>& v, size_t begin, size_t end) {
   end = std::min(end, v.size());
   begin = std::min(begin, end);
-  return std::vector<TokenId>(v.begin() + static_cast<std::ptrdiff_t>(begin), v.begin() + static_cast<std::ptrdiff_t>(end));
+  return std::vector<TokenId>(v.begin() + static_cast<std::ptrdiff_t>(begin),
+                              v.begin() + static_cast<std::ptrdiff_t>(end));
 }
 
 }  // namespace inferd::engine_model

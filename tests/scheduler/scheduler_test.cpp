@@ -127,6 +127,32 @@ TEST(SchedulerTest, StarvationBoundHolds) {
   sim.ExpectPoolFull();
 }
 
+// Under sustained complex overload every waiting complex sequence passes the starvation bound. Promoting
+// them all put every one of them (deadline already past) ahead of each new realtime request, and let them
+// preempt running complex work in turn; only one complex sequence is promoted at a time now, so a realtime
+// request still starts at once.
+TEST(SchedulerTest, ComplexOverloadDoesNotOutrankRealtime) {
+  SchedulerOptions opts;
+  opts.max_running = 2;
+  opts.max_num_batched_tokens = 64;
+  opts.complex_max_wait = milliseconds(100);
+  Sim sim(opts, 256);  // tick 10 ms
+  for (RequestId id = 1; id <= 8; ++id) {
+    ASSERT_TRUE(sim.Add(id, RequestClass::kComplex, Prompt(60, static_cast<int>(id)), 200).ok());
+  }
+  for (int i = 0; i < 30; ++i) sim.Step();  // 300 ms: the waiting complex requests are all past the bound
+  ASSERT_TRUE(sim.Add(100, RequestClass::kRealtime, Prompt(60, 100), 2).ok());
+  for (int i = 0; i < 2 && !sim.outcomes[100].started; ++i) sim.Step();
+  EXPECT_TRUE(sim.outcomes[100].started) << "realtime request waited behind promoted complex work";
+  sim.RunUntilIdle();
+  for (RequestId id = 1; id <= 8; ++id) {
+    EXPECT_EQ(sim.outcomes[id].tokens,
+              FakeExecutor::ReferenceGenerate(Prompt(60, static_cast<int>(id)), 200, Sim::kVocab))
+        << "request " << id;
+  }
+  sim.ExpectPoolFull();
+}
+
 TEST(SchedulerTest, PreemptedAndResumedProduceSameTokens) {
   SchedulerOptions opts;
   opts.max_num_batched_tokens = 256;
