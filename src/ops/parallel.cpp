@@ -40,7 +40,10 @@ class Pool {
 
   void Run(int64_t num_chunks, const std::function<void(int64_t)>& fn) {
     if (num_chunks <= 0) return;
-    if (helpers_.empty() || num_chunks == 1 || t_in_chunk || num_chunks > static_cast<int64_t>(kIdxMask)) {
+    // Inline when there is nothing to share, from inside a chunk, or while another thread owns the pool.
+    std::unique_lock<std::mutex> owner(run_mu_, std::try_to_lock);
+    if (helpers_.empty() || num_chunks == 1 || t_in_chunk || num_chunks > static_cast<int64_t>(kIdxMask) ||
+        !owner.owns_lock()) {
       for (int64_t c = 0; c < num_chunks; ++c) fn(c);
       return;
     }
@@ -115,6 +118,7 @@ class Pool {
 
   std::vector<std::thread> helpers_;
   int threads_ = 1;
+  std::mutex run_mu_;  // held by the thread whose call is using the helpers
   std::atomic<uint64_t> claim_{0};
   std::atomic<const std::function<void(int64_t)>*> fn_{nullptr};
   std::atomic<int64_t> done_{0};
@@ -128,11 +132,10 @@ std::mutex g_mu;
 std::unique_ptr<Pool> g_pool;
 int g_requested = 0;
 
+// The pool lives until SetPoolThreads changes the count (at load time, while no step runs).
 Pool& GetPool() {
-  if (!g_pool) {
-    std::lock_guard<std::mutex> lock(g_mu);
-    if (!g_pool) g_pool = std::make_unique<Pool>(g_requested > 0 ? g_requested : at::get_num_threads());
-  }
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_pool) g_pool = std::make_unique<Pool>(g_requested > 0 ? g_requested : at::get_num_threads());
   return *g_pool;
 }
 

@@ -16,8 +16,8 @@ void SetPoolThreads(int threads);
 int PoolThreads();
 
 // Runs fn(chunk) for every chunk in [0, num_chunks), each exactly once, on the pool; returns when all are
-// done. fn must be safe to run concurrently for different chunks. Calls from one thread at a time
-// (the engine thread); a nested call runs inline.
+// done. fn must be safe to run concurrently for different chunks. One call at a time uses the helpers; a
+// call made meanwhile from another thread, or from inside a chunk, runs inline on its caller.
 void ParallelChunks(int64_t num_chunks, const std::function<void(int64_t chunk)>& fn);
 
 }  // namespace inferd::ops
