@@ -35,6 +35,8 @@
 #include "inferd/batch.h"
 #include "inferd/model_runner.h"
 
+#include "read_bandwidth.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -120,57 +122,15 @@ std::string LoadAvg() {
 
 // ---- read bandwidth: the same measurement as bench_membw (membw.cpp), in-process -------------------------
 
-uint64_t SumSlice(const uint64_t* begin, const uint64_t* end) {
-  uint64_t a = 0, b = 0, c = 0, d = 0;
-  const uint64_t* p = begin;
-  for (; p + 4 <= end; p += 4) {
-    a += p[0];
-    b += p[1];
-    c += p[2];
-    d += p[3];
-  }
-  for (; p < end; ++p) a += *p;
-  return a + b + c + d;
-}
-
-template <typename Fn>
-void ParallelSlices(int threads, uint64_t words, Fn fn) {
-  std::vector<std::thread> pool;
-  const uint64_t per = words / static_cast<uint64_t>(threads);
-  for (int t = 0; t < threads; ++t) {
-    const uint64_t first = per * static_cast<uint64_t>(t);
-    const uint64_t last = t + 1 == threads ? words : first + per;
-    pool.emplace_back(fn, t, first, last);
-  }
-  for (auto& th : pool) th.join();
-}
-
 struct Bandwidth {
   double best_gbps = 0, median_gbps = 0;
 };
 
 Bandwidth MeasureBandwidth(uint64_t bytes, int threads, int iters) {
-  const uint64_t words = bytes / sizeof(uint64_t);
-  std::unique_ptr<uint64_t[]> buffer(new uint64_t[words]);
-  uint64_t* data = buffer.get();
-  ParallelSlices(threads, words, [data](int, uint64_t first, uint64_t last) {
-    for (uint64_t i = first; i < last; ++i) data[i] = i * 0x9E3779B97F4A7C15ull;
-  });
-  std::vector<double> gbps;
-  std::vector<uint64_t> partial(static_cast<size_t>(threads));
-  volatile uint64_t sink = 0;
-  for (int it = 0; it < iters; ++it) {
-    const auto start = Clock::now();
-    ParallelSlices(threads, words, [&](int t, uint64_t first, uint64_t last) {
-      partial[static_cast<size_t>(t)] = SumSlice(data + first, data + last);
-    });
-    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    for (uint64_t s : partial) sink = sink + s;
-    gbps.push_back(static_cast<double>(words * sizeof(uint64_t)) / secs / 1e9);
-  }
+  const inferd::bench::ReadBandwidth r = inferd::bench::MeasureReadBandwidth(bytes, threads, iters);
   Bandwidth bw;
-  bw.best_gbps = *std::max_element(gbps.begin(), gbps.end());
-  bw.median_gbps = Median(gbps);
+  bw.best_gbps = r.best_gbps;
+  bw.median_gbps = r.median_gbps;
   return bw;
 }
 
