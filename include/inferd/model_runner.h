@@ -42,6 +42,7 @@ class ModelRunner {
   int64_t NumBlocks() const;
   int32_t BlockSize() const;
   int32_t VocabSize() const;
+  int32_t MaxPositionEmbeddings() const;  // the checkpoint's context limit
   const std::vector<TokenId>& EosTokenIds() const;
   const std::string& Architecture() const;
 

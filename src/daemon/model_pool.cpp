@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "inferd/model_runner.h"
@@ -15,16 +13,6 @@ namespace {
 
 RequestClass ParseClass(const std::string& name) {
   return name == "realtime" ? RequestClass::kRealtime : RequestClass::kComplex;
-}
-
-// max_position_embeddings of the checkpoint, the model's context limit.
-int32_t MaxPositionEmbeddings(const std::string& dir) {
-  std::ifstream in(dir + "/config.json");
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("max_position_embeddings") && j["max_position_embeddings"].is_number_integer()) {
-    return j["max_position_embeddings"].get<int32_t>();
-  }
-  return 4096;
 }
 
 EngineOptions ToEngineOptions(const ModelPoolConfig& c, int32_t max_model_len, const std::vector<TokenId>& eos) {
@@ -69,7 +57,7 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config) {
   std::vector<TokenId> eos = (*runner)->EosTokenIds();
   if (eos.empty() && pool->tokenizer_->eos_id()) eos.push_back(*pool->tokenizer_->eos_id());
 
-  pool->max_model_len_ = MaxPositionEmbeddings(config.path);
+  pool->max_model_len_ = (*runner)->MaxPositionEmbeddings();
   auto executor = std::make_unique<worker::ModelExecutor>(std::move(*runner));
   auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos), std::move(executor),
                                server::TokenizerTextStreamFactory(pool->tokenizer_));

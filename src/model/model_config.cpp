@@ -192,6 +192,7 @@ ModelConfig ParseModelConfig(const std::string& text) {
          "' (supported: LlamaForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM)");
   }
   c.vocab_size = GetInt(j, "vocab_size");
+  c.max_position_embeddings = GetInt(j, "max_position_embeddings", 4096);
   c.hidden_size = GetInt(j, "hidden_size");
   c.intermediate_size = GetInt(j, "intermediate_size");
   c.num_layers = GetInt(j, "num_hidden_layers");

@@ -16,6 +16,7 @@ struct ModelConfig {
   Architecture arch = Architecture::kLlama;
   std::string arch_name;  // as in config.json "architectures"
   int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 4096;  // context limit (prompt + generated)
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t num_layers = 0;

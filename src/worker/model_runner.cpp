@@ -299,6 +299,9 @@ KvCacheLayout ModelRunner::CacheLayout() const {
 int64_t ModelRunner::BytesPerBlock() const { return impl_->model->KvBytesPerBlock(impl_->options.block_size); }
 int64_t ModelRunner::NumBlocks() const { return impl_->cache.num_blocks; }
 int32_t ModelRunner::BlockSize() const { return impl_->options.block_size; }
+int32_t ModelRunner::MaxPositionEmbeddings() const {
+  return static_cast<int32_t>(impl_->model->config().max_position_embeddings);
+}
 int32_t ModelRunner::VocabSize() const { return static_cast<int32_t>(impl_->model->config().vocab_size); }
 const std::vector<TokenId>& ModelRunner::EosTokenIds() const { return impl_->eos; }
 const std::string& ModelRunner::Architecture() const { return impl_->arch; }
