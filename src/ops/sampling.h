@@ -22,6 +22,7 @@ at::Tensor ApplyPenalties(const at::Tensor& logits,        // [rows, vocab] floa
 
 // Greedy rows (temperature <= 0) take the argmax; the others sample from softmax(logits / temperature)
 // restricted by top_k (0 = off), top_p (1 = off) and min_p (0 = off), by inverse CDF on `uniform`.
+// float32 rows on the CPU take the O(vocab) kernel (kernels/cpu/sampling.h); other devices the sorted path.
 at::Tensor SampleFromLogits(const at::Tensor& logits,       // [rows, vocab] float32
                             const at::Tensor& temperature,  // [rows] float32
                             const at::Tensor& top_k,        // [rows] int64
@@ -29,5 +30,13 @@ at::Tensor SampleFromLogits(const at::Tensor& logits,       // [rows, vocab] flo
                             const at::Tensor& min_p,        // [rows] float32
                             const at::Tensor& uniform);     // [rows] float32 in [0, 1)
 // -> [rows] int64
+
+// The same distribution by sorting the whole vocabulary (any device). The inverse CDF runs in sorted order,
+// so a given draw can pick a different token than SampleFromLogits; the distribution is the same.
+at::Tensor SampleFromLogitsSorted(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& top_k,
+                                  const at::Tensor& top_p, const at::Tensor& min_p, const at::Tensor& uniform);
+
+// log(sum(exp(logits))) per row: the normaliser of log_softmax, without writing a [rows, vocab] result.
+at::Tensor RowLogSumExp(const at::Tensor& logits);  // [rows, vocab] float32 -> [rows] float32
 
 }  // namespace inferd::ops

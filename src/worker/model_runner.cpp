@@ -188,13 +188,14 @@ struct ModelRunner::Impl {
       at::Tensor raw = logits.index_select(0, i64(rows));  // [B, vocab]
       at::Tensor penalised = ops::ApplyPenalties(raw, i64(hist_rows), i64(hist_ids), f32(rep), f32(pres), f32(freq));
       at::Tensor chosen = ops::SampleFromLogits(penalised, f32(temp), i64(top_k), f32(top_p), f32(min_p), f32(uniform));
-      at::Tensor logprobs = raw.log_softmax(-1);
-      at::Tensor chosen_lp = logprobs.gather(1, chosen.unsqueeze(1)).squeeze(1).to(at::kCPU);
+      // log_softmax(raw) at the few entries wanted: raw - logsumexp(raw), no [B, vocab] result.
+      at::Tensor lse = ops::RowLogSumExp(raw).unsqueeze(1);  // [B, 1]
+      at::Tensor chosen_lp = (raw.gather(1, chosen.unsqueeze(1)) - lse).squeeze(1).to(at::kCPU);
       at::Tensor chosen_cpu = chosen.to(at::kCPU);
       at::Tensor top_lp, top_ids;
       if (max_top > 0) {
-        auto top = logprobs.topk(max_top, -1);
-        top_lp = std::get<0>(top).to(at::kCPU);
+        auto top = raw.topk(max_top, -1);
+        top_lp = (std::get<0>(top) - lse).to(at::kCPU);
         top_ids = std::get<1>(top).to(at::kCPU);
       }
       for (size_t b = 0; b < chunk_of.size(); ++b) {
@@ -217,8 +218,10 @@ struct ModelRunner::Impl {
     }
     if (!score_rows.empty()) {
       const auto dev = logits.device();
-      at::Tensor lp = logits.index_select(0, at::tensor(score_rows).to(dev)).log_softmax(-1);
-      at::Tensor got = lp.gather(1, at::tensor(score_targets).to(dev).unsqueeze(1)).squeeze(1).to(at::kCPU).contiguous();
+      at::Tensor sel = logits.index_select(0, at::tensor(score_rows).to(dev));  // [S, vocab]
+      at::Tensor got = (sel.gather(1, at::tensor(score_targets).to(dev).unsqueeze(1)).squeeze(1) - ops::RowLogSumExp(sel))
+                           .to(at::kCPU)
+                           .contiguous();
       const float* g = got.data_ptr<float>();
       size_t at_idx = 0;
       for (size_t i = 0; i < batch.chunks.size(); ++i) {
