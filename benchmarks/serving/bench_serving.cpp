@@ -1,7 +1,11 @@
 // bench_serving: the serving engine (Engine over ModelExecutor over ModelRunner) on a real-shaped checkpoint.
 //
-//   bench_serving --model DIR --mode throughput|latency [--dtype bf16] [--threads 2] [--repeats 3] [--json FILE]
-//     throughput: [--concurrency 1,4,16,64] [--prompt-len 32] [--gen-tokens 16]
+//   bench_serving --model DIR --mode throughput|sampling|latency|overload [--dtype bf16] [--threads 2]
+//                 [--repeats 3] [--json FILE]
+//     throughput: [--concurrency 1,4,16,64] [--prompt-len 32] [--gen-tokens 16] [--temperature 0]
+//     sampling:   throughput's options; greedy and --temperature (default 0.7) rounds alternate
+//     latency:    also [--bg-temperature 0] [--scenarios alone/realtime,load/realtime,...]
+//     overload:   [--overload-factor 2] [--overload-seconds 20] [--deadline-ms 100] and latency's options
 //     latency:    [--context 64] [--candidates 8,16] [--cand-len 4,8] [--interval-ms 2000] [--count 15]
 //                 [--warmup 2] [--bg-streams 24] [--bg-prompt 128] [--bg-tokens 64] [--max-running 16]
 //                 [--step-tokens 256] [--complex-max-wait-ms 5000] [--relaxed-max-wait-ms 120000]
@@ -11,6 +15,17 @@
 // token, divided by the time from that first token to the last finish (pure decode at batch C; prefill
 // excluded). End-to-end tokens/s (first submit to last finish, prefill included) is reported beside it.
 // One untimed warm-up round per concurrency; the figure is the median over --repeats.
+//
+// Sampling: the throughput measurement with greedy and sampled (--temperature, no top-k/top-p) rounds
+// alternating, so load on the machine hits both alike; reports the median decode tok/s of each and the ratio.
+//
+// Overload: first the Recommend capacity (closed loop, 4 in flight, 5 s), then open-loop Poisson arrivals at
+// --overload-factor x that rate for --overload-seconds of mixed traffic: 90% realtime Recommends (deadline
+// --deadline-ms) and 10% complex sampled Generates (--bg-prompt tokens, --bg-tokens tokens, temperature 0.7).
+// Reports admitted/refused realtime, admitted realtime p50/p99 against the deadline, the server time of a
+// refusal (the Submit call), complex work's share of step time while realtime work was active (by the cost
+// model's split of each step), complex queue times against complex_max_wait, and the cost model's per-step
+// prediction error.
 //
 // Latency: Recommend requests (distinct random --context token contexts, a uniform number of candidates in
 // [--candidates], each of a uniform length in [--cand-len], top_k 5) issued open-loop every --interval-ms.
@@ -38,6 +53,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -67,6 +83,13 @@ struct Options {
   std::vector<int> concurrency = {1, 4, 16, 64};
   int prompt_len = 32;
   int gen_tokens = 16;
+  float temperature = -1.0f;  // -1: 0 for throughput, 0.7 for sampling
+  // overload
+  double overload_factor = 2.0;
+  int overload_seconds = 20;
+  int deadline_ms = 100;
+  float bg_temperature = 0.0f;
+  std::string scenarios;  // latency: comma-separated scenario names to run (default: all)
   // latency
   int context = 64;
   int cand_min = 8, cand_max = 16;
@@ -89,7 +112,8 @@ struct Options {
                "  [--json FILE] [--concurrency 1,4,16,64] [--prompt-len N] [--gen-tokens N]\n"
                "  [--context N] [--candidates MIN,MAX] [--cand-len MIN,MAX] [--interval-ms N] [--count N]\n"
                "  [--warmup N] [--bg-streams N] [--bg-prompt N] [--bg-tokens N] [--max-running N] [--step-tokens N]\n"
-               "  [--complex-max-wait-ms N] [--relaxed-max-wait-ms N]\n",
+               "  [--complex-max-wait-ms N] [--relaxed-max-wait-ms N] [--temperature T] [--bg-temperature T]\n"
+               "  [--overload-factor F] [--overload-seconds N] [--deadline-ms N]\n",
                argv0);
   std::exit(2);
 }
@@ -164,10 +188,23 @@ Options Parse(int argc, char** argv) {
       o.complex_max_wait_ms = std::atoi(next());
     else if (a == "--relaxed-max-wait-ms")
       o.relaxed_max_wait_ms = std::atoi(next());
+    else if (a == "--temperature")
+      o.temperature = static_cast<float>(std::atof(next()));
+    else if (a == "--bg-temperature")
+      o.bg_temperature = static_cast<float>(std::atof(next()));
+    else if (a == "--overload-factor")
+      o.overload_factor = std::atof(next());
+    else if (a == "--overload-seconds")
+      o.overload_seconds = std::atoi(next());
+    else if (a == "--scenarios")
+      o.scenarios = next();
+    else if (a == "--deadline-ms")
+      o.deadline_ms = std::atoi(next());
     else
       Usage(argv[0]);
   }
-  if (o.model.empty() || (o.mode != "throughput" && o.mode != "latency") || o.repeats < 1 || o.gen_tokens < 2 ||
+  if (o.model.empty() ||
+      (o.mode != "throughput" && o.mode != "latency" && o.mode != "sampling" && o.mode != "overload") || o.repeats < 1 || o.gen_tokens < 2 ||
       o.count < 1) {
     Usage(argv[0]);
   }
@@ -245,7 +282,8 @@ struct RoundResult {
   double ttft_s = 0.0;  // slowest first token (prefill of the whole batch)
 };
 
-RoundResult ThroughputRound(const Options& o, inferd::Engine& engine, int32_t vocab, int c, std::mt19937_64& rng) {
+RoundResult ThroughputRound(const Options& o, inferd::Engine& engine, int32_t vocab, int c, std::mt19937_64& rng,
+                            float temperature) {
   std::vector<std::shared_ptr<inferd::RequestStream>> streams;
   const TimePoint t0 = Clock::now();
   for (int i = 0; i < c; ++i) {
@@ -253,6 +291,9 @@ RoundResult ThroughputRound(const Options& o, inferd::Engine& engine, int32_t vo
     r.prompt = RandomTokens(rng, o.prompt_len, vocab);
     r.max_tokens = o.gen_tokens;
     r.ignore_eos = true;
+    r.sampling.temperature = temperature;
+    r.sampling.seed = static_cast<uint64_t>(i);
+    r.sampling.has_seed = true;
     inferd::SubmitResult s = engine.Submit(std::move(r));
     if (!s.status.ok()) {
       std::fprintf(stderr, "submit: %s\n", s.status.ToString().c_str());
@@ -292,10 +333,11 @@ json RunThroughput(const Options& o) {
   json rows = json::array();
   std::printf("%-12s %16s %16s %12s\n", "concurrency", "decode tok/s", "e2e tok/s", "prefill s");
   for (int c : o.concurrency) {
-    ThroughputRound(o, *l.engine, l.vocab, c, rng);  // warm-up
+    const float temp = std::max(0.0f, o.temperature);
+    ThroughputRound(o, *l.engine, l.vocab, c, rng, temp);  // warm-up
     std::vector<double> dec, e2e, ttft;
     for (int r = 0; r < o.repeats; ++r) {
-      const RoundResult rr = ThroughputRound(o, *l.engine, l.vocab, c, rng);
+      const RoundResult rr = ThroughputRound(o, *l.engine, l.vocab, c, rng, temp);
       dec.push_back(rr.decode_tps);
       e2e.push_back(rr.e2e_tps);
       ttft.push_back(rr.ttft_s);
@@ -307,6 +349,37 @@ json RunThroughput(const Options& o) {
                     {"e2e_tokens_per_s", Median(e2e)},
                     {"prefill_s", Median(ttft)},
                     {"decode_tokens_per_s_repeats", dec}});
+  }
+  return rows;
+}
+
+json RunSampling(const Options& o) {
+  int max_c = 1;
+  for (int c : o.concurrency) max_c = std::max(max_c, c);
+  const int64_t pool_tokens = int64_t{max_c} * (o.prompt_len + o.gen_tokens + 16) * 2;
+  Loaded l = MakeEngine(o, std::max(max_c, 1), std::max(2048, max_c * o.prompt_len), pool_tokens);
+  const float temp = o.temperature < 0 ? 0.7f : o.temperature;
+  std::mt19937_64 rng(42);
+  json rows = json::array();
+  std::printf("%-12s %18s %18s %10s\n", "concurrency", "greedy tok/s", "sampled tok/s", "ratio");
+  for (int c : o.concurrency) {
+    ThroughputRound(o, *l.engine, l.vocab, c, rng, 0.0f);
+    ThroughputRound(o, *l.engine, l.vocab, c, rng, temp);
+    std::vector<double> greedy, sampled, ratio;
+    for (int r = 0; r < o.repeats; ++r) {
+      greedy.push_back(ThroughputRound(o, *l.engine, l.vocab, c, rng, 0.0f).decode_tps);
+      sampled.push_back(ThroughputRound(o, *l.engine, l.vocab, c, rng, temp).decode_tps);
+      ratio.push_back(sampled.back() / greedy.back());
+    }
+    std::printf("%-12d %18.1f %18.1f %10.3f\n", c, Median(greedy), Median(sampled), Median(ratio));
+    std::fflush(stdout);
+    rows.push_back({{"concurrency", c},
+                    {"temperature", temp},
+                    {"greedy_tokens_per_s", Median(greedy)},
+                    {"sampled_tokens_per_s", Median(sampled)},
+                    {"sampled_over_greedy", Median(ratio)},
+                    {"greedy_repeats", greedy},
+                    {"sampled_repeats", sampled}});
   }
   return rows;
 }
@@ -326,6 +399,7 @@ class Background {
           r.max_tokens = o.bg_tokens;
           r.ignore_eos = true;
           r.cls = inferd::RequestClass::kComplex;
+          r.sampling.temperature = o.bg_temperature;
           inferd::SubmitResult s = engine.Submit(std::move(r));
           if (!s.status.ok()) {
             std::this_thread::sleep_for(milliseconds(10));
@@ -452,6 +526,7 @@ json RunLatency(const Options& o) {
   std::printf("%-30s %10s %10s %10s %12s %14s %12s\n", "scenario", "p50 ms", "p99 ms", "max ms", "queue ms", "bg tok/s",
               "preemptions");
   for (const Scenario& sc : scenarios) {
+    if (!o.scenarios.empty() && ("," + o.scenarios + ",").find("," + sc.name + ",") == std::string::npos) continue;
     std::vector<double> p50, p99, mx, queue, bg_tps;
     uint64_t preempt = 0;
     for (int r = 0; r < o.repeats; ++r) {
@@ -480,6 +555,164 @@ json RunLatency(const Options& o) {
   return rows;
 }
 
+// ---- overload ----
+
+inferd::RecommendRequest MakeRecommend(const Options& o, std::mt19937_64& rng, int32_t vocab) {
+  inferd::RecommendRequest r;
+  r.context = RandomTokens(rng, o.context, vocab);
+  const int n = o.cand_min + static_cast<int>(rng() % static_cast<uint64_t>(o.cand_max - o.cand_min + 1));
+  for (int k = 0; k < n; ++k) {
+    const int len =
+        o.cand_len_min + static_cast<int>(rng() % static_cast<uint64_t>(o.cand_len_max - o.cand_len_min + 1));
+    r.candidates.push_back(RandomTokens(rng, len, vocab));
+  }
+  r.top_k = 5;
+  r.cls = inferd::RequestClass::kRealtime;
+  return r;
+}
+
+json RunOverload(const Options& o) {
+  const int64_t pool_tokens = int64_t{4096} * 64;
+  Options eo = o;
+  Loaded l = MakeEngine(eo, o.max_running, o.step_tokens, pool_tokens);
+  inferd::Engine& engine = *l.engine;
+  struct StepLog {
+    std::mutex mu;
+    std::vector<double> rel_err;
+    double complex_s = 0, step_s = 0;  // steps with realtime active and complex work running
+    double max_complex_queue_s = 0;
+    std::vector<double> complex_queue_s;
+    bool record = false;
+  } log;
+  engine.SetStatsCallback([&](const inferd::EngineStats& s) {
+    std::lock_guard<std::mutex> lock(log.mu);
+    if (!log.record) return;
+    if (s.predicted_seconds > 0 && s.step_seconds > 0) {
+      log.rel_err.push_back(std::abs(s.predicted_seconds - s.step_seconds) / s.step_seconds);
+      if (s.realtime_active && s.complex_predicted_seconds > 0) {
+        log.complex_s += s.step_seconds * s.complex_predicted_seconds / s.predicted_seconds;
+        log.step_s += s.step_seconds;
+      }
+    }
+    for (const auto& f : s.finished) {
+      if (f.cls == inferd::RequestClass::kComplex) log.complex_queue_s.push_back(f.queue_seconds);
+    }
+  });
+  std::mt19937_64 rng(7);
+  auto recommend = [&] {
+    inferd::RecommendRequest r = MakeRecommend(o, rng, l.vocab);
+    r.deadline = Clock::now() + milliseconds(o.deadline_ms);
+    return r;
+  };
+  // Warm-up (also fits the cost model), then capacity with 4 in flight.
+  for (int i = 0; i < 20; ++i) engine.Submit(MakeRecommend(o, rng, l.vocab)).stream->Wait();
+  int64_t done = 0;
+  const TimePoint cap_start = Clock::now();
+  {
+    std::vector<std::shared_ptr<inferd::RequestStream>> inflight;
+    for (int i = 0; i < 4; ++i) inflight.push_back(engine.Submit(MakeRecommend(o, rng, l.vocab)).stream);
+    while (Seconds(cap_start, Clock::now()) < 5.0) {
+      for (auto& st : inflight) {
+        if (st->finished()) {
+          ++done;
+          st = engine.Submit(MakeRecommend(o, rng, l.vocab)).stream;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    for (auto& st : inflight) st->Wait();
+  }
+  const double capacity = static_cast<double>(done) / Seconds(cap_start, Clock::now());
+  // Mixed traffic: Recommends are 90% of arrivals at overload_factor x the Recommend capacity.
+  const double rate = o.overload_factor * capacity / 0.9;
+  std::printf("recommend capacity %.1f req/s; offering %.1f req/s (%.0f%% Recommend) for %d s\n", capacity, rate, 90.0,
+              o.overload_seconds);
+  {
+    std::lock_guard<std::mutex> lock(log.mu);
+    log.record = true;
+  }
+  std::exponential_distribution<double> gap(rate);
+  struct Sent {
+    bool realtime;
+    std::shared_ptr<inferd::RequestStream> stream;
+    TimePoint deadline;
+  };
+  std::vector<Sent> sent;
+  std::vector<double> refuse_us;
+  int64_t refused = 0, other_errors = 0;
+  const TimePoint start = Clock::now();
+  TimePoint next = start;
+  std::uniform_real_distribution<double> coin(0, 1);
+  while (Seconds(start, next) < o.overload_seconds) {
+    std::this_thread::sleep_until(next);
+    next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
+    const bool rt = coin(rng) < 0.9;
+    inferd::SubmitResult s;
+    const TimePoint t0 = Clock::now();
+    if (rt) {
+      s = engine.Submit(recommend());
+    } else {
+      inferd::GenerateRequest g;
+      g.prompt = RandomTokens(rng, o.bg_prompt, l.vocab);
+      g.max_tokens = o.bg_tokens;
+      g.ignore_eos = true;
+      g.sampling.temperature = 0.7f;
+      g.cls = inferd::RequestClass::kComplex;
+      s = engine.Submit(std::move(g));
+    }
+    const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    if (s.status.ok()) {
+      sent.push_back({rt, s.stream, t0 + milliseconds(o.deadline_ms)});
+    } else if (s.status.code() == inferd::StatusCode::kResourceExhausted && rt) {
+      ++refused;
+      refuse_us.push_back(us);
+    } else {
+      ++other_errors;
+    }
+  }
+  std::vector<double> rt_ms;
+  int64_t rt_admitted = 0, rt_deadline_exceeded = 0, rt_late = 0, complex_done = 0, complex_failed = 0;
+  for (const Sent& x : sent) {
+    const inferd::RequestOutcome& out = x.stream->Wait();
+    if (x.realtime) {
+      ++rt_admitted;
+      if (out.status.code() == inferd::StatusCode::kDeadlineExceeded) ++rt_deadline_exceeded;
+      const double ms = 1e3 * Seconds(out.timings.arrival, out.timings.end);
+      rt_ms.push_back(ms);
+      rt_late += out.timings.end > x.deadline;
+    } else {
+      (out.status.ok() ? complex_done : complex_failed)++;
+    }
+  }
+  std::lock_guard<std::mutex> lock(log.mu);
+  log.record = false;
+  double max_queue = 0;
+  for (double q : log.complex_queue_s) max_queue = std::max(max_queue, q);
+  json r = {{"recommend_capacity_per_s", capacity},
+            {"offered_per_s", rate},
+            {"realtime_admitted", rt_admitted},
+            {"realtime_refused", refused},
+            {"realtime_deadline_exceeded", rt_deadline_exceeded},
+            {"realtime_finished_after_deadline", rt_late},
+            {"admitted_realtime_p50_ms", Percentile(rt_ms, 0.5)},
+            {"admitted_realtime_p99_ms", Percentile(rt_ms, 0.99)},
+            {"deadline_ms", o.deadline_ms},
+            {"refusal_submit_us_p50", Percentile(refuse_us, 0.5)},
+            {"refusal_submit_us_p99", Percentile(refuse_us, 0.99)},
+            {"refusal_submit_us_max", Percentile(refuse_us, 1.0)},
+            {"complex_finished", complex_done},
+            {"complex_failed", complex_failed},
+            {"other_submit_errors", other_errors},
+            {"complex_share_of_step_time_while_realtime_active", log.step_s > 0 ? log.complex_s / log.step_s : 0.0},
+            {"complex_max_queue_s", max_queue},
+            {"complex_max_wait_s", o.complex_max_wait_ms / 1000.0},
+            {"cost_model_median_rel_error", Median(log.rel_err)},
+            {"cost_model_p90_rel_error", Percentile(log.rel_err, 0.9)},
+            {"steps", log.rel_err.size()}};
+  std::printf("%s\n", r.dump(2).c_str());
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -487,7 +720,11 @@ int main(int argc, char** argv) {
   std::printf("bench_serving: model %s, mode %s, dtype %s, threads %d, repeats %d\n", o.model.c_str(), o.mode.c_str(),
               o.dtype.c_str(), o.threads, o.repeats);
   json out = {{"model", o.model}, {"mode", o.mode}, {"dtype", o.dtype}, {"threads", o.threads}, {"repeats", o.repeats}};
-  if (o.mode == "throughput") {
+  if (o.mode == "sampling") {
+    out["rows"] = RunSampling(o);
+  } else if (o.mode == "overload") {
+    out["result"] = RunOverload(o);
+  } else if (o.mode == "throughput") {
     std::printf("prompt %d tokens, %d generated tokens per request\n", o.prompt_len, o.gen_tokens);
     out["prompt_len"] = o.prompt_len;
     out["gen_tokens"] = o.gen_tokens;

@@ -41,6 +41,13 @@ struct SchedulerConfig {
   double realtime_deadline_ms = 100;    // default deadline for realtime requests
   double complex_max_wait_ms = 2000;    // starvation bound: past it the longest-waiting complex request
                                         // is promoted ahead of realtime work, one at a time
+  // Realtime protection, by the step-cost model fitted from the engine's own step timings:
+  double realtime_step_budget_ms = 25;  // while realtime work waits or runs, complex chunks join a step only
+                                        // while its predicted time stays within this...
+  double complex_min_share = 0.2;       // ...but complex work keeps this share of each step's time (0..0.9)
+  double realtime_max_request_share = 0.5;  // one realtime request's share of a step's tokens while others wait
+  std::string realtime_overload = "refuse";  // refuse | best_effort: a realtime request predicted to miss its
+                                             // deadline is refused (RESOURCE_EXHAUSTED) or served and counted
 };
 
 struct LimitsConfig {

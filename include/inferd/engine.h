@@ -148,6 +148,7 @@ struct FinishedRequestStats {
   std::vector<double> inter_token_seconds;
   int32_t prompt_tokens = 0;
   int32_t generated_tokens = 0;
+  bool late = false;              // realtime: finished after its deadline (explicit or the class default)
 };
 
 // One engine step. Cumulative fields say so; the rest describe this step.
@@ -170,6 +171,17 @@ struct EngineStats {
   double schedule_seconds = 0.0;
   double execute_seconds = 0.0;
   double step_seconds = 0.0;               // schedule + execute + update + output
+  // Realtime protection (SchedulerOptions: realtime_step_budget, complex_min_share, ...).
+  double predicted_seconds = 0.0;          // step-cost model's prediction of step_seconds (0 before it is ready)
+  double complex_predicted_seconds = 0.0;  // the complex chunks' part of the prediction
+  bool realtime_active = false;            // realtime work was waiting or running
+  bool complex_capped = false;             // complex chunks were held back to fit the realtime step budget
+  bool cost_model_ready = false;
+  std::array<double, 5> cost_coefficients{};  // seconds per step, prefill token, decode row, logit row,
+                                              // 1000 attended positions
+  uint64_t realtime_refused_total = 0;     // cumulative: refused at submit, deadline predicted unmeetable
+  uint64_t realtime_predicted_late_total = 0;  // cumulative: admitted best-effort although predicted late
+  uint64_t realtime_late_total = 0;        // cumulative: realtime requests that finished after their deadline
   std::vector<FinishedRequestStats> finished;  // requests that ended in this step
 };
 

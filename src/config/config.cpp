@@ -59,6 +59,10 @@ void ReadScheduler(YamlReader& r, SchedulerConfig* c) {
   r.Get("max_waiting_complex", &c->max_waiting_complex, 0, 1 << 20);
   r.Get("realtime_deadline_ms", &c->realtime_deadline_ms, 1.0, 3.6e6);
   r.Get("complex_max_wait_ms", &c->complex_max_wait_ms, 1.0, 3.6e6);
+  r.Get("realtime_step_budget_ms", &c->realtime_step_budget_ms, 0.1, 3.6e6);
+  r.Get("complex_min_share", &c->complex_min_share, 0.0, 0.9);
+  r.Get("realtime_max_request_share", &c->realtime_max_request_share, 0.01, 1.0);
+  r.GetEnum("realtime_overload", &c->realtime_overload, {"refuse", "best_effort"});
   if (c->prefill_chunk_tokens > c->max_batched_tokens) {
     r.Error("prefill_chunk_tokens", "must not exceed max_batched_tokens (" + std::to_string(c->max_batched_tokens) + ")");
   }

@@ -28,6 +28,11 @@ EngineOptions ToEngineOptions(const ModelPoolConfig& c, int32_t max_model_len, c
   o.scheduler.realtime_default_deadline =
       std::chrono::milliseconds(static_cast<int64_t>(c.scheduler.realtime_deadline_ms));
   o.scheduler.complex_max_wait = std::chrono::milliseconds(static_cast<int64_t>(c.scheduler.complex_max_wait_ms));
+  o.scheduler.realtime_step_budget =
+      std::chrono::microseconds(static_cast<int64_t>(c.scheduler.realtime_step_budget_ms * 1000.0));
+  o.scheduler.complex_min_share = c.scheduler.complex_min_share;
+  o.scheduler.realtime_max_request_share = c.scheduler.realtime_max_request_share;
+  o.scheduler.realtime_refuse_unmeetable = c.scheduler.realtime_overload == "refuse";
   o.scheduler.max_model_len = max_model_len;
   o.scheduler.eos_token_ids = eos;
   o.scheduler.max_candidates = c.limits.max_candidates;
@@ -83,12 +88,15 @@ std::chrono::duration<double> ModelPool::WarmUp() {
       if (!out.status.ok()) throw std::runtime_error("warm-up request failed: " + out.status.ToString());
     }
   };
-  // A chunked prefill (longer than one chunk when the model allows) followed by single decodes.
+  // A chunked prefill (longer than one chunk when the model allows) followed by single decodes; then batched
+  // decodes and a Recommend. Three rounds: the step-cost model behind realtime admission learns from them,
+  // and the Recommend carries a far deadline so admission never refuses it while the model is still coarse.
   const int32_t long_len =
       std::min(config_.scheduler.prefill_chunk_tokens + 8, std::max(8, max_model_len_ - 8));
   std::vector<SubmitResult> runs;
+  for (int32_t round = 0; round < 3; ++round) {
   GenerateRequest g;
-  g.prompt = prompt(long_len, 1);
+  g.prompt = prompt(long_len, 1 + round);
   g.max_tokens = 4;
   g.ignore_eos = true;
   runs.push_back(engine_->Submit(g));
@@ -98,7 +106,7 @@ std::chrono::duration<double> ModelPool::WarmUp() {
     runs.clear();
     for (int32_t i = 0; i < batch; ++i) {
       GenerateRequest r;
-      r.prompt = prompt(16 + i, 100 + batch * 10 + i);
+      r.prompt = prompt(16 + i, 100 + batch * 10 + i + round * 1000);
       r.max_tokens = 3;
       r.ignore_eos = true;
       runs.push_back(engine_->Submit(r));
@@ -106,11 +114,13 @@ std::chrono::duration<double> ModelPool::WarmUp() {
     wait_all(runs);
   }
   RecommendRequest rec;
-  rec.context = prompt(48, 7);
+  rec.context = prompt(48, 7 + round);
   for (int32_t i = 0; i < 8; ++i) rec.candidates.push_back(prompt(4 + i % 3, 200 + i));
+  rec.deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
   runs.clear();
   runs.push_back(engine_->Submit(rec));
   wait_all(runs);
+  }
   return std::chrono::steady_clock::now() - start;
 }
 

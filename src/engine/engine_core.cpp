@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/scoring.h"
+#include "scheduler/deadline_admission.h"
 
 namespace inferd::engine {
 namespace {
@@ -118,6 +119,14 @@ SubmitResult EngineCore::Enqueue(scheduler::RequestSpec spec, Live live, const s
     result.status = s;
     return result;
   }
+  spec.arrival = now_();
+  if (spec.cls == RequestClass::kRealtime) {
+    live.deadline = spec.deadline ? *spec.deadline : spec.arrival + options_.scheduler.realtime_default_deadline;
+    if (Status s = AdmitRealtime(spec, &live, &result.retry_after); !s.ok()) {
+      result.status = s;
+      return result;
+    }
+  }
   const int c = static_cast<int>(spec.cls);
   const int32_t cap = spec.cls == RequestClass::kRealtime ? options_.scheduler.max_waiting_realtime
                                                          : options_.scheduler.max_waiting_complex;
@@ -128,12 +137,12 @@ SubmitResult EngineCore::Enqueue(scheduler::RequestSpec spec, Live live, const s
       result.status = ResourceExhausted(std::string(RequestClassName(spec.cls)) + " queue is full (" +
                                         std::to_string(queued) + " waiting); retry after " +
                                         std::to_string(result.retry_after.count()) + " ms");
+      ReleaseRealtimeWork(live);
       return result;
     }
   } while (!queued_[c].compare_exchange_weak(queued, queued + 1));
 
   spec.id = next_id_.fetch_add(1);
-  spec.arrival = now_();
   live.stream = std::make_shared<RequestStream>(spec.id);
   live.outcome.cls = spec.cls;
   live.outcome.timings.arrival = spec.arrival;
@@ -146,6 +155,48 @@ SubmitResult EngineCore::Enqueue(scheduler::RequestSpec spec, Live live, const s
   }
   if (wakeup_) wakeup_();
   return result;
+}
+
+Status EngineCore::AdmitRealtime(const scheduler::RequestSpec& spec, Live* live,
+                                 std::chrono::milliseconds* retry_after) {
+  AdmissionView view;
+  {
+    std::lock_guard<std::mutex> lock(admission_mu_);
+    view = admission_view_;
+  }
+  if (!view.cost.ready) return Status::Ok();  // no model yet: order only
+  const scheduler::RealtimeWork own =
+      scheduler::EstimateRealtimeWork(spec, view.cost, options_.scheduler, options_.kv_cache.block_size);
+  const int64_t own_ns = static_cast<int64_t>(own.marginal_seconds * 1e9);
+  const int64_t ahead_ns = realtime_ahead_ns_.fetch_add(own_ns);
+  scheduler::AdmissionInput in;
+  in.own = own;
+  in.ahead_marginal_seconds = static_cast<double>(ahead_ns) * 1e-9;
+  in.step_seconds = static_cast<double>(step_ema_us_.load(std::memory_order_relaxed)) * 1e-6;
+  in.complex_present = view.complex_present || queued_[static_cast<int>(RequestClass::kComplex)].load() > 0;
+  in.seconds_to_deadline = Seconds(spec.arrival, live->deadline);
+  const scheduler::AdmissionDecision d = scheduler::PredictRealtimeLatency(in, options_.scheduler);
+  live->admitted_work_ns = own_ns;
+  if (d.meets) return Status::Ok();
+  if (!options_.scheduler.realtime_refuse_unmeetable) {
+    realtime_predicted_late_total_.fetch_add(1);
+    return Status::Ok();
+  }
+  ReleaseRealtimeWork(*live);
+  realtime_refused_total_.fetch_add(1);
+  const auto ms = [](double sec) { return static_cast<int64_t>(sec * 1000.0 + 0.5); };
+  *retry_after = std::max(options_.min_retry_after,
+                          std::chrono::milliseconds(ms(d.predicted_seconds - in.seconds_to_deadline)));
+  return ResourceExhausted("realtime deadline cannot be met: predicted " + std::to_string(ms(d.predicted_seconds)) +
+                           " ms (" + std::to_string(ms(in.ahead_marginal_seconds)) +
+                           " ms of realtime work admitted ahead) against " +
+                           std::to_string(ms(in.seconds_to_deadline)) + " ms to the deadline; retry after " +
+                           std::to_string(retry_after->count()) + " ms");
+}
+
+void EngineCore::ReleaseRealtimeWork(Live& live) {
+  if (live.admitted_work_ns != 0) realtime_ahead_ns_.fetch_sub(live.admitted_work_ns);
+  live.admitted_work_ns = 0;
 }
 
 void EngineCore::Cancel(RequestId id) {
@@ -179,6 +230,7 @@ void EngineCore::DrainIntake() {
     const RequestClass cls = in.spec.cls;
     if (Status s = scheduler_->AddRequest(std::move(in.spec)); !s.ok()) {
       Unqueue(cls);
+      ReleaseRealtimeWork(in.live);
       in.live.outcome.status = s;
       in.live.outcome.timings.end = now_();
       in.live.stream->Finish(std::move(in.live.outcome));
@@ -206,6 +258,8 @@ bool EngineCore::Step() {
     ran = true;
     StatusOr<StepResult> result = executor_->Execute(out.batch);
     wall2 = Clock::now();
+    // The first forward passes carry one-time initialisation (allocator, kernel selection, page faults).
+    if (++steps_ran_ > kColdSteps) scheduler_->ObserveStep(out, std::chrono::duration<double>(wall2 - wall0).count());
     if (!result.ok() || result->results.size() != out.batch.chunks.size()) {
       execute_error_ = result.ok() ? Internal("executor returned a wrong number of results") : result.status();
       scheduler_->FailBatch(out);
@@ -241,7 +295,22 @@ bool EngineCore::Step() {
   stats.schedule_seconds = std::chrono::duration<double>(wall1 - wall0).count();
   stats.execute_seconds = std::chrono::duration<double>(wall2 - wall1).count();
   stats.step_seconds = std::chrono::duration<double>(wall3 - wall0).count();
-  if (ran) {
+  stats.predicted_seconds = out.predicted_seconds;
+  stats.complex_predicted_seconds = out.complex_predicted_seconds;
+  stats.realtime_active = out.realtime_active;
+  stats.complex_capped = out.complex_capped;
+  stats.cost_model_ready = s.cost.ready;
+  stats.cost_coefficients = s.cost.seconds;
+  stats.realtime_refused_total = realtime_refused_total_.load();
+  stats.realtime_predicted_late_total = realtime_predicted_late_total_.load();
+  stats.realtime_late_total = realtime_late_total_;
+  {
+    const int cx = static_cast<int>(RequestClass::kComplex);
+    std::lock_guard<std::mutex> lock(admission_mu_);
+    admission_view_.cost = s.cost;
+    admission_view_.complex_present = s.running_requests[cx] + s.waiting_requests[cx] > 0;
+  }
+  if (ran && steps_ran_ > kColdSteps) {
     const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(wall3 - wall0).count();
     const int64_t prev = step_ema_us_.load(std::memory_order_relaxed);
     step_ema_us_.store(prev == 0 ? us : (prev * 7 + us) / 8, std::memory_order_relaxed);
@@ -305,6 +374,7 @@ void EngineCore::OnToken(RequestId id, Live& live, const scheduler::RequestEvent
 void EngineCore::OnFinished(RequestId id, Live& live, const scheduler::RequestEvent& ev, TimePoint now,
                             EngineStats* stats) {
   if (!live.started) Unqueue(live.outcome.cls);
+  ReleaseRealtimeWork(live);
   RequestOutcome& o = live.outcome;
   // A stop string seen in this step wins over a max-tokens/EOS finish of the same token.
   if (o.finish_reason != FinishReason::kStopString) o.finish_reason = ev.finish_reason;
@@ -338,6 +408,8 @@ void EngineCore::OnFinished(RequestId id, Live& live, const scheduler::RequestEv
     f.e2e_seconds = Seconds(o.timings.arrival, now);
     f.prompt_tokens = o.prompt_tokens;
     f.generated_tokens = o.generated_tokens;
+    f.late = o.cls == RequestClass::kRealtime && now > live.deadline;
+    if (f.late) ++realtime_late_total_;
     stats->finished.push_back(std::move(f));
   }
   live.stream->Finish(std::move(o));

@@ -58,6 +58,8 @@ class EngineCore {
     bool started = false;
     bool has_pending = false;
     TokenDelta pending;
+    TimePoint deadline{};          // realtime: explicit deadline or arrival + the class default
+    int64_t admitted_work_ns = 0;  // realtime: marginal work counted in realtime_ahead_ns_
   };
   struct Intake {
     scheduler::RequestSpec spec;
@@ -71,6 +73,9 @@ class EngineCore {
   void OnFinished(RequestId id, Live& live, const scheduler::RequestEvent& ev, TimePoint now, EngineStats* stats);
   void Unqueue(RequestClass cls);
   std::chrono::milliseconds RetryAfter(int32_t queued) const;
+  // Deadline-aware admission of a realtime request (submitting thread). Sets live->admitted_work_ns.
+  Status AdmitRealtime(const scheduler::RequestSpec& spec, Live* live, std::chrono::milliseconds* retry_after);
+  void ReleaseRealtimeWork(Live& live);
 
   const EngineOptions options_;
   std::unique_ptr<Executor> executor_;
@@ -87,6 +92,17 @@ class EngineCore {
   // Submitted but not started, per class: the bounded queues callers see.
   std::array<std::atomic<int32_t>, kNumRequestClasses> queued_{};
   std::atomic<int64_t> step_ema_us_{0};
+  // Realtime admission: what the engine thread publishes after each step, and the work admitted.
+  struct AdmissionView {
+    scheduler::StepCostCoefficients cost;
+    bool complex_present = false;
+  };
+  mutable std::mutex admission_mu_;
+  AdmissionView admission_view_;      // guarded by admission_mu_
+  std::atomic<int64_t> realtime_ahead_ns_{0};
+  std::atomic<uint64_t> realtime_refused_total_{0};
+  std::atomic<uint64_t> realtime_predicted_late_total_{0};
+  uint64_t realtime_late_total_ = 0;  // engine thread only
 
   std::mutex intake_mu_;
   std::vector<Intake> intake_;        // guarded by intake_mu_
@@ -94,6 +110,8 @@ class EngineCore {
 
   std::unordered_map<RequestId, Live> live_;  // engine thread only
   uint64_t step_ = 0;
+  static constexpr uint64_t kColdSteps = 2;  // steps that ran before the cost model and step time learn
+  uint64_t steps_ran_ = 0;
   mutable std::mutex stats_mu_;
   EngineStats last_stats_;            // guarded by stats_mu_
 };

@@ -71,6 +71,13 @@ Status FakeExecutor::InitializeCache(int32_t num_blocks, int32_t block_size) {
 StatusOr<StepResult> FakeExecutor::Execute(const ForwardBatch& batch) {
   const int64_t step = steps_++;
   if (options_.step_delay.count() > 0) std::this_thread::sleep_for(options_.step_delay);
+  if (options_.token_delay.count() > 0) {
+    int64_t tokens = 0;
+    for (const auto& c : batch.chunks) tokens += static_cast<int64_t>(c.tokens.size());
+    const auto until = std::chrono::steady_clock::now() + options_.token_delay * tokens;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  }
   if (step == options_.fail_at_step) return Internal("fake executor: injected failure");
   if (batch.block_size != block_size_) return Internal("fake executor: block size mismatch");
   released_.insert(released_.end(), batch.released.begin(), batch.released.end());

@@ -19,6 +19,7 @@ namespace inferd::engine {
 struct FakeExecutorOptions {
   int32_t vocab_size = 1000;
   std::chrono::microseconds step_delay{0};  // sleep per Execute, to mimic a model
+  std::chrono::nanoseconds token_delay{0};  // busy wait per fed token, to mimic a model's per-token cost
   int64_t fail_at_step = -1;                // Execute number (0-based) that returns INTERNAL
   KvCacheLayout layout{KvCacheKind::kMha, 1, 1, 8, 0, 0, 2};
 };

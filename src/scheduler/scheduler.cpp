@@ -1,7 +1,9 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cassert>
+#include <limits>
 #include <string>
 #include <unordered_set>
 
@@ -14,6 +16,16 @@ struct Scheduler::StepState {
   std::vector<Sequence*> chunk_seqs;          // parallel to out.batch.chunks; nullptr once removed
   std::unordered_map<SeqId, size_t> chunk_of;  // live chunks only
   std::unordered_set<SeqId> preempted;         // not re-admitted in the step that preempted them
+  StepFeatures features;                       // of the chunks added so far (steps = 1)
+  // Realtime share: while other realtime requests are live, one request's tokens in this step.
+  bool share_cap = false;
+  int32_t share_tokens = 0;
+  std::unordered_map<const Request*, int32_t> request_tokens;
+  // Complex allowance while realtime work is active: predicted seconds complex chunks may add.
+  bool cap_complex = false;
+  double complex_allow = 0.0;
+  double complex_used = 0.0;
+  int32_t complex_chunks = 0;
 };
 
 namespace {
@@ -69,6 +81,7 @@ Status Scheduler::AddRequest(RequestSpec spec) {
   Request* r = req.get();
   if (r->spec.deadline) deadlines_.emplace(*r->spec.deadline, r->spec.id);
   ++unstarted_[cls_index];
+  ++live_requests_[cls_index];
 
   const int32_t bs = kv_.block_size();
   const int32_t ctx_len = static_cast<int32_t>(r->spec.prompt.size());
@@ -164,6 +177,7 @@ void Scheduler::FinishRequest(Request* req, FinishReason reason) {
     if (seq->state != SeqState::kFinished) ReleaseSequence(seq.get());
   }
   if (!req->started) --unstarted_[static_cast<int>(req->cls)];
+  --live_requests_[static_cast<int>(req->cls)];
   if (req->spec.deadline) deadlines_.erase({*req->spec.deadline, req->spec.id});
   RequestEvent ev;
   ev.type = RequestEvent::Type::kFinished;
@@ -227,62 +241,152 @@ void Scheduler::PromoteStarved(TimePoint now) {
   EnqueueWaiting(seq);
 }
 
+bool Scheduler::HasRunnableComplex() const {
+  if (!complex_.empty()) return true;
+  for (const Sequence* seq : running_) {
+    if (ordering_.Key(*seq).tier == 1) return true;
+  }
+  return false;
+}
+
+bool Scheduler::HasRealtimeWork() const { return live_requests_[static_cast<int>(RequestClass::kRealtime)] > 0; }
+
 SchedulerOutput Scheduler::Schedule(TimePoint now) {
   now_ = now;
   ExpireDeadlines(now);
   PromoteStarved(now);
   StepState st(options_.max_num_batched_tokens);
   st.out.batch.block_size = kv_.block_size();
+  st.features.steps = 1;
   std::sort(running_.begin(), running_.end(), [this](const Sequence* a, const Sequence* b) {
     return ordering_.Key(*a) < ordering_.Key(*b);
   });
-  ScheduleDecodes(st);
-  SchedulePrefills(st);
+  const bool realtime_active = HasRealtimeWork();
+  // Tier 0 (realtime and promoted) first: decodes, then prefills with each realtime request held to its
+  // share while others are live, then whatever budget they left.
+  st.share_cap = live_requests_[static_cast<int>(RequestClass::kRealtime)] > 1;
+  st.share_tokens = std::max(1, static_cast<int32_t>(options_.realtime_max_request_share *
+                                                     options_.max_num_batched_tokens));
+  // Complex work with something runnable keeps complex_min_share of the token budget through tier 0.
+  const int32_t reserve = HasRunnableComplex() ? static_cast<int32_t>(std::ceil(
+                                                     std::clamp(options_.complex_min_share, 0.0, 0.95) *
+                                                     options_.max_num_batched_tokens))
+                                               : 0;
+  const int32_t held = st.budget.Take(reserve);
+  ScheduleDecodes(st, 0);
+  SchedulePrefills(st, 0);
+  if (st.share_cap) {
+    st.share_cap = false;
+    SchedulePrefills(st, 0);
+  }
+  st.budget.Refund(held);
+  // Tier 1 (complex) within the time the realtime budget leaves, but never below its minimum share.
+  if (realtime_active && cost_.ready()) {
+    const double rt = cost_.Predict(st.features);
+    const double budget = std::chrono::duration<double>(options_.realtime_step_budget).count();
+    const double share = std::clamp(options_.complex_min_share, 0.0, 0.95);
+    st.cap_complex = true;
+    st.complex_allow = std::max(budget - rt, rt * share / (1.0 - share));
+  }
+  ScheduleDecodes(st, 1);
+  SchedulePrefills(st, 1);
 
   // Drop chunks of sequences preempted after being scheduled.
   SchedulerOutput out;
   out.batch.block_size = st.out.batch.block_size;
   out.num_preempted = st.out.num_preempted;
+  out.realtime_active = realtime_active;
+  out.features.steps = 1;
+  StepFeatures complex_features;
   out.batch.chunks.reserve(st.out.batch.chunks.size());
   for (size_t i = 0; i < st.out.batch.chunks.size(); ++i) {
     Sequence* seq = st.chunk_seqs[i];
     if (seq == nullptr) continue;
     auto& chunk = st.out.batch.chunks[i];
-    (seq->is_decode() ? out.num_decode_tokens : out.num_prefill_tokens) += static_cast<int32_t>(chunk.tokens.size());
+    const bool decode = seq->is_decode();
+    (decode ? out.num_decode_tokens : out.num_prefill_tokens) += static_cast<int32_t>(chunk.tokens.size());
+    const StepFeatures f = ChunkFeatures(chunk, decode);
+    out.features += f;
+    if (ordering_.Key(*seq).tier == 1) complex_features += f;
     out.batch.chunks.push_back(std::move(chunk));
   }
+  out.predicted_seconds = cost_.Predict(out.features);
+  out.complex_predicted_seconds = cost_.Predict(complex_features);
+  out.complex_capped = complex_held_back_;
+  complex_held_back_ = false;
   out.batch.released = std::move(released_);
   released_.clear();
   return out;
 }
 
-void Scheduler::ScheduleDecodes(StepState& st) {
+StepFeatures Scheduler::SeqChunkFeatures(const Sequence& seq, int32_t start, int32_t n) const {
+  SequenceChunk probe;
+  probe.start_pos = start;
+  probe.tokens.resize(static_cast<size_t>(n));
+  const int32_t end = start + n;
+  if (seq.kind == SeqKind::kGenerate) {
+    probe.sample = end == seq.len();
+  } else if (seq.kind == SeqKind::kScoreCandidate) {
+    const int32_t first = std::max(start, seq.score_begin);
+    const int32_t last = std::min(end, seq.len() - 1);
+    if (last > first) probe.score_index.resize(static_cast<size_t>(last - first));
+  }
+  return ChunkFeatures(probe, seq.is_decode());
+}
+
+int32_t Scheduler::Allowed(StepState& st, const Sequence& seq, int32_t start, int32_t n) const {
+  if (n <= 0) return 0;
+  if (ordering_.Key(seq).tier == 0) {
+    if (!st.share_cap || seq.request->cls != RequestClass::kRealtime) return n;
+    auto it = st.request_tokens.find(seq.request);
+    const int32_t used = it == st.request_tokens.end() ? 0 : it->second;
+    return std::clamp(st.share_tokens - used, 0, n);
+  }
+  if (!st.cap_complex) return n;
+  const double left = st.complex_allow - st.complex_used;
+  // Largest m <= n whose predicted cost fits what is left (cost grows with m).
+  int32_t lo = 0, hi = n;
+  while (lo < hi) {
+    const int32_t mid = lo + (hi - lo + 1) / 2;
+    if (cost_.Predict(SeqChunkFeatures(seq, start, mid)) <= left) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (lo < n) complex_held_back_ = true;
+  if (lo == 0 && st.complex_chunks == 0) return seq.is_decode() ? 1 : std::min(n, kMinComplexChunkTokens);
+  return lo;
+}
+
+void Scheduler::ScheduleDecodes(StepState& st, int32_t tier) {
   const std::vector<Sequence*> order = running_;
   for (Sequence* seq : order) {
     if (st.budget.exhausted()) break;
-    if (seq->state != SeqState::kRunning || !seq->is_decode()) continue;
+    if (seq->state != SeqState::kRunning || !seq->is_decode() || st.chunk_of.count(seq->id)) continue;
+    if (ordering_.Key(*seq).tier != tier) continue;
+    if (Allowed(st, *seq, seq->num_computed, 1) == 0) {
+      if (tier == 1) break;
+      continue;
+    }
     if (!GrowWithPreemption(st, seq, seq->num_computed + 1)) continue;
     AddChunk(st, seq, 1);
   }
 }
 
-void Scheduler::SchedulePrefills(StepState& st) {
-  // Merge, by priority: running sequences mid-prefill, waiting tier 0, waiting tier 1.
+void Scheduler::SchedulePrefills(StepState& st, int32_t tier) {
+  // Merge, by priority: running sequences mid-prefill, then waiting sequences of this tier.
   std::vector<Sequence*> mid;
   for (Sequence* seq : running_) {
-    if (!seq->is_decode() && st.chunk_of.count(seq->id) == 0) mid.push_back(seq);
+    if (!seq->is_decode() && st.chunk_of.count(seq->id) == 0 && ordering_.Key(*seq).tier == tier) mid.push_back(seq);
   }
+  std::map<PriorityKey, Sequence*>& waiting = tier == 0 ? urgent_ : complex_;
   size_t mid_i = 0;
-  bool urgent_blocked = false;
-  bool complex_blocked = false;
-  auto urgent_it = urgent_.begin();
-  auto complex_it = complex_.begin();
+  bool waiting_blocked = false;
+  auto wait_it = waiting.begin();
   while (!st.budget.exhausted()) {
     while (mid_i < mid.size() && mid[mid_i]->state != SeqState::kRunning) ++mid_i;
-    while (!urgent_blocked && urgent_it != urgent_.end() && st.preempted.count(urgent_it->second->id)) ++urgent_it;
-    while (!complex_blocked && complex_it != complex_.end() && st.preempted.count(complex_it->second->id)) {
-      ++complex_it;
-    }
+    while (!waiting_blocked && wait_it != waiting.end() && st.preempted.count(wait_it->second->id)) ++wait_it;
     Sequence* best = nullptr;
     int source = -1;
     PriorityKey best_key;
@@ -295,24 +399,27 @@ void Scheduler::SchedulePrefills(StepState& st) {
       }
     };
     if (mid_i < mid.size()) consider(mid[mid_i], 0);
-    if (!urgent_blocked && urgent_it != urgent_.end()) consider(urgent_it->second, 1);
-    if (!complex_blocked && !urgent_blocked && complex_it != complex_.end()) consider(complex_it->second, 2);
+    if (!waiting_blocked && wait_it != waiting.end()) consider(wait_it->second, 1);
     if (best == nullptr) break;
     if (source == 0) {
       ++mid_i;
-      ScheduleRunningPrefill(st, best);
-    } else if (source == 1) {
-      ++urgent_it;
-      if (!AdmitWaiting(st, best)) urgent_blocked = true;
     } else {
-      ++complex_it;
-      if (!AdmitWaiting(st, best)) complex_blocked = true;
+      ++wait_it;  // before AdmitWaiting: admitting removes best from `waiting`
+    }
+    if (Allowed(st, *best, best->num_computed, 1) == 0) {
+      if (tier == 1) break;  // the complex allowance is spent
+      continue;              // this realtime request has its share; others go first
+    }
+    if (source == 0) {
+      ScheduleRunningPrefill(st, best);
+    } else if (!AdmitWaiting(st, best)) {
+      waiting_blocked = true;
     }
   }
 }
 
 bool Scheduler::ScheduleRunningPrefill(StepState& st, Sequence* seq) {
-  const int32_t n = capacity_.ChunkSize(*seq, st.budget.remaining());
+  const int32_t n = Allowed(st, *seq, seq->num_computed, capacity_.ChunkSize(*seq, st.budget.remaining()));
   if (n <= 0) return false;
   if (!GrowWithPreemption(st, seq, seq->num_computed + n)) return false;
   AddChunk(st, seq, n);
@@ -329,7 +436,8 @@ bool Scheduler::AdmitWaiting(StepState& st, Sequence* seq) {
   kv_cache::PrefixMatch match = kv_.FindCachedPrefix(seq->tokens, seq->max_cached_tokens());
   for (;;) {
     const int32_t base = match.num_tokens;
-    const int32_t n = std::min({seq->len() - base, st.budget.remaining(), options_.max_prefill_chunk_tokens});
+    const int32_t n = Allowed(st, *seq, base,
+                              std::min({seq->len() - base, st.budget.remaining(), options_.max_prefill_chunk_tokens}));
     if (n <= 0) return false;
     if (kv_.FreeBlocksNeeded(seq->id, match, base + n) <= kv_.NumFreeBlocks()) {
       const bool ok = kv_.Allocate(seq->id, match, base + n, seq->max_cached_tokens());
@@ -347,7 +455,8 @@ bool Scheduler::AdmitWaiting(StepState& st, Sequence* seq) {
   seq->started = true;
   running_.push_back(seq);
   MarkStarted(seq->request, match.num_tokens);
-  const int32_t n = std::min({seq->remaining(), st.budget.remaining(), options_.max_prefill_chunk_tokens});
+  const int32_t n = Allowed(st, *seq, seq->num_computed,
+                            std::min({seq->remaining(), st.budget.remaining(), options_.max_prefill_chunk_tokens}));
   AddChunk(st, seq, n);
   return true;
 }
@@ -399,6 +508,14 @@ void Scheduler::Preempt(StepState& st, Sequence* victim) {
 void Scheduler::AddChunk(StepState& st, Sequence* seq, int32_t n) {
   n = st.budget.Take(n);
   assert(n > 0);
+  const StepFeatures f = SeqChunkFeatures(*seq, seq->num_computed, n);
+  st.features += f;
+  if (ordering_.Key(*seq).tier == 1) {
+    st.complex_used += cost_.Predict(f);
+    ++st.complex_chunks;
+  } else {
+    st.request_tokens[seq->request] += n;
+  }
   SequenceChunk chunk;
   chunk.seq_id = seq->id;
   chunk.start_pos = seq->num_computed;
@@ -528,6 +645,7 @@ SchedulerStats Scheduler::Stats() const {
   s.kv_usage = kv_.Usage();
   s.preemptions_total = preemptions_total_;
   s.prefix = kv_.prefix_stats();
+  s.cost = cost_.coefficients();
   return s;
 }
 

@@ -19,6 +19,7 @@
 #include "scheduler/policies.h"
 #include "scheduler/scheduler_options.h"
 #include "scheduler/sequence.h"
+#include "scheduler/step_cost_model.h"
 
 namespace inferd::scheduler {
 
@@ -28,6 +29,11 @@ struct SchedulerOutput {
   int32_t num_prefill_tokens = 0;
   int32_t num_decode_tokens = 0;
   int32_t num_preempted = 0;  // preemptions made while building this step
+  StepFeatures features;       // of the whole step, for the cost model
+  double predicted_seconds = 0.0;          // cost model's prediction for the step (0 before it is ready)
+  double complex_predicted_seconds = 0.0;  // the complex chunks' share of it
+  bool realtime_active = false;            // realtime work was waiting or running
+  bool complex_capped = false;             // complex chunks were held back to fit realtime_step_budget
   bool empty() const { return batch.chunks.empty(); }
 };
 
@@ -59,6 +65,7 @@ struct SchedulerStats {
   double kv_usage = 0.0;                                       // 0..1
   uint64_t preemptions_total = 0;
   kv_cache::PrefixCacheStats prefix;
+  StepCostCoefficients cost;                                   // current step-cost model
 };
 
 class Scheduler {
@@ -79,6 +86,9 @@ class Scheduler {
   void Update(const SchedulerOutput& output, const StepResult& result);
   // The executor failed on `output`: its requests finish with kError.
   void FailBatch(const SchedulerOutput& output);
+  // Feeds the cost model with the measured wall time of the step that ran `output`.
+  void ObserveStep(const SchedulerOutput& output, double seconds) { cost_.Observe(output.features, seconds); }
+  const StepCostModel& cost_model() const { return cost_; }
 
   // Events since the last call, in order.
   std::vector<RequestEvent> TakeEvents();
@@ -97,8 +107,17 @@ class Scheduler {
   void ExpireDeadlines(TimePoint now);
   void PromoteStarved(TimePoint now);
   bool HasPromoted() const;  // a promoted sequence is waiting or running
-  void ScheduleDecodes(StepState& st);
-  void SchedulePrefills(StepState& st);
+  void ScheduleDecodes(StepState& st, int32_t tier);
+  void SchedulePrefills(StepState& st, int32_t tier);
+  bool HasRealtimeWork() const;
+  bool HasRunnableComplex() const;  // complex (tier 1) sequences running or waiting
+  // Tokens of `seq` (wanting n) that the step's limits let in: the complex time allowance while realtime
+  // work is active, and the per-request share inside the realtime class. 0 = none this step.
+  // `start`: the chunk's first position (after any prefix-cache hit).
+  int32_t Allowed(StepState& st, const Sequence& seq, int32_t start, int32_t n) const;
+  StepFeatures SeqChunkFeatures(const Sequence& seq, int32_t start, int32_t n) const;
+  // Prefill tokens a complex chunk gets when it is the step's only complex chunk and nothing fits.
+  static constexpr int32_t kMinComplexChunkTokens = 16;
   bool ScheduleRunningPrefill(StepState& st, Sequence* seq);
   bool AdmitWaiting(StepState& st, Sequence* seq);
   // Grows `seq`'s table to num_tokens, preempting lower-priority sequences as needed.
@@ -120,6 +139,7 @@ class Scheduler {
 
   const SchedulerOptions options_;
   ClassOrdering ordering_;
+  StepCostModel cost_;
   CapacityPolicy capacity_;
   AdmissionPolicy admission_;
   kv_cache::KvCacheManager kv_;
@@ -133,6 +153,8 @@ class Scheduler {
   std::set<std::tuple<TimePoint, uint64_t, int32_t, Sequence*>> complex_by_wait_;
   std::set<std::pair<TimePoint, RequestId>> deadlines_;
   std::array<int32_t, kNumRequestClasses> unstarted_{};
+  std::array<int32_t, kNumRequestClasses> live_requests_{};  // admitted, unfinished
+  mutable bool complex_held_back_ = false;                   // this step's allowance cut a complex chunk
   std::vector<SeqId> released_;  // for the next ForwardBatch
   std::vector<RequestEvent> events_;
   uint64_t next_order_ = 0;

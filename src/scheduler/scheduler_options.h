@@ -34,6 +34,22 @@ struct SchedulerOptions {
   std::vector<TokenId> eos_token_ids;
   // Most candidates one Recommend may carry.
   int32_t max_candidates = 1024;
+
+  // Realtime protection (the step-cost model predicts each step's time from its contents).
+  // While realtime work is waiting or running, complex chunks join a step only while the step's predicted
+  // time stays within this budget...
+  std::chrono::microseconds realtime_step_budget{25000};
+  // ...except that complex work, when it has any, keeps at least this share of each step's predicted time
+  // and of its token budget (and at least one chunk), so it never stalls.
+  double complex_min_share = 0.2;
+  // While other realtime requests wait or run, one realtime request's prefill chunks take at most this share
+  // of max_num_batched_tokens in a step (a large Recommend is interleaved, not run to completion first).
+  // Budget the others leave unused goes back to it in the same step.
+  double realtime_max_request_share = 0.5;
+  // A realtime request whose deadline the cost model predicts it cannot meet (given the realtime work
+  // admitted ahead of it) is refused with RESOURCE_EXHAUSTED and a retry hint; false serves it anyway and
+  // counts it as predicted late.
+  bool realtime_refuse_unmeetable = true;
 };
 
 }  // namespace inferd

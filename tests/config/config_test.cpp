@@ -120,6 +120,10 @@ INSTANTIATE_TEST_SUITE_P(
                     "models[0].scheduler.prefill_chunk_tokens: must not exceed max_batched_tokens (64)"},
         InvalidCase{"int_not_int", "models: [{name: m, path: /m, scheduler: {max_running: 1.5}}]",
                     "models[0].scheduler.max_running: expected an integer, found '1.5'"},
+        InvalidCase{"complex_share_range", "models: [{name: m, path: /m, scheduler: {complex_min_share: 0.95}}]",
+                    "models[0].scheduler.complex_min_share: "},
+        InvalidCase{"bad_overload", "models: [{name: m, path: /m, scheduler: {realtime_overload: drop}}]",
+                    "models[0].scheduler.realtime_overload: must be one of refuse, best_effort, found 'drop'"},
         InvalidCase{"unknown_class", "models: [{name: m, path: /m, classes: [batch]}]",
                     "models[0].classes: unknown class 'batch'"},
         InvalidCase{"dup_name", "models: [{name: m, path: /a, classes: [realtime]}, {name: m, path: /b, classes: [complex]}]",
@@ -190,6 +194,10 @@ TEST(Config, ExampleDocumentsTheDefaults) {
   EXPECT_EQ(a.scheduler.max_waiting_complex, b.scheduler.max_waiting_complex);
   EXPECT_EQ(a.scheduler.realtime_deadline_ms, b.scheduler.realtime_deadline_ms);
   EXPECT_EQ(a.scheduler.complex_max_wait_ms, b.scheduler.complex_max_wait_ms);
+  EXPECT_EQ(a.scheduler.realtime_step_budget_ms, b.scheduler.realtime_step_budget_ms);
+  EXPECT_EQ(a.scheduler.complex_min_share, b.scheduler.complex_min_share);
+  EXPECT_EQ(a.scheduler.realtime_max_request_share, b.scheduler.realtime_max_request_share);
+  EXPECT_EQ(a.scheduler.realtime_overload, b.scheduler.realtime_overload);
   EXPECT_EQ(a.limits.max_prompt_tokens, b.limits.max_prompt_tokens);
   EXPECT_EQ(a.limits.max_tokens, b.limits.max_tokens);
   EXPECT_EQ(a.limits.default_max_tokens, b.limits.default_max_tokens);

@@ -212,3 +212,88 @@ TEST_F(EngineCoreTest, ExecutorFailureFailsBatchAndKeepsServing) {
 
 }  // namespace
 }  // namespace inferd::engine
+
+namespace inferd::engine {
+namespace {
+
+// Deadline-aware admission through the engine: the cost model learns the fake executor's 2 ms steps during
+// warm-up (plus 20 us per token), then realtime Recommends whose deadline the queue ahead makes unreachable are refused at submit.
+class EngineAdmissionTest : public EngineCoreTest {
+ protected:
+  void Warm() {
+    for (int i = 0; i < 12; ++i) {
+      RecommendRequest r;
+      r.context = Prompt(40, 100 + i);
+      r.candidates = {Prompt(5, 1), Prompt(6, 2)};
+      ASSERT_TRUE(core_->Submit(r).status.ok());
+      RunUntilIdle();
+    }
+    ASSERT_TRUE(stats_.back().cost_model_ready);
+  }
+  RecommendRequest Rec(int salt, milliseconds to_deadline) {
+    RecommendRequest r;
+    r.context = Prompt(40, salt);
+    for (int c = 0; c < 8; ++c) r.candidates.push_back(Prompt(6, 300 + c));
+    r.deadline = now_ + to_deadline;
+    return r;
+  }
+};
+
+TEST_F(EngineAdmissionTest, RefusesWhatTheQueueAheadMakesLateAndAdmitsTheRest) {
+  EngineOptions opts;
+  opts.kv_cache.num_blocks_override = 1024;
+  FakeExecutorOptions fx;
+  fx.step_delay = std::chrono::microseconds(2000);
+  fx.token_delay = std::chrono::microseconds(20);
+  Make(opts, fx);
+  Warm();
+  // Far more time than any prediction: admitted.
+  SubmitResult ok = core_->Submit(Rec(1, milliseconds(60000)));
+  ASSERT_TRUE(ok.status.ok()) << ok.status.ToString();
+  // No time at all: refused at once, with the reason and a retry hint.
+  SubmitResult none = core_->Submit(Rec(2, milliseconds(0)));
+  ASSERT_EQ(none.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(none.status.message().find("realtime deadline cannot be met"), std::string::npos) << none.status.message();
+  EXPECT_GE(none.retry_after, opts.min_retry_after);
+  RunUntilIdle();
+  // A burst with 200 ms each: the first ones fit, then the work admitted ahead pushes the rest past it.
+  int admitted = 0, refused = 0;
+  bool refused_seen = false;
+  for (int i = 0; i < 400; ++i) {
+    SubmitResult r = core_->Submit(Rec(10 + i, milliseconds(200)));
+    if (r.status.ok()) {
+      ++admitted;
+      EXPECT_FALSE(refused_seen) << "admitted after a refusal with no work done in between";
+    } else {
+      ASSERT_EQ(r.status.code(), StatusCode::kResourceExhausted) << r.status.ToString();
+      ++refused;
+      refused_seen = true;
+    }
+  }
+  EXPECT_GT(admitted, 0);
+  EXPECT_GT(refused, 0);
+  RunUntilIdle();
+  EXPECT_EQ(stats_.back().realtime_refused_total, static_cast<uint64_t>(refused + 1));
+  // Finished work leaves the queue: a new request with 200 ms is admitted again.
+  EXPECT_TRUE(core_->Submit(Rec(9999, milliseconds(200))).status.ok());
+  RunUntilIdle();
+}
+
+TEST_F(EngineAdmissionTest, BestEffortServesAndCountsPredictedLate) {
+  EngineOptions opts;
+  opts.kv_cache.num_blocks_override = 1024;
+  opts.scheduler.realtime_refuse_unmeetable = false;
+  FakeExecutorOptions fx;
+  fx.step_delay = std::chrono::microseconds(2000);
+  Make(opts, fx);
+  Warm();
+  SubmitResult r = core_->Submit(Rec(2, milliseconds(0)));
+  ASSERT_TRUE(r.status.ok());
+  RunUntilIdle();
+  EXPECT_EQ(r.stream->Wait().finish_reason, FinishReason::kDeadlineExceeded);
+  EXPECT_EQ(stats_.back().realtime_predicted_late_total, 1u);
+  EXPECT_EQ(stats_.back().realtime_refused_total, 0u);
+}
+
+}  // namespace
+}  // namespace inferd::engine
