@@ -4,8 +4,9 @@
 //                 [--repeats 3] [--json FILE]
 //     throughput: [--concurrency 1,4,16,64] [--prompt-len 32] [--gen-tokens 16] [--temperature 0]
 //     sampling:   throughput's options; greedy and --temperature (default 0.7) rounds alternate
-//     latency:    also [--bg-temperature 0] [--scenarios alone/realtime,load/realtime,...]
-//     overload:   [--overload-factor 2] [--overload-seconds 20] [--deadline-ms 100] and latency's options
+//     latency:    also [--bg-temperature 0] [--best-effort: admit realtime work predicted late] [--scenarios alone/realtime,load/realtime,...]
+//     overload:   [--overload-factor 2] [--overload-seconds 20] and latency's options
+//     --deadline-ms 100: the realtime class default deadline (SchedulerOptions::realtime_default_deadline)
 //     latency:    [--context 64] [--candidates 8,16] [--cand-len 4,8] [--interval-ms 2000] [--count 15]
 //                 [--warmup 2] [--bg-streams 24] [--bg-prompt 128] [--bg-tokens 64] [--max-running 16]
 //                 [--step-tokens 256] [--complex-max-wait-ms 5000] [--relaxed-max-wait-ms 120000]
@@ -89,6 +90,7 @@ struct Options {
   int overload_seconds = 20;
   int deadline_ms = 100;
   float bg_temperature = 0.0f;
+  bool best_effort = false;  // realtime_refuse_unmeetable = false
   std::string scenarios;  // latency: comma-separated scenario names to run (default: all)
   // latency
   int context = 64;
@@ -196,6 +198,8 @@ Options Parse(int argc, char** argv) {
       o.overload_factor = std::atof(next());
     else if (a == "--overload-seconds")
       o.overload_seconds = std::atoi(next());
+    else if (a == "--best-effort")
+      o.best_effort = true;
     else if (a == "--scenarios")
       o.scenarios = next();
     else if (a == "--deadline-ms")
@@ -265,12 +269,35 @@ Loaded MakeEngine(const Options& o, int max_running, int step_tokens, int64_t po
   eo.scheduler.max_waiting_realtime = 4096;
   eo.scheduler.eos_token_ids = runner.value()->EosTokenIds();
   eo.scheduler.complex_max_wait = milliseconds(o.complex_max_wait_ms);
+  eo.scheduler.realtime_refuse_unmeetable = !o.best_effort;
+  eo.scheduler.realtime_default_deadline = milliseconds(o.deadline_ms);
   auto e = inferd::Engine::Create(eo, std::make_unique<inferd::worker::ModelExecutor>(std::move(runner).value()));
   if (!e.ok()) {
     std::fprintf(stderr, "engine: %s\n", e.status().ToString().c_str());
     std::exit(1);
   }
   l.engine = std::move(e).value();
+  // The daemon's warm-up (ModelPool::WarmUp), so the step-cost model has seen every kind of step.
+  std::mt19937_64 rng(1);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::shared_ptr<inferd::RequestStream>> runs;
+    for (int batch : {1, 2, 4, 8}) {
+      for (int i = 0; i < batch; ++i) {
+        inferd::GenerateRequest r;
+        r.prompt = RandomTokens(rng, batch == 1 ? std::min(step_tokens, 512) + 8 : 16 + i, l.vocab);
+        r.max_tokens = batch == 1 ? 4 : 3;
+        r.ignore_eos = true;
+        runs.push_back(l.engine->Submit(std::move(r)).stream);
+      }
+      for (auto& s : runs) s->Wait();
+      runs.clear();
+    }
+    inferd::RecommendRequest rec;
+    rec.context = RandomTokens(rng, 48, l.vocab);
+    for (int i = 0; i < 8; ++i) rec.candidates.push_back(RandomTokens(rng, 4 + i % 3, l.vocab));
+    rec.deadline = Clock::now() + std::chrono::minutes(10);
+    l.engine->Submit(std::move(rec)).stream->Wait();
+  }
   return l;
 }
 
@@ -481,6 +508,10 @@ LatencyRun RunRecommends(const Options& o, bool load, inferd::RequestClass cls, 
     r.cls = cls;
     inferd::SubmitResult s = engine.Submit(std::move(r));
     if (!s.status.ok()) {
+      const inferd::EngineStats st = engine.LastStats();
+      std::fprintf(stderr, "cost model (ready %d): step %.3g s, prefill token %.3g s, decode row %.3g s, logit row %.3g s, 1k attended %.3g s\n",
+                   st.cost_model_ready, st.cost_coefficients[0], st.cost_coefficients[1], st.cost_coefficients[2],
+                   st.cost_coefficients[3], st.cost_coefficients[4]);
       std::fprintf(stderr, "recommend submit: %s\n", s.status.ToString().c_str());
       std::exit(1);
     }
@@ -580,6 +611,8 @@ json RunOverload(const Options& o) {
     std::mutex mu;
     std::vector<double> rel_err;
     double complex_s = 0, step_s = 0;  // steps with realtime active and complex work running
+    double capped_complex_s = 0, capped_step_s = 0;  // of those, steps where complex work was held back
+    int64_t capped_steps = 0;
     double max_complex_queue_s = 0;
     std::vector<double> complex_queue_s;
     bool record = false;
@@ -592,6 +625,11 @@ json RunOverload(const Options& o) {
       if (s.realtime_active && s.complex_predicted_seconds > 0) {
         log.complex_s += s.step_seconds * s.complex_predicted_seconds / s.predicted_seconds;
         log.step_s += s.step_seconds;
+        if (s.complex_capped) {
+          log.capped_complex_s += s.step_seconds * s.complex_predicted_seconds / s.predicted_seconds;
+          log.capped_step_s += s.step_seconds;
+          ++log.capped_steps;
+        }
       }
     }
     for (const auto& f : s.finished) {
@@ -604,18 +642,28 @@ json RunOverload(const Options& o) {
     r.deadline = Clock::now() + milliseconds(o.deadline_ms);
     return r;
   };
-  // Warm-up (also fits the cost model), then capacity with 4 in flight.
-  for (int i = 0; i < 20; ++i) engine.Submit(MakeRecommend(o, rng, l.vocab)).stream->Wait();
+  // Warm-up (also fits the cost model), then capacity with 4 in flight; far deadlines, so none is refused.
+  auto unrefused = [&] {
+    inferd::RecommendRequest r = MakeRecommend(o, rng, l.vocab);
+    r.deadline = Clock::now() + std::chrono::minutes(10);
+    inferd::SubmitResult s = engine.Submit(std::move(r));
+    if (!s.status.ok()) {
+      std::fprintf(stderr, "recommend submit: %s\n", s.status.ToString().c_str());
+      std::exit(1);
+    }
+    return s.stream;
+  };
+  for (int i = 0; i < 20; ++i) unrefused()->Wait();
   int64_t done = 0;
   const TimePoint cap_start = Clock::now();
   {
     std::vector<std::shared_ptr<inferd::RequestStream>> inflight;
-    for (int i = 0; i < 4; ++i) inflight.push_back(engine.Submit(MakeRecommend(o, rng, l.vocab)).stream);
+    for (int i = 0; i < 4; ++i) inflight.push_back(unrefused());
     while (Seconds(cap_start, Clock::now()) < 5.0) {
       for (auto& st : inflight) {
         if (st->finished()) {
           ++done;
-          st = engine.Submit(MakeRecommend(o, rng, l.vocab)).stream;
+          st = unrefused();
         }
       }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -704,6 +752,9 @@ json RunOverload(const Options& o) {
             {"complex_failed", complex_failed},
             {"other_submit_errors", other_errors},
             {"complex_share_of_step_time_while_realtime_active", log.step_s > 0 ? log.complex_s / log.step_s : 0.0},
+            {"complex_share_of_step_time_when_held_back",
+             log.capped_step_s > 0 ? log.capped_complex_s / log.capped_step_s : 0.0},
+            {"steps_complex_held_back", log.capped_steps},
             {"complex_max_queue_s", max_queue},
             {"complex_max_wait_s", o.complex_max_wait_ms / 1000.0},
             {"cost_model_median_rel_error", Median(log.rel_err)},

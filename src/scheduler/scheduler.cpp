@@ -24,6 +24,7 @@ struct Scheduler::StepState {
   // Complex allowance while realtime work is active: predicted seconds complex chunks may add.
   bool cap_complex = false;
   double complex_allow = 0.0;
+  double complex_floor = 0.0;  // complex_min_share of the step: chunks join until it is crossed
   double complex_used = 0.0;
   int32_t complex_chunks = 0;
 };
@@ -286,7 +287,8 @@ SchedulerOutput Scheduler::Schedule(TimePoint now) {
     const double budget = std::chrono::duration<double>(options_.realtime_step_budget).count();
     const double share = std::clamp(options_.complex_min_share, 0.0, 0.95);
     st.cap_complex = true;
-    st.complex_allow = std::max(budget - rt, rt * share / (1.0 - share));
+    st.complex_floor = rt * share / (1.0 - share);
+    st.complex_allow = std::max(budget - rt, st.complex_floor);
   }
   ScheduleDecodes(st, 1);
   SchedulePrefills(st, 1);
@@ -343,16 +345,23 @@ int32_t Scheduler::Allowed(StepState& st, const Sequence& seq, int32_t start, in
     return std::clamp(st.share_tokens - used, 0, n);
   }
   if (!st.cap_complex) return n;
-  const double left = st.complex_allow - st.complex_used;
-  // Largest m <= n whose predicted cost fits what is left (cost grows with m).
-  int32_t lo = 0, hi = n;
-  while (lo < hi) {
-    const int32_t mid = lo + (hi - lo + 1) / 2;
-    if (cost_.Predict(SeqChunkFeatures(seq, start, mid)) <= left) {
-      lo = mid;
-    } else {
-      hi = mid - 1;
+  // Largest m <= n whose predicted cost fits `left` (cost grows with m).
+  auto fit = [&](double left) {
+    int32_t lo = 0, hi = n;
+    while (lo < hi) {
+      const int32_t mid = lo + (hi - lo + 1) / 2;
+      if (cost_.Predict(SeqChunkFeatures(seq, start, mid)) <= left) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
     }
+    return lo;
+  };
+  int32_t lo = fit(st.complex_allow - st.complex_used);
+  // Below the floor, a chunk may cross it by one token or row (a decode row cannot be split).
+  if (lo < n && st.complex_used < st.complex_floor) {
+    lo = std::max(lo, std::min(n, fit(st.complex_floor - st.complex_used) + 1));
   }
   if (lo < n) complex_held_back_ = true;
   if (lo == 0 && st.complex_chunks == 0) return seq.is_decode() ? 1 : std::min(n, kMinComplexChunkTokens);

@@ -79,6 +79,12 @@ double StepCostCoefficients::Predict(const StepFeatures& f) const {
 
 void StepCostModel::Observe(const StepFeatures& features, double seconds) {
   if (!(seconds >= 0.0) || !std::isfinite(seconds)) return;
+  if (observations_ >= 4 && seconds > 0.0) {
+    // The prediction of the coefficients as they were before this step.
+    StepCostCoefficients before = coef_;
+    before.ready = true;
+    errors_[static_cast<size_t>(num_errors_++ % kErrorWindow)] = std::abs(before.Predict(features) - seconds) / seconds;
+  }
   std::array<double, kN> x = Vector(features);
   for (int i = 0; i < kN; ++i) x[i] /= kScale[i];
   for (int i = 0; i < kN; ++i) {
@@ -108,7 +114,13 @@ void StepCostModel::Solve() {
     active[worst] = false;
   }
   for (int i = 0; i < kN; ++i) coef_.seconds[i] = std::max(0.0, x[i]) / kScale[i];
-  coef_.ready = observations_ >= kMinObservations;
+  const int64_t n = std::min<int64_t>(num_errors_, kErrorWindow);
+  if (n > 0) {
+    std::array<double, kErrorWindow> e = errors_;
+    std::nth_element(e.begin(), e.begin() + n / 2, e.begin() + n);
+    coef_.median_rel_error = e[static_cast<size_t>(n / 2)];
+  }
+  coef_.ready = observations_ >= kMinObservations && n >= kErrorWindow / 2 && coef_.median_rel_error <= kMaxMedianError;
 }
 
 }  // namespace inferd::scheduler

@@ -30,15 +30,20 @@ StepFeatures ChunkFeatures(const SequenceChunk& chunk, bool decode);
 struct StepCostCoefficients {
   static constexpr int kNum = 5;
   std::array<double, kNum> seconds{};  // per unit of steps, prefill_tokens, decode_rows, logit_rows, attention
-  bool ready = false;                  // enough observed steps to predict
+  bool ready = false;                  // enough observed steps, and recent predictions close enough, to use
+  double median_rel_error = 1.0;       // |predicted - actual| / actual over the last kErrorWindow steps
 
   double Predict(const StepFeatures& f) const;  // seconds; 0 when not ready
 };
 
 class StepCostModel {
  public:
-  // Steps observed before predictions are used.
-  static constexpr int kMinObservations = 8;
+  // Predictions are used once this many steps were observed and the median relative error of the last
+  // kErrorWindow predictions (each made before its step was observed) is at most kMaxMedianError: a model
+  // fitted on a few warm-up shapes, or on a machine whose speed just changed, orders work but refuses none.
+  static constexpr int kMinObservations = 24;
+  static constexpr int kErrorWindow = 32;
+  static constexpr double kMaxMedianError = 0.35;
 
   void Observe(const StepFeatures& features, double seconds);
   double Predict(const StepFeatures& features) const { return coef_.Predict(features); }
@@ -54,6 +59,8 @@ class StepCostModel {
   std::array<double, StepCostCoefficients::kNum> xty_{};
   StepCostCoefficients coef_;
   int64_t observations_ = 0;
+  std::array<double, kErrorWindow> errors_{};  // ring of recent relative errors
+  int64_t num_errors_ = 0;
 };
 
 }  // namespace inferd::scheduler

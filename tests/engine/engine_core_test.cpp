@@ -221,14 +221,15 @@ namespace {
 class EngineAdmissionTest : public EngineCoreTest {
  protected:
   void Warm() {
-    for (int i = 0; i < 12; ++i) {
+    for (int i = 0; i < 24; ++i) {
       RecommendRequest r;
       r.context = Prompt(40, 100 + i);
       r.candidates = {Prompt(5, 1), Prompt(6, 2)};
       ASSERT_TRUE(core_->Submit(r).status.ok());
       RunUntilIdle();
     }
-    ASSERT_TRUE(stats_.back().cost_model_ready);
+    ASSERT_TRUE(stats_.back().cost_model_ready) << "steps " << stats_.size() << ", median error "
+                                                << core_->scheduler().Stats().cost.median_rel_error;
   }
   RecommendRequest Rec(int salt, milliseconds to_deadline) {
     RecommendRequest r;

@@ -44,6 +44,23 @@ TEST(StepCostModel, RecoversTheCoefficientsOfALinearCost) {
   EXPECT_NEAR(c[4], kAttn, kAttn * 0.05);
 }
 
+// Steps whose time the features do not explain (here: 0.4x or 1.6x at random) never make the model ready, so it can
+// order work but never refuse any.
+TEST(StepCostModel, InaccurateModelIsNeverReady) {
+  StepCostModel m;
+  std::mt19937 rng(2);
+  std::bernoulli_distribution slow(0.5);
+  std::uniform_int_distribution<int> rows(1, 32);
+  for (int i = 0; i < 300; ++i) {
+    StepFeatures f;
+    f.steps = 1;
+    f.decode_rows = f.logit_rows = rows(rng);
+    m.Observe(f, SyntheticCost(f) * (slow(rng) ? 1.6 : 0.4));
+    EXPECT_FALSE(m.ready()) << "step " << i << " median error " << m.coefficients().median_rel_error;
+  }
+  EXPECT_GT(m.coefficients().median_rel_error, StepCostModel::kMaxMedianError);
+}
+
 TEST(StepCostModel, CoefficientsStayNonNegativeOnCollinearSteps) {
   StepCostModel m;
   for (int i = 0; i < 50; ++i) {
@@ -122,7 +139,7 @@ TEST(RealtimeProtection, ComplexMinimumShareUnderRealtimeSaturation) {
   const SchedulerOptions o = ProtectedOptions();
   TimedSim sim(o, 8192);
   for (int i = 0; i < 40; ++i) ASSERT_TRUE(sim.Add(100 + i, RequestClass::kComplex, Prompt(20, i), 1000).ok());
-  for (int i = 0; i < 20; ++i) sim.TimedStep();
+  for (int i = 0; i < 30; ++i) sim.TimedStep();
   ASSERT_TRUE(sim.sched.cost_model().ready());
   int64_t complex_tokens_before = 0;
   for (auto& [id, oc] : sim.outcomes) complex_tokens_before += static_cast<int64_t>(oc.tokens.size());
