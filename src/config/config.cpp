@@ -36,6 +36,7 @@ void ReadServer(YamlReader& r, ServerConfig* c) {
 void ReadMetrics(YamlReader& r, MetricsConfig* c) {
   r.Get("enabled", &c->enabled);
   r.Get("address", &c->address);
+  r.Get("realtime_slo_ms", &c->realtime_slo_ms, 0.001, 3600000.0);
   if (!ValidAddress(c->address)) r.Error("address", "expected host:port, found '" + c->address + "'");
 }
 
