@@ -27,6 +27,7 @@ inline constexpr double kCountBuckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512
 
 class AtomicHistogram {
  public:
+  static constexpr size_t kMaxBuckets = 32;  // ObserveAll's fast path; more edges fall back to Observe
   // `bounds` ascending; must outlive this histogram (the constants above do).
   explicit AtomicHistogram(std::span<const double> bounds)
       : bounds_(bounds), counts_(std::make_unique<std::atomic<uint64_t>[]>(bounds.size() + 1)) {}
@@ -36,6 +37,27 @@ class AtomicHistogram {
     while (i < bounds_.size() && v > bounds_[i]) ++i;  // linear: <= 24 edges, most values land early
     counts_[i].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(v, std::memory_order_relaxed);
+  }
+
+  // Observe(v) for each of `values`, with one atomic add per touched bucket instead of one per value.
+  void ObserveAll(std::span<const double> values) {
+    if (values.empty()) return;
+    uint32_t local[kMaxBuckets + 1] = {};
+    if (bounds_.size() > kMaxBuckets) {
+      for (double v : values) Observe(v);
+      return;
+    }
+    double sum = 0;
+    for (double v : values) {
+      size_t i = 0;
+      while (i < bounds_.size() && v > bounds_[i]) ++i;
+      ++local[i];
+      sum += v;
+    }
+    for (size_t i = 0; i <= bounds_.size(); ++i) {
+      if (local[i] != 0) counts_[i].fetch_add(local[i], std::memory_order_relaxed);
+    }
+    sum_.fetch_add(sum, std::memory_order_relaxed);
   }
 
   // Cumulative buckets ending with +Inf; sample_count is the +Inf bucket.

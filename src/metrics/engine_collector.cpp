@@ -21,7 +21,7 @@ void EngineMetrics::Record(const EngineStats& s) {
     c.duration.Observe(f.e2e_seconds);
     c.queue.Observe(f.queue_seconds);
     if (f.generated_tokens > 0 && !f.is_recommend) c.ttft.Observe(f.ttft_seconds);
-    for (double itl : f.inter_token_seconds) c.itl.Observe(itl);
+    c.itl.ObserveAll(f.inter_token_seconds);
     c.prompt_tokens.Add(f.prompt_tokens);
     c.cached_prompt_tokens.Add(f.cached_prompt_tokens);
     c.generated_tokens.Add(f.generated_tokens);

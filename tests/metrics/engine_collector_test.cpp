@@ -201,5 +201,19 @@ TEST(AtomicHistogramTest, TwoThreadsLoseNoObservation) {
   EXPECT_EQ(r.bucket[6].cumulative_count, 200000u);  // le 0.06
 }
 
+TEST(AtomicHistogramTest, ObserveAllMatchesOneObserveEach) {
+  const std::vector<double> values = {0.0005, 0.001, 0.02, 0.02, 0.7, 5.0, 1000.0};
+  AtomicHistogram one(kStepBuckets), all(kStepBuckets);
+  for (double v : values) one.Observe(v);
+  all.ObserveAll(values);
+  const auto a = one.Read(), b = all.Read();
+  ASSERT_EQ(a.bucket.size(), b.bucket.size());
+  for (size_t i = 0; i < a.bucket.size(); ++i) EXPECT_EQ(a.bucket[i].cumulative_count, b.bucket[i].cumulative_count) << i;
+  EXPECT_EQ(b.sample_count, 7u);
+  EXPECT_EQ(b.bucket.front().cumulative_count, 1u);     // le 0.0005
+  EXPECT_EQ(b.bucket.rbegin()[1].cumulative_count, 6u); // le 5: all but 1000
+  EXPECT_DOUBLE_EQ(b.sample_sum, 1005.7415);
+}
+
 }  // namespace
 }  // namespace inferd::metrics
