@@ -312,6 +312,45 @@ TEST_F(ObservabilityTest, EveryMetricNamedInRulesAndDashboardExistsInARealScrape
   EXPECT_EQ(rows, (std::vector<std::string>{"Hardware", "Model", "Business"}));
 }
 
+// Every family the daemon exports is in the README's series table and nothing else is; every alert has a
+// README row, a runbook section and a promtool unit test.
+TEST_F(ObservabilityTest, ReadmeRunbookAndRuleTestsCoverEverySeriesAndAlert) {
+  auto body = HttpGet(metrics_port_, "/metrics");
+  ASSERT_TRUE(body.has_value());
+  std::set<std::string> families;
+  static const std::regex kType("# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) ");
+  for (auto it = std::sregex_iterator(body->begin(), body->end(), kType); it != std::sregex_iterator(); ++it) {
+    families.insert((*it)[1]);
+  }
+  const std::string readme = ReadFile(std::string(INFERD_SOURCE_DIR) + "/README.md");
+  const size_t ops = readme.find("## Operations");
+  ASSERT_NE(ops, std::string::npos);
+  const std::string operations = readme.substr(ops, readme.find("\n## ", ops + 1) - ops);
+  std::set<std::string> documented;
+  static const std::regex kSeries("`((inferd|process)_[a-z0-9_]+)`");
+  for (auto it = std::sregex_iterator(operations.begin(), operations.end(), kSeries); it != std::sregex_iterator();
+       ++it) {
+    documented.insert((*it)[1]);
+  }
+  for (const std::string& f : families) EXPECT_TRUE(documented.count(f)) << f << " is exported but not in the README";
+  for (const std::string& d : documented) EXPECT_TRUE(families.count(d)) << d << " is in the README but not exported";
+
+  const std::string alerts = ReadFile(kRulesDir + "/alert_rules.yml");
+  const std::string runbook = ReadFile(std::string(INFERD_SOURCE_DIR) + "/docs/runbook.md");
+  const std::string tests = ReadFile(kRulesDir + "/tests/service_alerts_test.yml") +
+                            ReadFile(kRulesDir + "/tests/baseline_alerts_test.yml");
+  static const std::regex kAlert("- alert: *([A-Za-z0-9]+)");
+  int n = 0;
+  for (auto it = std::sregex_iterator(alerts.begin(), alerts.end(), kAlert); it != std::sregex_iterator(); ++it) {
+    const std::string name = (*it)[1];
+    ++n;
+    EXPECT_NE(operations.find("`" + name + "`"), std::string::npos) << name << " not in the README";
+    EXPECT_NE(runbook.find("\n## " + name + "\n"), std::string::npos) << name << " has no runbook section";
+    EXPECT_NE(tests.find("alertname: " + name + "\n"), std::string::npos) << name << " has no promtool test";
+  }
+  EXPECT_EQ(n, 12);
+}
+
 TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheSloAlert) {
   WebhookReceiver hook;
   const int am_port = FreePort();
@@ -376,14 +415,27 @@ TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheS
   EXPECT_GT(query("process_resident_memory_bytes{job=\"inferd\"}"), 0);
   EXPECT_EQ(query("inferd_realtime_latency_slo_seconds"), 0.000001);
 
-  // Recording rules need a rate over scrapes that saw traffic: keep Recommends flowing until p99 exists.
+  // Recording rules need a rate over scrapes that saw traffic: keep Recommends, each with one impression
+  // and one click, flowing until p99 exists.
   ASSERT_TRUE(PollUntil(seconds(60), [&] {
-    Recommend();
+    const std::string id = Recommend();
+    Feedback(id, [](v1::FeedbackRequest* r) { r->set_impression(true); });
+    Feedback(id, [](v1::FeedbackRequest* r) { r->set_click(true); });
     const double p99 = query("model_class:inferd_request_duration_seconds:p99_5m{class=\"realtime\"}");
     return std::isfinite(p99) && p99 > 0;
   })) << prom.Log();
-  EXPECT_GT(query("model_class:inferd_grpc_requests:rate5m{class=\"realtime\"}"), 0);
-  EXPECT_GE(query("model:inferd_engine_busy:ratio_rate5m"), 0);
+  // A group's rules land one after another within an evaluation: poll for the later ones as well.
+  EXPECT_TRUE(PollUntil(seconds(10), [&] { return query("model_class:inferd_grpc_requests:rate5m{class=\"realtime\"}") > 0; }));
+  EXPECT_TRUE(PollUntil(seconds(10), [&] { return query("model:inferd_engine_busy:ratio_rate5m") >= 0; }));
+  double ctr = 0;
+  EXPECT_TRUE(PollUntil(seconds(10), [&] {
+    ctr = query("model_class:inferd_recommendation_click_through:ratio_rate1h{class=\"realtime\"}");
+    return std::isfinite(ctr);
+  }));
+  // One click per impression since Prometheus started; rate() over 1h of a few seconds of data
+  // extrapolates each counter toward its own zero (3 impressions and 1 click came before), so not exactly 1.
+  EXPECT_GT(ctr, 0.5);
+  EXPECT_LE(ctr, 1.05);
 
   // Any realtime p99 is above a 1 us SLO: the alert fires and Alertmanager posts it to the receiver.
   nlohmann::json delivered;
