@@ -18,10 +18,10 @@ const char* RpcMethodName(RpcMethod method);  // "Generate", "GenerateStream", "
 
 // Which rule decided a request's latency class (server/request_decode.h, ClassifyGenerate/ClassifyRecommend).
 enum class ClassRule : int32_t {
-  kClassHint = 0,          // the request's class_hint
-  kGenerateTinyBudget,     // Generate with 1..kRealtimeMaxTokens max_tokens and a latency budget -> realtime
-  kGenerateDefault,        // Generate otherwise -> complex
-  kRecommendDefault,       // Recommend without a hint -> realtime
+  kClassHint = 0,       // the request's class_hint
+  kGenerateTinyBudget,  // Generate with 1..kRealtimeMaxTokens max_tokens and a latency budget -> realtime
+  kGenerateDefault,     // Generate otherwise -> complex
+  kRecommendDefault,    // Recommend without a hint -> realtime
 };
 inline constexpr int kNumClassRules = 4;
 const char* ClassRuleName(ClassRule rule);  // "class_hint", "generate_tiny_budget", ...
@@ -35,8 +35,7 @@ const char* GrpcCodeName(int code);  // "OK", "CANCELLED", ..., "UNAUTHENTICATED
 struct RpcStats {
   std::vector<std::string> pool_names;
   // rpcs[pool][class][method][code]; sizes pool_names.size() + 1, kNumRequestClasses + 1.
-  std::vector<std::array<std::array<std::array<uint64_t, kNumGrpcCodes>, kNumRpcMethods>, kNumRequestClasses + 1>>
-      rpcs;
+  std::vector<std::array<std::array<std::array<uint64_t, kNumGrpcCodes>, kNumRpcMethods>, kNumRequestClasses + 1>> rpcs;
   // classified[pool][rule][class]: decisions of requests that were routed to a pool.
   std::vector<std::array<std::array<uint64_t, kNumRequestClasses>, kNumClassRules>> classified;
 };

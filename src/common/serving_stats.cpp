@@ -8,20 +8,28 @@ namespace inferd {
 
 const char* RpcMethodName(RpcMethod method) {
   switch (method) {
-    case RpcMethod::kGenerate: return "Generate";
-    case RpcMethod::kGenerateStream: return "GenerateStream";
-    case RpcMethod::kRecommend: return "Recommend";
-    case RpcMethod::kFeedback: return "Feedback";
+    case RpcMethod::kGenerate:
+      return "Generate";
+    case RpcMethod::kGenerateStream:
+      return "GenerateStream";
+    case RpcMethod::kRecommend:
+      return "Recommend";
+    case RpcMethod::kFeedback:
+      return "Feedback";
   }
   return "unknown";
 }
 
 const char* ClassRuleName(ClassRule rule) {
   switch (rule) {
-    case ClassRule::kClassHint: return "class_hint";
-    case ClassRule::kGenerateTinyBudget: return "generate_tiny_budget";
-    case ClassRule::kGenerateDefault: return "generate_default";
-    case ClassRule::kRecommendDefault: return "recommend_default";
+    case ClassRule::kClassHint:
+      return "class_hint";
+    case ClassRule::kGenerateTinyBudget:
+      return "generate_tiny_budget";
+    case ClassRule::kGenerateDefault:
+      return "generate_default";
+    case ClassRule::kRecommendDefault:
+      return "recommend_default";
   }
   return "unknown";
 }

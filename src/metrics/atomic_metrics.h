@@ -16,9 +16,9 @@ namespace inferd::metrics {
 // Bucket edges (upper bounds, seconds unless said). Both latency classes resolve: 1 ms steps around
 // the realtime SLO (default 80 ms), then seconds up to minutes for complex generation.
 // Starting point: vLLM's TTFT and inter-token edges, extended down to 1 ms and up to 10 minutes.
-inline constexpr double kLatencyBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15,
-                                             0.25,  0.5,    0.75,  1.0,  2.5,  5.0,  7.5,  10.0, 20.0, 40.0,
-                                             80.0,  160.0,  320.0, 640.0};
+inline constexpr double kLatencyBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04,  0.06,  0.08,
+                                             0.1,   0.15,   0.25,  0.5,  0.75, 1.0,   2.5,   5.0,
+                                             7.5,   10.0,   20.0,  40.0, 80.0, 160.0, 320.0, 640.0};
 // Inter-token latency and engine step times.
 inline constexpr double kStepBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
                                           0.075,  0.1,   0.15,   0.2,   0.3,  0.4,   0.5,  0.75,  1.0,  2.5,  5.0};

@@ -8,7 +8,9 @@ namespace {
 using prometheus::MetricType;
 
 // FinishReason (minus kNone) in enum order, as exported in the `outcome` label.
-FinishReason OutcomeReason(int i) { return static_cast<FinishReason>(i + 1); }
+FinishReason OutcomeReason(int i) {
+  return static_cast<FinishReason>(i + 1);
+}
 
 }  // namespace
 
@@ -103,10 +105,11 @@ std::vector<prometheus::MetricFamily> EngineCollector::Collect() const {
                  [](const PerClass& c) -> const AtomicHistogram& { return c.ttft; });
   per_class_hist("inferd_inter_token_latency_seconds", "Time between consecutive generated tokens of a request.",
                  [](const PerClass& c) -> const AtomicHistogram& { return c.itl; });
-  per_class_value("inferd_prompt_tokens_total", "Prompt (or Recommend context and candidate) tokens of finished requests.",
-                  MetricType::Counter, [](const PerClass& c) -> const AtomicCounter& { return c.prompt_tokens; });
-  per_class_value("inferd_cached_prompt_tokens_total", "Prompt tokens of finished requests served from the prefix cache.",
-                  MetricType::Counter,
+  per_class_value("inferd_prompt_tokens_total",
+                  "Prompt (or Recommend context and candidate) tokens of finished requests.", MetricType::Counter,
+                  [](const PerClass& c) -> const AtomicCounter& { return c.prompt_tokens; });
+  per_class_value("inferd_cached_prompt_tokens_total",
+                  "Prompt tokens of finished requests served from the prefix cache.", MetricType::Counter,
                   [](const PerClass& c) -> const AtomicCounter& { return c.cached_prompt_tokens; });
   per_class_value("inferd_generated_tokens_total", "Tokens generated for finished requests.", MetricType::Counter,
                   [](const PerClass& c) -> const AtomicCounter& { return c.generated_tokens; });

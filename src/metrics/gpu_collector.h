@@ -39,8 +39,8 @@ class GpuCollector : public prometheus::Collectable {
   std::unique_ptr<Nvml> nvml_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;               // guarded by mu_
-  std::vector<GpuSample> latest_;   // guarded by mu_
+  bool stop_ = false;              // guarded by mu_
+  std::vector<GpuSample> latest_;  // guarded by mu_
   std::thread thread_;
 };
 

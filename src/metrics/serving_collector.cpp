@@ -57,12 +57,14 @@ std::vector<prometheus::MetricFamily> ServingCollector::Collect() const {
     out.push_back(f.Take());
   }
   {
-    FamilyBuilder f("inferd_classifications_total", "Latency-class decisions of routed requests, by the rule that decided.",
-                    MetricType::Counter);
+    FamilyBuilder f("inferd_classifications_total",
+                    "Latency-class decisions of routed requests, by the rule that decided.", MetricType::Counter);
     for (size_t p = 0; p < r.classified.size() && p < r.pool_names.size(); ++p) {
       for (size_t rule = 0; rule < kNumClassRules; ++rule) {
         for (size_t c = 0; c < kNumRequestClasses; ++c) {
-          f.Add({{"model", r.pool_names[p]}, {"rule", ClassRuleName(static_cast<ClassRule>(rule))}, {"class", ClassLabel(c)}},
+          f.Add({{"model", r.pool_names[p]},
+                 {"rule", ClassRuleName(static_cast<ClassRule>(rule))},
+                 {"class", ClassLabel(c)}},
                 static_cast<double>(r.classified[p][rule][c]));
         }
       }

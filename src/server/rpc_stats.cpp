@@ -9,8 +9,8 @@ RpcStatsRecorder::RpcStatsRecorder(std::vector<std::string> pool_names)
     : pool_names_(std::move(pool_names)),
       rpcs_(std::make_unique<std::atomic<uint64_t>[]>((pool_names_.size() + 1) * kClassSlots * kNumRpcMethods *
                                                       kNumGrpcCodes)),
-      classified_(std::make_unique<std::atomic<uint64_t>[]>(std::max<size_t>(1, pool_names_.size()) *
-                                                            kNumClassRules * kNumRequestClasses)) {}
+      classified_(std::make_unique<std::atomic<uint64_t>[]>(std::max<size_t>(1, pool_names_.size()) * kNumClassRules *
+                                                            kNumRequestClasses)) {}
 
 size_t RpcStatsRecorder::RpcIndex(size_t pool, size_t cls, RpcMethod method, int code) const {
   return ((pool * kClassSlots + cls) * kNumRpcMethods + static_cast<size_t>(method)) * kNumGrpcCodes +
@@ -50,7 +50,8 @@ RpcStats RpcStatsRecorder::Snapshot() const {
     for (int r = 0; r < kNumClassRules; ++r) {
       for (int c = 0; c < kNumRequestClasses; ++c) {
         const size_t i = (p * kNumClassRules + static_cast<size_t>(r)) * kNumRequestClasses + static_cast<size_t>(c);
-        s.classified[p][static_cast<size_t>(r)][static_cast<size_t>(c)] = classified_[i].load(std::memory_order_relaxed);
+        s.classified[p][static_cast<size_t>(r)][static_cast<size_t>(c)] =
+            classified_[i].load(std::memory_order_relaxed);
       }
     }
   }

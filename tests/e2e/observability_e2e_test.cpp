@@ -4,8 +4,8 @@
 // LD_LIBRARY_PATH so that the GPU tier exists without a driver; everything else it exports is real.
 // Every wait polls for a condition with a deadline; nothing sleeps for a fixed time to let things happen.
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -141,9 +141,9 @@ class ObservabilityTest : public ::testing::Test {
       << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n  realtime_slo_ms: 0.001\n"
       << "models:\n  - name: default\n    path: " << INFERD_E2E_MODEL << "\n";
     WriteFile(*dir_ + "/inferd.yaml", c.str());
-    daemon_ = new Process("/usr/bin/env",
-                          {"LD_LIBRARY_PATH=" + std::string(FAKE_NVML_DIR), kInferd, "--config", *dir_ + "/inferd.yaml"},
-                          *dir_ + "/inferd.log");
+    daemon_ = new Process(
+        "/usr/bin/env", {"LD_LIBRARY_PATH=" + std::string(FAKE_NVML_DIR), kInferd, "--config", *dir_ + "/inferd.yaml"},
+        *dir_ + "/inferd.log");
     ASSERT_TRUE(WaitServing(Grpc(), seconds(120))) << daemon_->Log();
     stub_ = v1::Inference::NewStub(grpc::CreateChannel(Grpc(), grpc::InsecureChannelCredentials())).release();
     SendEveryRpc();
@@ -299,7 +299,8 @@ TEST_F(ObservabilityTest, EveryMetricNamedInRulesAndDashboardExistsInARealScrape
   for (const std::string& m : metrics) EXPECT_TRUE(scraped.count(m)) << m << " is named but not in the scrape";
   static const std::regex kRecord("record: *([a-zA-Z0-9_:]+)");
   std::set<std::string> defined;
-  for (auto it = std::sregex_iterator(recording.begin(), recording.end(), kRecord); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(recording.begin(), recording.end(), kRecord); it != std::sregex_iterator();
+       ++it) {
     defined.insert((*it)[1]);
   }
   for (const std::string& r : recorded) EXPECT_TRUE(defined.count(r)) << r << " is used but never recorded";
@@ -337,8 +338,8 @@ TEST_F(ObservabilityTest, ReadmeRunbookAndRuleTestsCoverEverySeriesAndAlert) {
 
   const std::string alerts = ReadFile(kRulesDir + "/alert_rules.yml");
   const std::string runbook = ReadFile(std::string(INFERD_SOURCE_DIR) + "/docs/runbook.md");
-  const std::string tests = ReadFile(kRulesDir + "/tests/service_alerts_test.yml") +
-                            ReadFile(kRulesDir + "/tests/baseline_alerts_test.yml");
+  const std::string tests =
+      ReadFile(kRulesDir + "/tests/service_alerts_test.yml") + ReadFile(kRulesDir + "/tests/baseline_alerts_test.yml");
   static const std::regex kAlert("- alert: *([A-Za-z0-9]+)");
   int n = 0;
   for (auto it = std::sregex_iterator(alerts.begin(), alerts.end(), kAlert); it != std::sregex_iterator(); ++it) {
@@ -372,10 +373,13 @@ TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheS
   WriteFile(d + "/alert_rules.yml", std::regex_replace(ReadFile(kRulesDir + "/alert_rules.yml"), kFor, "for: 1s"));
   WriteFile(d + "/prometheus.yml",
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            "rule_files:\n  - " + d + "/recording_rules.yml\n  - " + d + "/alert_rules.yml\n"
-            "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:" + std::to_string(am_port) +
+            "rule_files:\n  - " +
+                d + "/recording_rules.yml\n  - " + d +
+                "/alert_rules.yml\n"
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:" +
+                std::to_string(am_port) +
                 "']\n"
-            "scrape_configs:\n  - job_name: inferd\n    static_configs:\n      - targets: ['127.0.0.1:" +
+                "scrape_configs:\n  - job_name: inferd\n    static_configs:\n      - targets: ['127.0.0.1:" +
                 std::to_string(metrics_port_) + "']\n");
   Process prom(PROMETHEUS,
                {"--config.file=" + d + "/prometheus.yml", "--storage.tsdb.path=" + d + "/tsdb",
@@ -425,7 +429,8 @@ TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheS
     return std::isfinite(p99) && p99 > 0;
   })) << prom.Log();
   // A group's rules land one after another within an evaluation: poll for the later ones as well.
-  EXPECT_TRUE(PollUntil(seconds(10), [&] { return query("model_class:inferd_grpc_requests:rate5m{class=\"realtime\"}") > 0; }));
+  EXPECT_TRUE(
+      PollUntil(seconds(10), [&] { return query("model_class:inferd_grpc_requests:rate5m{class=\"realtime\"}") > 0; }));
   EXPECT_TRUE(PollUntil(seconds(10), [&] { return query("model:inferd_engine_busy:ratio_rate5m") >= 0; }));
   double ctr = 0;
   EXPECT_TRUE(PollUntil(seconds(10), [&] {
@@ -439,19 +444,23 @@ TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheS
 
   // Any realtime p99 is above a 1 us SLO: the alert fires and Alertmanager posts it to the receiver.
   nlohmann::json delivered;
-  ASSERT_TRUE(PollUntil(seconds(90), [&] {
-    for (const std::string& b : hook.bodies()) {
-      const nlohmann::json j = nlohmann::json::parse(b, nullptr, false);
-      if (j.is_discarded()) continue;
-      for (const auto& a : j.value("alerts", nlohmann::json::array())) {
-        if (a["labels"].value("alertname", "") == "InferdRealtimeP99AboveSlo") {
-          delivered = a;
-          return true;
-        }
-      }
-    }
-    return false;
-  })) << "no alert delivered; alertmanager log:\n" << am.Log() << "\nprometheus log:\n" << prom.Log();
+  ASSERT_TRUE(PollUntil(seconds(90),
+                        [&] {
+                          for (const std::string& b : hook.bodies()) {
+                            const nlohmann::json j = nlohmann::json::parse(b, nullptr, false);
+                            if (j.is_discarded()) continue;
+                            for (const auto& a : j.value("alerts", nlohmann::json::array())) {
+                              if (a["labels"].value("alertname", "") == "InferdRealtimeP99AboveSlo") {
+                                delivered = a;
+                                return true;
+                              }
+                            }
+                          }
+                          return false;
+                        }))
+      << "no alert delivered; alertmanager log:\n"
+      << am.Log() << "\nprometheus log:\n"
+      << prom.Log();
   EXPECT_EQ(delivered.value("status", ""), "firing");
   EXPECT_EQ(delivered["labels"].value("model", ""), "default");
   EXPECT_EQ(delivered["labels"].value("class", ""), "realtime");

@@ -145,9 +145,12 @@ TEST(EngineCollectorTest, ExportsHandComputedValuesOfTwoSteps) {
   EXPECT_EQ(Line(t, "inferd_decode_step_seconds_bucket{model=\"m\",le=\"0.005\"}"),
             "inferd_decode_step_seconds_bucket{model=\"m\",le=\"0.005\"} 1");
   // Batch sizes 3 and 3; tokens per step 32 and 3.
-  EXPECT_EQ(Line(t, "inferd_batch_size_bucket{model=\"m\",le=\"2\"}"), "inferd_batch_size_bucket{model=\"m\",le=\"2\"} 0");
-  EXPECT_EQ(Line(t, "inferd_batch_size_bucket{model=\"m\",le=\"4\"}"), "inferd_batch_size_bucket{model=\"m\",le=\"4\"} 2");
-  EXPECT_EQ(Line(t, "inferd_step_tokens_bucket{model=\"m\",le=\"4\"}"), "inferd_step_tokens_bucket{model=\"m\",le=\"4\"} 1");
+  EXPECT_EQ(Line(t, "inferd_batch_size_bucket{model=\"m\",le=\"2\"}"),
+            "inferd_batch_size_bucket{model=\"m\",le=\"2\"} 0");
+  EXPECT_EQ(Line(t, "inferd_batch_size_bucket{model=\"m\",le=\"4\"}"),
+            "inferd_batch_size_bucket{model=\"m\",le=\"4\"} 2");
+  EXPECT_EQ(Line(t, "inferd_step_tokens_bucket{model=\"m\",le=\"4\"}"),
+            "inferd_step_tokens_bucket{model=\"m\",le=\"4\"} 1");
   EXPECT_EQ(Line(t, "inferd_step_tokens_bucket{model=\"m\",le=\"16\"}"),
             "inferd_step_tokens_bucket{model=\"m\",le=\"16\"} 1");
   EXPECT_EQ(Line(t, "inferd_step_tokens_bucket{model=\"m\",le=\"32\"}"),
@@ -208,10 +211,11 @@ TEST(AtomicHistogramTest, ObserveAllMatchesOneObserveEach) {
   all.ObserveAll(values);
   const auto a = one.Read(), b = all.Read();
   ASSERT_EQ(a.bucket.size(), b.bucket.size());
-  for (size_t i = 0; i < a.bucket.size(); ++i) EXPECT_EQ(a.bucket[i].cumulative_count, b.bucket[i].cumulative_count) << i;
+  for (size_t i = 0; i < a.bucket.size(); ++i)
+    EXPECT_EQ(a.bucket[i].cumulative_count, b.bucket[i].cumulative_count) << i;
   EXPECT_EQ(b.sample_count, 7u);
-  EXPECT_EQ(b.bucket.front().cumulative_count, 1u);     // le 0.0005
-  EXPECT_EQ(b.bucket.rbegin()[1].cumulative_count, 6u); // le 5: all but 1000
+  EXPECT_EQ(b.bucket.front().cumulative_count, 1u);      // le 0.0005
+  EXPECT_EQ(b.bucket.rbegin()[1].cumulative_count, 6u);  // le 5: all but 1000
   EXPECT_DOUBLE_EQ(b.sample_sum, 1005.7415);
 }
 

@@ -15,9 +15,15 @@ struct nvmlMemory_t {
 
 static nvmlDevice_st devices[2] = {{0}, {1}};
 
-int nvmlInit_v2() { return 0; }
-int nvmlShutdown() { return 0; }
-const char* nvmlErrorString(int) { return "fake error"; }
+int nvmlInit_v2() {
+  return 0;
+}
+int nvmlShutdown() {
+  return 0;
+}
+const char* nvmlErrorString(int) {
+  return "fake error";
+}
 int nvmlDeviceGetCount_v2(unsigned int* n) {
   *n = 2;
   return 0;

@@ -14,9 +14,9 @@ RpcStats Rpcs() {
   RpcStats r;
   r.pool_names = {"a"};
   r.rpcs.resize(2);
-  r.rpcs[0][0][static_cast<size_t>(RpcMethod::kRecommend)][0] = 7;     // a, realtime, OK
-  r.rpcs[0][1][static_cast<size_t>(RpcMethod::kGenerate)][8] = 2;      // a, complex, RESOURCE_EXHAUSTED
-  r.rpcs[1][2][static_cast<size_t>(RpcMethod::kFeedback)][3] = 1;      // none, none, INVALID_ARGUMENT
+  r.rpcs[0][0][static_cast<size_t>(RpcMethod::kRecommend)][0] = 7;  // a, realtime, OK
+  r.rpcs[0][1][static_cast<size_t>(RpcMethod::kGenerate)][8] = 2;   // a, complex, RESOURCE_EXHAUSTED
+  r.rpcs[1][2][static_cast<size_t>(RpcMethod::kFeedback)][3] = 1;   // none, none, INVALID_ARGUMENT
   r.classified.resize(1);
   r.classified[0][static_cast<size_t>(ClassRule::kGenerateTinyBudget)][0] = 5;
   return r;
@@ -44,10 +44,14 @@ TEST(ServingCollectorTest, ExportsRpcsClassesAndBusinessCounters) {
   const std::string t = Render(c);
   EXPECT_EQ(Line(t, "inferd_grpc_requests_total{model=\"a\",class=\"realtime\",method=\"Recommend\",code=\"OK\"}"),
             "inferd_grpc_requests_total{model=\"a\",class=\"realtime\",method=\"Recommend\",code=\"OK\"} 7");
-  EXPECT_EQ(Line(t, "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Generate\",code=\"RESOURCE_EXHAUSTED\"}"),
-            "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Generate\",code=\"RESOURCE_EXHAUSTED\"} 2");
-  EXPECT_EQ(Line(t, "inferd_grpc_requests_total{model=\"none\",class=\"none\",method=\"Feedback\",code=\"INVALID_ARGUMENT\"}"),
-            "inferd_grpc_requests_total{model=\"none\",class=\"none\",method=\"Feedback\",code=\"INVALID_ARGUMENT\"} 1");
+  EXPECT_EQ(
+      Line(t,
+           "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Generate\",code=\"RESOURCE_EXHAUSTED\"}"),
+      "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Generate\",code=\"RESOURCE_EXHAUSTED\"} 2");
+  EXPECT_EQ(
+      Line(t,
+           "inferd_grpc_requests_total{model=\"none\",class=\"none\",method=\"Feedback\",code=\"INVALID_ARGUMENT\"}"),
+      "inferd_grpc_requests_total{model=\"none\",class=\"none\",method=\"Feedback\",code=\"INVALID_ARGUMENT\"} 1");
   // OK is exported at zero for every routed (pool, class, method); other codes only once seen.
   EXPECT_EQ(Line(t, "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Feedback\",code=\"OK\"}"),
             "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Feedback\",code=\"OK\"} 0");

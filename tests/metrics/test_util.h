@@ -3,15 +3,17 @@
 
 #include <prometheus/collectable.h>
 #include <prometheus/text_serializer.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 namespace inferd::metrics::testing {
 
-inline std::string Render(const prometheus::Collectable& c) { return prometheus::TextSerializer().Serialize(c.Collect()); }
+inline std::string Render(const prometheus::Collectable& c) {
+  return prometheus::TextSerializer().Serialize(c.Collect());
+}
 
 // promtool check metrics: exit status and its output.
 inline int PromtoolCheck(const std::string& text, std::string* out) {
