@@ -56,8 +56,12 @@ struct ModelBusinessStats {
 // Feedback counters since start, attributed to the model and class of the request a Feedback names.
 struct BusinessStats {
   std::vector<std::string> pool_names;
-  // per_class[pool][class]
+  // per_class[pool][class], over all variants
   std::vector<std::array<ModelBusinessStats, kNumRequestClasses>> per_class;
+  // The configured experiment variants; when not empty, per_variant[slot][pool][class] with slot 0 for
+  // requests without a listed variant and slot i + 1 for variants[i].
+  std::vector<std::string> variants;
+  std::vector<std::vector<std::array<ModelBusinessStats, kNumRequestClasses>>> per_variant;
   uint64_t unknown_request_feedback = 0;  // Feedback events whose request_id is not (or no longer) remembered
 
   const ModelBusinessStats& At(const std::string& pool, RequestClass cls) const;  // throws std::out_of_range

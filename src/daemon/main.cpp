@@ -110,7 +110,9 @@ int main(int argc, char** argv) {
       spdlog::info("{}: loaded in {:.2f}s, warmed up in {:.2f}s", m.name, loaded.count(), warm.count());
       serving.push_back(pools.back()->serving_pool());
     }
-    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving));
+    inferd::server::InferenceServiceOptions service_options;
+    service_options.experiment_variants = cfg.metrics.experiment_variants;
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), service_options);
     spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
     if (metrics) {
       const inferd::server::GrpcServer* g = grpc_server.get();  // outlives `metrics` (reset first below)

@@ -1,5 +1,6 @@
 #include "metrics/serving_collector.h"
 
+#include <functional>
 #include <limits>
 
 #include "metrics/family_builder.h"
@@ -73,29 +74,36 @@ std::vector<prometheus::MetricFamily> ServingCollector::Collect() const {
   }
 
   const BusinessStats b = business_();
-  auto per_class = [&](const char* name, const char* help, uint64_t ModelBusinessStats::*field) {
-    FamilyBuilder f(name, help, MetricType::Counter);
+  // Each business series once per (pool, class), or per (pool, class, variant) when variants are configured.
+  auto each = [&](const std::function<void(Labels, const ModelBusinessStats&)>& add) {
     for (size_t p = 0; p < b.per_class.size() && p < b.pool_names.size(); ++p) {
       for (size_t c = 0; c < kNumRequestClasses; ++c) {
-        f.Add({{"model", b.pool_names[p]}, {"class", ClassLabel(c)}}, static_cast<double>(b.per_class[p][c].*field));
+        if (b.variants.empty()) {
+          add({{"model", b.pool_names[p]}, {"class", ClassLabel(c)}}, b.per_class[p][c]);
+          continue;
+        }
+        for (size_t v = 0; v < b.per_variant.size() && v <= b.variants.size(); ++v) {
+          add({{"model", b.pool_names[p]}, {"class", ClassLabel(c)}, {"variant", v == 0 ? "none" : b.variants[v - 1]}},
+              b.per_variant[v][p][c]);
+        }
       }
     }
+  };
+  auto counter = [&](const char* name, const char* help, uint64_t ModelBusinessStats::*field) {
+    FamilyBuilder f(name, help, MetricType::Counter);
+    each([&](Labels l, const ModelBusinessStats& m) { f.Add(l, static_cast<double>(m.*field)); });
     out.push_back(f.Take());
   };
-  per_class("inferd_recommendation_impressions_total", "Impressions reported by Feedback for served requests.",
-            &ModelBusinessStats::impressions);
-  per_class("inferd_recommendation_clicks_total", "Clicks reported by Feedback for served requests.",
-            &ModelBusinessStats::clicks);
-  per_class("inferd_recommendation_conversions_total", "Conversions reported by Feedback for served requests.",
-            &ModelBusinessStats::conversions);
+  counter("inferd_recommendation_impressions_total", "Impressions reported by Feedback for served requests.",
+          &ModelBusinessStats::impressions);
+  counter("inferd_recommendation_clicks_total", "Clicks reported by Feedback for served requests.",
+          &ModelBusinessStats::clicks);
+  counter("inferd_recommendation_conversions_total", "Conversions reported by Feedback for served requests.",
+          &ModelBusinessStats::conversions);
   {
     FamilyBuilder f("inferd_quality_score", "Quality scores (0..1) reported by Feedback for served requests.",
                     MetricType::Histogram);
-    for (size_t p = 0; p < b.per_class.size() && p < b.pool_names.size(); ++p) {
-      for (size_t c = 0; c < kNumRequestClasses; ++c) {
-        f.Add({{"model", b.pool_names[p]}, {"class", ClassLabel(c)}}, QualityHistogram(b.per_class[p][c]));
-      }
-    }
+    each([&](Labels l, const ModelBusinessStats& m) { f.Add(l, QualityHistogram(m)); });
     out.push_back(f.Take());
   }
   {

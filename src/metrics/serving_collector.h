@@ -10,6 +10,7 @@
 //     inferd_recommendation_conversions_total {model, class}: Feedback counts attributed to the request they
 //     name, pools x 2 each.
 //   inferd_quality_score {model, class}: histogram of Feedback quality scores (0..1), pools x 2.
+//   With experiment variants configured, these four carry a `variant` label too: x (variants + 1).
 //   inferd_feedback_unknown_request_total: Feedback events naming a request id not remembered.
 #pragma once
 

@@ -13,17 +13,18 @@
 
 namespace inferd::server {
 
-// Thread-safe and lock-free: one set of relaxed atomics per (pool, class), fixed at construction.
+// Thread-safe and lock-free: one set of relaxed atomics per (pool, class, variant slot), fixed at
+// construction. Variant slot 0: no listed variant; slot i + 1: variants[i].
 class BusinessStatsRecorder {
  public:
   enum class Event { kImpression, kClick, kConversion };
 
-  explicit BusinessStatsRecorder(std::vector<std::string> pool_names);
+  explicit BusinessStatsRecorder(std::vector<std::string> pool_names, std::vector<std::string> variants = {});
 
-  // `pool` < pool_names.size().
-  void Record(size_t pool, RequestClass cls, Event event, uint64_t count);
+  // `pool` < pool_names.size(); `variant` <= variants.size().
+  void Record(size_t pool, RequestClass cls, uint32_t variant, Event event, uint64_t count);
   // `score` must be in [0, 1].
-  void RecordQuality(size_t pool, RequestClass cls, double score);
+  void RecordQuality(size_t pool, RequestClass cls, uint32_t variant, double score);
   // A Feedback event whose request_id is not remembered.
   void RecordUnknownRequest() { unknown_.fetch_add(1, std::memory_order_relaxed); }
   // Counters may be mid-update relative to each other; each one is exact.
@@ -35,10 +36,16 @@ class BusinessStatsRecorder {
     std::atomic<double> quality_sum{0.0};
     std::array<std::atomic<uint64_t>, kQualityBucketBounds.size()> quality_buckets{};
   };
-  Cell& At(size_t pool, RequestClass cls) { return cells_[pool * kNumRequestClasses + static_cast<size_t>(cls)]; }
+  size_t Index(size_t pool, size_t cls, size_t slot) const {
+    return (pool * kNumRequestClasses + cls) * (variants_.size() + 1) + slot;
+  }
+  Cell& At(size_t pool, RequestClass cls, uint32_t variant) {
+    return cells_[Index(pool, static_cast<size_t>(cls), variant <= variants_.size() ? variant : 0)];
+  }
 
   const std::vector<std::string> pool_names_;
-  std::unique_ptr<Cell[]> cells_;  // [pool][class]
+  const std::vector<std::string> variants_;
+  std::unique_ptr<Cell[]> cells_;  // [pool][class][variant slot]
   std::atomic<uint64_t> unknown_{0};
 };
 

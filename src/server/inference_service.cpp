@@ -208,7 +208,7 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
     : pools_(std::move(pools)),
       options_(options),
       responses_(options.response_store_entries),
-      business_(PoolNames(pools_)),
+      business_(PoolNames(pools_), options.experiment_variants),
       rpc_stats_(PoolNames(pools_)),
       attribution_(options.attribution_entries),
       id_salt_(std::random_device{}()) {
@@ -218,6 +218,18 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
     if (p.tokenizer == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no tokenizer");
     if (!names.insert(p.name).second) throw std::invalid_argument("model pool '" + p.name + "': duplicate name");
   }
+}
+
+uint32_t InferenceService::VariantOf(const grpc::ServerContext& ctx) const {
+  if (options_.experiment_variants.empty()) return 0;
+  const auto& md = ctx.client_metadata();
+  const auto it = md.find("inferd-variant");
+  if (it == md.end()) return 0;
+  const std::string_view v(it->second.data(), it->second.size());
+  for (size_t i = 0; i < options_.experiment_variants.size(); ++i) {
+    if (options_.experiment_variants[i] == v) return static_cast<uint32_t>(i + 1);
+  }
+  return 0;
 }
 
 std::string InferenceService::NewId(const char* prefix) {
@@ -315,7 +327,7 @@ grpc::Status InferenceService::ServeGenerate(grpc::ServerContext* ctx, const v1:
   Engine* engine = prep->pool->engine;
   SubmitResult sub = engine->Submit(std::move(prep->request));
   if (!sub.status.ok()) return Refused(ctx, sub);
-  attribution_.Remember(request_id, {*tag->pool, *tag->cls});
+  attribution_.Remember(request_id, {*tag->pool, *tag->cls, VariantOf(*ctx)});
 
   resp->set_request_id(request_id);
   const WaitEnd end = Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [&](TokenDelta&& d, bool) {
@@ -340,7 +352,7 @@ grpc::Status InferenceService::ServeGenerateStream(grpc::ServerContext* ctx, con
   Engine* engine = prep->pool->engine;
   SubmitResult sub = engine->Submit(std::move(prep->request));
   if (!sub.status.ok()) return Refused(ctx, sub);
-  attribution_.Remember(request_id, {*tag->pool, *tag->cls});
+  attribution_.Remember(request_id, {*tag->pool, *tag->cls, VariantOf(*ctx)});
 
   bool first = true;
   // The message closing the stream: finish_reason and usage, plus whatever the last delta held.
@@ -402,7 +414,7 @@ grpc::Status InferenceService::ServeRecommend(grpc::ServerContext* ctx, const v1
   if (!o.status.ok()) return OutcomeStatus(ctx, o);
 
   resp->set_request_id(req->request_id().empty() ? NewId("rec-") : req->request_id());
-  attribution_.Remember(resp->request_id(), {*tag->pool, cls});
+  attribution_.Remember(resp->request_id(), {*tag->pool, cls, VariantOf(*ctx)});
   FillUsage(o, resp->mutable_usage());
   return EncodeRanking(*req, o, *precision, resp);
 }
@@ -508,9 +520,9 @@ grpc::Status InferenceService::ServeFeedback(const v1::FeedbackRequest* req, Rpc
   tag->pool = served->pool;
   tag->cls = served->cls;
   if (event) {
-    business_.Record(served->pool, served->cls, *event, req->count() == 0 ? 1 : req->count());
+    business_.Record(served->pool, served->cls, served->variant, *event, req->count() == 0 ? 1 : req->count());
   } else {
-    business_.RecordQuality(served->pool, served->cls, req->quality_score());
+    business_.RecordQuality(served->pool, served->cls, served->variant, req->quality_score());
   }
   return grpc::Status::OK;
 }

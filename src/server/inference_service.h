@@ -37,6 +37,9 @@ struct InferenceServiceOptions {
   size_t response_store_entries = 4096;         // recent Recommend rankings kept for DIFF
   std::chrono::milliseconds poll_interval{20};  // client-cancel check period while waiting
   size_t attribution_entries = 65536;           // request ids remembered for Feedback attribution
+  // Values the `inferd-variant` request metadata may carry (metrics.experiment_variants); any other value,
+  // or none, counts as variant "none".
+  std::vector<std::string> experiment_variants;
 };
 
 // inferd::StatusCode -> grpc::StatusCode, one to one.
@@ -73,6 +76,8 @@ class InferenceService final : public inferd::v1::Inference::Service {
                               RpcTag* tag);
   grpc::Status ServeFeedback(const v1::FeedbackRequest* req, RpcTag* tag);
   size_t PoolIndex(const ServingPool* pool) const { return static_cast<size_t>(pool - pools_.data()); }
+  // The variant slot of the request's `inferd-variant` metadata: 0 unless it is a configured value.
+  uint32_t VariantOf(const grpc::ServerContext& ctx) const;
 
   // The pool named `model`, or when empty the first pool serving `cls`. NOT_FOUND otherwise.
   StatusOr<const ServingPool*> Route(const std::string& model, RequestClass cls) const;

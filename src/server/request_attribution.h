@@ -20,6 +20,7 @@ class RequestAttribution {
   struct Entry {
     size_t pool = 0;
     RequestClass cls = RequestClass::kComplex;
+    uint32_t variant = 0;  // BusinessStatsRecorder's variant slot
   };
 
   explicit RequestAttribution(size_t capacity);

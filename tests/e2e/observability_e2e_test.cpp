@@ -139,6 +139,7 @@ class ObservabilityTest : public ::testing::Test {
     std::ostringstream c;
     c << "server:\n  grpc_address: \"127.0.0.1:" << grpc_port_ << "\"\n  drain_grace_seconds: 2\n"
       << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n  realtime_slo_ms: 0.001\n"
+      << "  experiment_variants: [control, treatment]\n"
       << "models:\n  - name: default\n    path: " << INFERD_E2E_MODEL << "\n";
     WriteFile(*dir_ + "/inferd.yaml", c.str());
     daemon_ = new Process(
@@ -157,7 +158,8 @@ class ObservabilityTest : public ::testing::Test {
 
   static std::string Grpc() { return "127.0.0.1:" + std::to_string(grpc_port_); }
 
-  static std::string Recommend() {
+  // `variant`: the inferd-variant request metadata, when not empty.
+  static std::string Recommend(const std::string& variant = "") {
     v1::RecommendRequest rec;
     rec.set_context("The customer bought a tent and");
     const char* items[] = {" a sleeping bag", " a stove", " a lamp"};
@@ -168,6 +170,7 @@ class ObservabilityTest : public ::testing::Test {
     }
     v1::RecommendResponse resp;
     grpc::ClientContext ctx;
+    if (!variant.empty()) ctx.AddMetadata("inferd-variant", variant);
     grpc::Status st = stub_->Recommend(&ctx, rec, &resp);
     EXPECT_TRUE(st.ok()) << st.error_message();
     return resp.request_id();
@@ -186,7 +189,7 @@ class ObservabilityTest : public ::testing::Test {
   // Recommend, Generate (complex, and realtime through the tiny-budget rule), GenerateStream, Feedback of
   // every kind against the ids they returned, one Feedback naming an id never served, one bad request.
   static void SendEveryRpc() {
-    const std::string rec_id = Recommend();
+    const std::string rec_id = Recommend("treatment");
     v1::GenerateRequest gen;
     gen.set_prompt("Describe this product: a blue ceramic mug.");
     gen.set_request_id("obs-gen-1");
@@ -407,6 +410,8 @@ TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheS
   // One series of each tier, with the values the traffic above produced.
   EXPECT_EQ(query("sum(inferd_recommendation_impressions_total{model=\"default\",class=\"realtime\"})"), 3);
   EXPECT_EQ(query("sum(inferd_recommendation_clicks_total{class=\"realtime\"})"), 1);
+  EXPECT_EQ(query("sum(inferd_recommendation_impressions_total{variant=\"treatment\"})"), 3);
+  EXPECT_EQ(query("sum(inferd_recommendation_impressions_total{variant=\"control\"})"), 0);
   EXPECT_EQ(query("sum(inferd_recommendation_conversions_total{class=\"realtime\"})"), 1);
   EXPECT_EQ(query("sum(inferd_quality_score_count{class=\"complex\"})"), 1);
   EXPECT_EQ(query("inferd_feedback_unknown_request_total"), 1);

@@ -78,5 +78,27 @@ TEST(ServingCollectorTest, ExportsRpcsClassesAndBusinessCounters) {
   EXPECT_EQ(testing::PromtoolCheck(t, &out), 0) << out << t;
 }
 
+TEST(ServingCollectorTest, ConfiguredVariantsAddAVariantLabelToBusinessSeries) {
+  auto business = [] {
+    BusinessStats b = Business();
+    b.variants = {"treatment"};
+    b.per_variant.assign(2, b.per_class);
+    b.per_variant[0][0][0].impressions = 60;  // none
+    b.per_variant[1][0][0].impressions = 40;  // treatment
+    return b;
+  };
+  ServingCollector c(Rpcs, business);
+  const std::string t = Render(c);
+  EXPECT_EQ(Line(t, "inferd_recommendation_impressions_total{model=\"a\",class=\"realtime\",variant=\"none\"}"),
+            "inferd_recommendation_impressions_total{model=\"a\",class=\"realtime\",variant=\"none\"} 60");
+  EXPECT_EQ(Line(t, "inferd_recommendation_impressions_total{model=\"a\",class=\"realtime\",variant=\"treatment\"}"),
+            "inferd_recommendation_impressions_total{model=\"a\",class=\"realtime\",variant=\"treatment\"} 40");
+  EXPECT_EQ(Line(t, "inferd_recommendation_impressions_total{model=\"a\",class=\"realtime\"}"), "");
+  EXPECT_NE(t.find("inferd_quality_score_count{model=\"a\",class=\"complex\",variant=\"treatment\"} 3"),
+            std::string::npos);
+  std::string out;
+  EXPECT_EQ(testing::PromtoolCheck(t, &out), 0) << out;
+}
+
 }  // namespace
 }  // namespace inferd::metrics

@@ -311,6 +311,38 @@ TEST(FeedbackTest, EventsAreAttributedToTheModelAndClassOfTheNamedRequest) {
   EXPECT_THROW(stats.At("nope", RequestClass::kRealtime), std::out_of_range);
 }
 
+TEST(FeedbackTest, ExperimentVariantComesFromRequestMetadataAndIsLimitedToTheConfiguredValues) {
+  InferenceServiceOptions options;
+  options.experiment_variants = {"control", "treatment"};
+  TestServer ts({PoolSpec{}}, options);
+  auto recommend = [&](const char* variant) {
+    v1::RecommendResponse resp;
+    auto ctx = Ctx();
+    if (variant != nullptr) ctx->AddMetadata("inferd-variant", variant);
+    EXPECT_TRUE(ts.stub().Recommend(ctx.get(), MakeRequest(2, 0), &resp).ok());
+    return resp.request_id();
+  };
+  const std::string treated = recommend("treatment");
+  const std::string unlisted = recommend("bogus");
+  const std::string plain = recommend(nullptr);
+  for (const std::string& id : {treated, treated, unlisted, plain}) {
+    v1::FeedbackRequest req;
+    req.set_request_id(id);
+    req.set_impression(true);
+    v1::FeedbackResponse resp;
+    auto ctx = Ctx();
+    EXPECT_TRUE(ts.stub().Feedback(ctx.get(), req, &resp).ok());
+  }
+  const BusinessStats s = ts.server().business_stats();
+  ASSERT_EQ(s.variants, (std::vector<std::string>{"control", "treatment"}));
+  ASSERT_EQ(s.per_variant.size(), 3u);
+  const size_t rt = static_cast<size_t>(RequestClass::kRealtime);
+  EXPECT_EQ(s.per_variant[0][0][rt].impressions, 2u);  // "bogus" and no header: none
+  EXPECT_EQ(s.per_variant[1][0][rt].impressions, 0u);  // control
+  EXPECT_EQ(s.per_variant[2][0][rt].impressions, 2u);  // treatment
+  EXPECT_EQ(s.At("default", RequestClass::kRealtime).impressions, 4u);
+}
+
 TEST(RpcStatsTest, CountsEveryRpcByPoolClassMethodAndCode) {
   PoolSpec a, b;
   a.name = "alpha";
