@@ -19,6 +19,10 @@ struct ServerConfig {
 struct MetricsConfig {
   bool enabled = true;
   std::string address = "127.0.0.1:9464";  // HTTP GET /metrics; loopback unless set otherwise
+  double realtime_slo_ms = 80;              // exported as inferd_realtime_latency_slo_seconds for the p99 alert
+  // Values the `inferd-variant` request header may carry; business series then get a `variant` label
+  // ("none" for requests without a listed value). Empty: no variant label.
+  std::vector<std::string> experiment_variants;
 };
 
 struct LoggingConfig {

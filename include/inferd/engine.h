@@ -147,6 +147,7 @@ struct FinishedRequestStats {
   double e2e_seconds = 0.0;
   std::vector<double> inter_token_seconds;
   int32_t prompt_tokens = 0;
+  int32_t cached_prompt_tokens = 0;  // prompt tokens served from the prefix cache
   int32_t generated_tokens = 0;
   bool late = false;              // realtime: finished after its deadline (explicit or the class default)
 };

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -36,6 +37,21 @@ void ReadServer(YamlReader& r, ServerConfig* c) {
 void ReadMetrics(YamlReader& r, MetricsConfig* c) {
   r.Get("enabled", &c->enabled);
   r.Get("address", &c->address);
+  r.Get("realtime_slo_ms", &c->realtime_slo_ms, 0.001, 3600000.0);
+  r.Get("experiment_variants", &c->experiment_variants);
+  if (c->experiment_variants.size() > 16) r.Error("experiment_variants", "at most 16 values");
+  for (size_t i = 0; i < c->experiment_variants.size(); ++i) {
+    const std::string& v = c->experiment_variants[i];
+    const bool valid = !v.empty() && v.size() <= 32 && std::all_of(v.begin(), v.end(), [](char ch) {
+      return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+    });
+    if (!valid) r.Error("experiment_variants", "'" + v + "': use 1 to 32 of a-z, 0-9, _ and -");
+    if (v == "none") r.Error("experiment_variants", "'none' is reserved for requests without a variant");
+    if (std::find(c->experiment_variants.begin(), c->experiment_variants.begin() + i, v) !=
+        c->experiment_variants.begin() + i) {
+      r.Error("experiment_variants", "duplicate value '" + v + "'");
+    }
+  }
   if (!ValidAddress(c->address)) r.Error("address", "expected host:port, found '" + c->address + "'");
 }
 

@@ -11,7 +11,10 @@
 #include "common/logging.h"
 #include "daemon/model_pool.h"
 #include "inferd/config.h"
+#include "metrics/engine_collector.h"
+#include "metrics/gpu_collector.h"
 #include "metrics/metrics_server.h"
+#include "metrics/serving_collector.h"
 #include "server/grpc_server.h"
 
 namespace {
@@ -75,6 +78,7 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<inferd::metrics::MetricsServer> metrics;
+  std::shared_ptr<inferd::metrics::EngineCollector> engine_metrics;
   std::vector<std::unique_ptr<inferd::daemon::ModelPool>> pools;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
   try {
@@ -82,18 +86,39 @@ int main(int argc, char** argv) {
     if (cfg.metrics.enabled) {
       metrics = std::make_unique<inferd::metrics::MetricsServer>(cfg.metrics.address);
       spdlog::info("metrics on http://{}/metrics", cfg.metrics.address);
+      engine_metrics = std::make_shared<inferd::metrics::EngineCollector>();
+      metrics->Add(engine_metrics);
+      metrics->Add(std::make_shared<inferd::metrics::GpuCollector>());
+      metrics->AddConstantGauge("inferd_realtime_latency_slo_seconds",
+                                "Configured realtime latency objective (metrics.realtime_slo_ms).",
+                                cfg.metrics.realtime_slo_ms / 1000.0);
     }
     std::vector<inferd::server::ServingPool> serving;
     for (const auto& m : cfg.models) {
       auto t0 = std::chrono::steady_clock::now();
       pools.push_back(inferd::daemon::ModelPool::Load(m));
       auto loaded = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
+      std::shared_ptr<inferd::metrics::EngineMetrics> recorder;
+      if (engine_metrics) {
+        recorder = engine_metrics->AddModel(m.name);
+        recorder->set_queue_capacity(inferd::RequestClass::kRealtime, m.scheduler.max_waiting_realtime);
+        recorder->set_queue_capacity(inferd::RequestClass::kComplex, m.scheduler.max_waiting_complex);
+        pools.back()->engine().SetStatsCallback([recorder](const inferd::EngineStats& s) { recorder->Record(s); });
+      }
       auto warm = pools.back()->WarmUp();
+      if (recorder) recorder->set_recording(true);  // warm-up requests are not counted
       spdlog::info("{}: loaded in {:.2f}s, warmed up in {:.2f}s", m.name, loaded.count(), warm.count());
       serving.push_back(pools.back()->serving_pool());
     }
-    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving));
+    inferd::server::InferenceServiceOptions service_options;
+    service_options.experiment_variants = cfg.metrics.experiment_variants;
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), service_options);
     spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
+    if (metrics) {
+      const inferd::server::GrpcServer* g = grpc_server.get();  // outlives `metrics` (reset first below)
+      metrics->Add(std::make_shared<inferd::metrics::ServingCollector>([g] { return g->rpc_stats(); },
+                                                                       [g] { return g->business_stats(); }));
+    }
   } catch (const std::exception& e) {
     spdlog::critical("start-up failed: {}", e.what());
     return 1;
@@ -109,9 +134,9 @@ int main(int argc, char** argv) {
   auto deadline = std::chrono::system_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000));
   grpc_server->Shutdown(deadline);
+  metrics.reset();  // before the server and engines its collectors read
   grpc_server.reset();
   pools.clear();  // engines stop; anything still queued ends CANCELLED
-  metrics.reset();
   spdlog::info("drained, exiting");
   return 0;
 }

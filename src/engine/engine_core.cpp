@@ -407,6 +407,7 @@ void EngineCore::OnFinished(RequestId id, Live& live, const scheduler::RequestEv
     }
     f.e2e_seconds = Seconds(o.timings.arrival, now);
     f.prompt_tokens = o.prompt_tokens;
+    f.cached_prompt_tokens = o.cached_prompt_tokens;
     f.generated_tokens = o.generated_tokens;
     f.late = o.cls == RequestClass::kRealtime && now > live.deadline;
     if (f.late) ++realtime_late_total_;

@@ -102,6 +102,24 @@ void MetricsServer::Add(std::shared_ptr<prometheus::Collectable> c) {
   collectables_.push_back(std::move(c));
 }
 
+namespace {
+class ConstantGauge : public prometheus::Collectable {
+ public:
+  ConstantGauge(const std::string& name, const std::string& help, double value) {
+    family_ = {name, help, prometheus::MetricType::Gauge, {}};
+    family_.metric.emplace_back().gauge.value = value;
+  }
+  std::vector<prometheus::MetricFamily> Collect() const override { return {family_}; }
+
+ private:
+  prometheus::MetricFamily family_;
+};
+}  // namespace
+
+void MetricsServer::AddConstantGauge(const std::string& name, const std::string& help, double value) {
+  Add(std::make_shared<ConstantGauge>(name, help, value));
+}
+
 std::string MetricsServer::Render() const {
   std::vector<prometheus::MetricFamily> families;
   {

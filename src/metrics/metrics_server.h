@@ -31,6 +31,8 @@ class MetricsServer {
   prometheus::Registry& registry() { return *registry_; }
   // Keeps `c` alive for as long as the server and includes it in every scrape.
   void Add(std::shared_ptr<prometheus::Collectable> c);
+  // Exports a gauge whose value never changes (a configured threshold), without labels.
+  void AddConstantGauge(const std::string& name, const std::string& help, double value);
   int port() const { return port_; }
 
   // The exposition text a scrape returns now (for tests and the HTTP handler).

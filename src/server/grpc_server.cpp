@@ -54,6 +54,10 @@ BusinessStats GrpcServer::business_stats() const {
   return service_->business_stats();
 }
 
+RpcStats GrpcServer::rpc_stats() const {
+  return service_->rpc_stats();
+}
+
 void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   SetServing(false);
   if (!server_) return;

@@ -185,6 +185,12 @@ grpc::Status ClientCancelled() {
   return {grpc::StatusCode::CANCELLED, "cancelled by the client"};
 }
 
+std::vector<std::string> PoolNames(const std::vector<ServingPool>& pools) {
+  std::vector<std::string> names;
+  for (const ServingPool& p : pools) names.push_back(p.name);
+  return names;
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const Status& status) {
@@ -202,6 +208,9 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
     : pools_(std::move(pools)),
       options_(options),
       responses_(options.response_store_entries),
+      business_(PoolNames(pools_), options.experiment_variants),
+      rpc_stats_(PoolNames(pools_)),
+      attribution_(options.attribution_entries),
       id_salt_(std::random_device{}()) {
   std::unordered_set<std::string> names;
   for (const ServingPool& p : pools_) {
@@ -209,6 +218,18 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
     if (p.tokenizer == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no tokenizer");
     if (!names.insert(p.name).second) throw std::invalid_argument("model pool '" + p.name + "': duplicate name");
   }
+}
+
+uint32_t InferenceService::VariantOf(const grpc::ServerContext& ctx) const {
+  if (options_.experiment_variants.empty()) return 0;
+  const auto& md = ctx.client_metadata();
+  const auto it = md.find("inferd-variant");
+  if (it == md.end()) return 0;
+  const std::string_view v(it->second.data(), it->second.size());
+  for (size_t i = 0; i < options_.experiment_variants.size(); ++i) {
+    if (options_.experiment_variants[i] == v) return static_cast<uint32_t>(i + 1);
+  }
+  return 0;
 }
 
 std::string InferenceService::NewId(const char* prefix) {
@@ -242,12 +263,19 @@ StatusOr<const ServingPool*> InferenceService::Route(const std::string& model, R
 }
 
 StatusOr<InferenceService::Prepared> InferenceService::PrepareGenerate(grpc::ServerContext* ctx,
-                                                                       const v1::GenerateRequest& req) const {
+                                                                       const v1::GenerateRequest& req, RpcTag* tag) {
   StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req.class_hint());
   if (!hint.ok()) return hint.status();
   const RequestClass cls = ClassifyGenerate(req, *hint);
+  tag->cls = cls;
   StatusOr<const ServingPool*> pool = Route(req.model(), cls);
   if (!pool.ok()) return pool.status();
+  tag->pool = PoolIndex(*pool);
+  rpc_stats_.RecordClass(*tag->pool,
+                         hint->has_value()                 ? ClassRule::kClassHint
+                         : cls == RequestClass::kRealtime ? ClassRule::kGenerateTinyBudget
+                                                          : ClassRule::kGenerateDefault,
+                         cls);
   StatusOr<GenerateRequest> native = DecodeGenerate(req, **pool);
   if (!native.ok()) return native.status();
   Prepared p;
@@ -261,13 +289,45 @@ StatusOr<InferenceService::Prepared> InferenceService::PrepareGenerate(grpc::Ser
 
 grpc::Status InferenceService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                         v1::GenerateResponse* resp) {
+  RpcTag tag;
+  grpc::Status st = ServeGenerate(ctx, req, resp, &tag);
+  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kGenerate, st.error_code());
+  return st;
+}
+
+grpc::Status InferenceService::GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                              grpc::ServerWriter<v1::GenerateDelta>* writer) {
+  RpcTag tag;
+  grpc::Status st = ServeGenerateStream(ctx, req, writer, &tag);
+  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kGenerateStream, st.error_code());
+  return st;
+}
+
+grpc::Status InferenceService::Recommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
+                                         v1::RecommendResponse* resp) {
+  RpcTag tag;
+  grpc::Status st = ServeRecommend(ctx, req, resp, &tag);
+  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kRecommend, st.error_code());
+  return st;
+}
+
+grpc::Status InferenceService::Feedback(grpc::ServerContext*, const v1::FeedbackRequest* req, v1::FeedbackResponse*) {
+  RpcTag tag;
+  grpc::Status st = ServeFeedback(req, &tag);
+  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kFeedback, st.error_code());
+  return st;
+}
+
+grpc::Status InferenceService::ServeGenerate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                             v1::GenerateResponse* resp, RpcTag* tag) {
   if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
-  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req);
+  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req, tag);
   if (!prep.ok()) return ToGrpcStatus(prep.status());
   const std::string request_id = prep->request_id.empty() ? NewId("gen-") : prep->request_id;
   Engine* engine = prep->pool->engine;
   SubmitResult sub = engine->Submit(std::move(prep->request));
   if (!sub.status.ok()) return Refused(ctx, sub);
+  attribution_.Remember(request_id, {*tag->pool, *tag->cls, VariantOf(*ctx)});
 
   resp->set_request_id(request_id);
   const WaitEnd end = Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [&](TokenDelta&& d, bool) {
@@ -283,15 +343,16 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* ctx, const v1::Gene
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                              grpc::ServerWriter<v1::GenerateDelta>* writer) {
+grpc::Status InferenceService::ServeGenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                                   grpc::ServerWriter<v1::GenerateDelta>* writer, RpcTag* tag) {
   if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
-  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req);
+  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req, tag);
   if (!prep.ok()) return ToGrpcStatus(prep.status());
   const std::string request_id = prep->request_id.empty() ? NewId("gen-") : prep->request_id;
   Engine* engine = prep->pool->engine;
   SubmitResult sub = engine->Submit(std::move(prep->request));
   if (!sub.status.ok()) return Refused(ctx, sub);
+  attribution_.Remember(request_id, {*tag->pool, *tag->cls, VariantOf(*ctx)});
 
   bool first = true;
   // The message closing the stream: finish_reason and usage, plus whatever the last delta held.
@@ -325,14 +386,17 @@ grpc::Status InferenceService::GenerateStream(grpc::ServerContext* ctx, const v1
   return OutcomeStatus(ctx, o);
 }
 
-grpc::Status InferenceService::Recommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
-                                         v1::RecommendResponse* resp) {
+grpc::Status InferenceService::ServeRecommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
+                                              v1::RecommendResponse* resp, RpcTag* tag) {
   if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
   StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req->class_hint());
   if (!hint.ok()) return ToGrpcStatus(hint.status());
   const RequestClass cls = ClassifyRecommend(*hint);
+  tag->cls = cls;
   StatusOr<const ServingPool*> pool = Route(req->model(), cls);
   if (!pool.ok()) return ToGrpcStatus(pool.status());
+  tag->pool = PoolIndex(*pool);
+  rpc_stats_.RecordClass(*tag->pool, hint->has_value() ? ClassRule::kClassHint : ClassRule::kRecommendDefault, cls);
   StatusOr<double> precision = DecodeRankingOptions(*req);
   if (!precision.ok()) return ToGrpcStatus(precision.status());
   StatusOr<RecommendRequest> native = DecodeRecommend(*req, **pool);
@@ -350,6 +414,7 @@ grpc::Status InferenceService::Recommend(grpc::ServerContext* ctx, const v1::Rec
   if (!o.status.ok()) return OutcomeStatus(ctx, o);
 
   resp->set_request_id(req->request_id().empty() ? NewId("rec-") : req->request_id());
+  attribution_.Remember(resp->request_id(), {*tag->pool, cls, VariantOf(*ctx)});
   FillUsage(o, resp->mutable_usage());
   return EncodeRanking(*req, o, *precision, resp);
 }
@@ -404,7 +469,7 @@ grpc::Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, co
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::Feedback(grpc::ServerContext*, const v1::FeedbackRequest* req, v1::FeedbackResponse*) {
+grpc::Status InferenceService::ServeFeedback(const v1::FeedbackRequest* req, RpcTag* tag) {
   // Fields that need no pool are checked first, so malformed feedback is INVALID_ARGUMENT even
   // while no pool is attached.
   auto bad = [](const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); };
@@ -440,16 +505,24 @@ grpc::Status InferenceService::Feedback(grpc::ServerContext*, const v1::Feedback
   }
 
   if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
-  std::string model = req->model();
-  if (model.empty()) {
-    model = pools_.front().name;
-  } else if (std::none_of(pools_.begin(), pools_.end(), [&](const ServingPool& p) { return p.name == model; })) {
+  const std::string& model = req->model();
+  if (!model.empty() &&
+      std::none_of(pools_.begin(), pools_.end(), [&](const ServingPool& p) { return p.name == model; })) {
     return {grpc::StatusCode::NOT_FOUND, "model: no model pool named '" + model + "'"};
   }
+  // Counted against the pool and class that served the named request; an id no longer (or never)
+  // remembered is counted apart, whatever `model` says.
+  const std::optional<RequestAttribution::Entry> served = attribution_.Find(req->request_id());
+  if (!served) {
+    business_.RecordUnknownRequest();
+    return grpc::Status::OK;
+  }
+  tag->pool = served->pool;
+  tag->cls = served->cls;
   if (event) {
-    business_.Record(model, *event, req->count() == 0 ? 1 : req->count());
+    business_.Record(served->pool, served->cls, served->variant, *event, req->count() == 0 ? 1 : req->count());
   } else {
-    business_.RecordQuality(model, req->quality_score());
+    business_.RecordQuality(served->pool, served->cls, served->variant, req->quality_score());
   }
   return grpc::Status::OK;
 }

@@ -26,7 +26,9 @@
 #include "inferd/status.h"
 #include "inferd/v1/inferd.grpc.pb.h"
 #include "server/business_stats.h"
+#include "server/request_attribution.h"
 #include "server/response_store.h"
+#include "server/rpc_stats.h"
 #include "server/serving_pool.h"
 
 namespace inferd::server {
@@ -34,6 +36,10 @@ namespace inferd::server {
 struct InferenceServiceOptions {
   size_t response_store_entries = 4096;         // recent Recommend rankings kept for DIFF
   std::chrono::milliseconds poll_interval{20};  // client-cancel check period while waiting
+  size_t attribution_entries = 65536;           // request ids remembered for Feedback attribution
+  // Values the `inferd-variant` request metadata may carry (metrics.experiment_variants); any other value,
+  // or none, counts as variant "none".
+  std::vector<std::string> experiment_variants;
 };
 
 // inferd::StatusCode -> grpc::StatusCode, one to one.
@@ -47,6 +53,7 @@ class InferenceService final : public inferd::v1::Inference::Service {
 
   void SetServing(bool serving) { serving_.store(serving); }
   BusinessStats business_stats() const { return business_.Snapshot(); }
+  RpcStats rpc_stats() const { return rpc_stats_.Snapshot(); }
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp) override;
   grpc::Status GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
@@ -60,9 +67,21 @@ class InferenceService final : public inferd::v1::Inference::Service {
 
   // UNAVAILABLE without pools or while not serving.
   Status Admit() const;
+  // The handlers behind the overrides; each fills `tag` as it routes, and the override counts the result.
+  grpc::Status ServeGenerate(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp,
+                             RpcTag* tag);
+  grpc::Status ServeGenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                   grpc::ServerWriter<v1::GenerateDelta>* writer, RpcTag* tag);
+  grpc::Status ServeRecommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req, v1::RecommendResponse* resp,
+                              RpcTag* tag);
+  grpc::Status ServeFeedback(const v1::FeedbackRequest* req, RpcTag* tag);
+  size_t PoolIndex(const ServingPool* pool) const { return static_cast<size_t>(pool - pools_.data()); }
+  // The variant slot of the request's `inferd-variant` metadata: 0 unless it is a configured value.
+  uint32_t VariantOf(const grpc::ServerContext& ctx) const;
+
   // The pool named `model`, or when empty the first pool serving `cls`. NOT_FOUND otherwise.
   StatusOr<const ServingPool*> Route(const std::string& model, RequestClass cls) const;
-  StatusOr<Prepared> PrepareGenerate(grpc::ServerContext* ctx, const v1::GenerateRequest& req) const;
+  StatusOr<Prepared> PrepareGenerate(grpc::ServerContext* ctx, const v1::GenerateRequest& req, RpcTag* tag);
   grpc::Status EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& outcome, double precision,
                              v1::RecommendResponse* resp);
   // prefix + 8 hex digits of a per-process salt + "-" + a hex counter: unique within a process and
@@ -74,6 +93,8 @@ class InferenceService final : public inferd::v1::Inference::Service {
   std::atomic<bool> serving_{false};
   ResponseStore responses_;
   BusinessStatsRecorder business_;
+  RpcStatsRecorder rpc_stats_;
+  RequestAttribution attribution_;
   const uint32_t id_salt_;
   std::atomic<uint64_t> next_id_{1};
 };

@@ -20,6 +20,7 @@ TEST(Config, MinimalFileGetsDocumentedDefaults) {
   EXPECT_EQ(c.server.grpc_address, "127.0.0.1:50051");
   EXPECT_EQ(c.metrics.address, "127.0.0.1:9464");
   EXPECT_TRUE(c.metrics.enabled);
+  EXPECT_EQ(c.metrics.realtime_slo_ms, 80);
   EXPECT_EQ(c.logging.level, "info");
   ASSERT_EQ(c.models.size(), 1u);
   EXPECT_EQ(c.models[0].dtype, "bf16");
@@ -30,7 +31,7 @@ TEST(Config, MinimalFileGetsDocumentedDefaults) {
 TEST(Config, FullFileIsReadIntoStructs) {
   Config c = ParseConfig(R"(
 server: {grpc_address: "0.0.0.0:7000", max_message_bytes: 8MiB, drain_grace_seconds: 2.5, reflection: false}
-metrics: {address: "127.0.0.1:7001"}
+metrics: {address: "127.0.0.1:7001", realtime_slo_ms: 25.5, experiment_variants: [control, treatment-2]}
 logging: {level: debug, format: json}
 models:
   - name: light
@@ -51,6 +52,8 @@ models:
   EXPECT_EQ(c.server.max_message_bytes, 8 << 20);
   EXPECT_DOUBLE_EQ(c.server.drain_grace_seconds, 2.5);
   EXPECT_FALSE(c.server.reflection);
+  EXPECT_DOUBLE_EQ(c.metrics.realtime_slo_ms, 25.5);
+  EXPECT_EQ(c.metrics.experiment_variants, (std::vector<std::string>{"control", "treatment-2"}));
   EXPECT_EQ(c.logging.format, "json");
   ASSERT_EQ(c.models.size(), 2u);
   EXPECT_EQ(c.models[0].path, "/srv/conf/light");  // relative to the config file
@@ -99,6 +102,13 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"bad_bytes", MODEL "server: {max_message_bytes: 4 parsecs}",
                     "server.max_message_bytes: expected a byte size"},
         InvalidCase{"bad_bool", MODEL "metrics: {enabled: maybe}", "metrics.enabled: expected true or false"},
+        InvalidCase{"zero_slo", MODEL "metrics: {realtime_slo_ms: 0}", "metrics.realtime_slo_ms: must be in [0.001"},
+        InvalidCase{"bad_variant", MODEL "metrics: {experiment_variants: [A/B]}",
+                    "metrics.experiment_variants: 'A/B': use 1 to 32 of a-z, 0-9, _ and -"},
+        InvalidCase{"none_variant", MODEL "metrics: {experiment_variants: [none]}",
+                    "metrics.experiment_variants: 'none' is reserved"},
+        InvalidCase{"dup_variant", MODEL "metrics: {experiment_variants: [a, b, a]}",
+                    "metrics.experiment_variants: duplicate value 'a'"},
         InvalidCase{"bad_level", MODEL "logging: {level: loud}",
                     "logging.level: must be one of trace, debug, info, warn, error, critical, off, found 'loud'"},
         InvalidCase{"bad_format", MODEL "logging: {format: xml}", "logging.format: must be one of text, json"},
@@ -176,6 +186,8 @@ TEST(Config, ExampleDocumentsTheDefaults) {
   EXPECT_EQ(example.server.max_message_bytes, defaults.server.max_message_bytes);
   EXPECT_EQ(example.server.drain_grace_seconds, defaults.server.drain_grace_seconds);
   EXPECT_EQ(example.metrics.address, defaults.metrics.address);
+  EXPECT_EQ(example.metrics.realtime_slo_ms, defaults.metrics.realtime_slo_ms);
+  EXPECT_EQ(example.metrics.experiment_variants, defaults.metrics.experiment_variants);
   EXPECT_EQ(example.logging.level, defaults.logging.level);
   EXPECT_EQ(example.logging.format, defaults.logging.format);
   const auto& a = example.models.at(0);

@@ -1,5 +1,6 @@
 // The real inferd binary: start on free loopback ports, SERVING, promtool-clean /metrics, SIGTERM drain.
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
@@ -66,6 +67,14 @@ TEST_F(DaemonTest, ServesHealthAndPromtoolCleanMetricsThenDrainsOnSigterm) {
   for (const char* series : {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
                              "process_start_time_seconds", "inferd_build_info{version=\""}) {
     EXPECT_NE(body->find(series), std::string::npos) << series << " missing from:\n" << *body;
+  }
+  // Without an NVIDIA driver (libnvidia-ml.so.1 does not load here either) there are no GPU series and
+  // one log line says why.
+  if (void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL); nvml != nullptr) {
+    dlclose(nvml);
+  } else {
+    EXPECT_EQ(body->find("inferd_gpu_"), std::string::npos) << *body;
+    EXPECT_NE(p.Log().find("metrics: no GPU series (cannot load libnvidia-ml.so.1"), std::string::npos) << p.Log();
   }
   WriteFile(dir_ + "/metrics.txt", *body);
   std::string out;

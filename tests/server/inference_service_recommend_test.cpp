@@ -237,7 +237,7 @@ TEST(RecommendTest, UnknownModelIsNotFound) {
   EXPECT_EQ(ts.stub().Recommend(ctx.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-TEST(FeedbackTest, EventsLandInBusinessStats) {
+TEST(FeedbackTest, EventsAreAttributedToTheModelAndClassOfTheNamedRequest) {
   PoolSpec a, b;
   a.name = "alpha";
   b.name = "beta";
@@ -248,38 +248,157 @@ TEST(FeedbackTest, EventsLandInBusinessStats) {
     grpc::Status s = ts.stub().Feedback(ctx.get(), req, &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
   };
+  // A realtime Recommend on alpha (server-assigned id) and a complex Generate on beta (caller's id).
+  v1::RecommendRequest rec = MakeRequest(3, 0);
+  rec.set_model("alpha");
+  v1::RecommendResponse rec_resp;
+  {
+    auto ctx = Ctx();
+    ASSERT_TRUE(ts.stub().Recommend(ctx.get(), rec, &rec_resp).ok());
+  }
+  ASSERT_FALSE(rec_resp.request_id().empty());
+  v1::GenerateRequest gen;
+  gen.set_model("beta");
+  gen.set_prompt("Describe a mug.");
+  gen.set_request_id("caller-gen-7");
+  gen.mutable_sampling()->set_max_tokens(2);
+  v1::GenerateResponse gen_resp;
+  {
+    auto ctx = Ctx();
+    ASSERT_TRUE(ts.stub().Generate(ctx.get(), gen, &gen_resp).ok());
+  }
+
   v1::FeedbackRequest req;
-  req.set_request_id("rec-1");
+  req.set_request_id(rec_resp.request_id());
   req.set_impression(true);
   req.set_count(3);
-  send(req);  // empty model: the first pool
-  req.set_model("beta");
+  send(req);
   req.set_click(true);
   req.set_count(0);
   send(req);
+  req.set_request_id("caller-gen-7");
+  req.set_model("beta");
   req.set_conversion(true);
   send(req);
   req.set_quality_score(0.85);
   send(req);
   req.set_quality_score(0.0);
   send(req);
+  req.set_request_id("never-served");
+  req.set_click(true);
+  send(req);  // OK, counted apart
   req.set_model("nope");
   v1::FeedbackResponse resp;
   auto ctx = Ctx();
   EXPECT_EQ(ts.stub().Feedback(ctx.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 
   const BusinessStats stats = ts.server().business_stats();
-  ASSERT_EQ(stats.models.count("alpha"), 1u);
-  ASSERT_EQ(stats.models.count("beta"), 1u);
-  EXPECT_EQ(stats.models.at("alpha").impressions, 3u);
-  const ModelBusinessStats& beta = stats.models.at("beta");
+  const ModelBusinessStats& alpha = stats.At("alpha", RequestClass::kRealtime);
+  EXPECT_EQ(alpha.impressions, 3u);
+  EXPECT_EQ(alpha.clicks, 1u);
+  EXPECT_EQ(alpha.conversions, 0u);
+  EXPECT_EQ(stats.At("alpha", RequestClass::kComplex).impressions, 0u);
+  const ModelBusinessStats& beta = stats.At("beta", RequestClass::kComplex);
   EXPECT_EQ(beta.impressions, 0u);
-  EXPECT_EQ(beta.clicks, 1u);
+  EXPECT_EQ(beta.clicks, 0u);
   EXPECT_EQ(beta.conversions, 1u);
   EXPECT_EQ(beta.quality_count, 2u);
   EXPECT_DOUBLE_EQ(beta.quality_sum, 0.85);
   EXPECT_EQ(beta.quality_buckets[8], 1u);  // (0.8, 0.9]
   EXPECT_EQ(beta.quality_buckets[0], 1u);  // [0, 0.1]
+  EXPECT_EQ(stats.At("beta", RequestClass::kRealtime).quality_count, 0u);
+  EXPECT_EQ(stats.unknown_request_feedback, 1u);
+  EXPECT_THROW(stats.At("nope", RequestClass::kRealtime), std::out_of_range);
+}
+
+TEST(FeedbackTest, ExperimentVariantComesFromRequestMetadataAndIsLimitedToTheConfiguredValues) {
+  InferenceServiceOptions options;
+  options.experiment_variants = {"control", "treatment"};
+  TestServer ts({PoolSpec{}}, options);
+  auto recommend = [&](const char* variant) {
+    v1::RecommendResponse resp;
+    auto ctx = Ctx();
+    if (variant != nullptr) ctx->AddMetadata("inferd-variant", variant);
+    EXPECT_TRUE(ts.stub().Recommend(ctx.get(), MakeRequest(2, 0), &resp).ok());
+    return resp.request_id();
+  };
+  const std::string treated = recommend("treatment");
+  const std::string unlisted = recommend("bogus");
+  const std::string plain = recommend(nullptr);
+  for (const std::string& id : {treated, treated, unlisted, plain}) {
+    v1::FeedbackRequest req;
+    req.set_request_id(id);
+    req.set_impression(true);
+    v1::FeedbackResponse resp;
+    auto ctx = Ctx();
+    EXPECT_TRUE(ts.stub().Feedback(ctx.get(), req, &resp).ok());
+  }
+  const BusinessStats s = ts.server().business_stats();
+  ASSERT_EQ(s.variants, (std::vector<std::string>{"control", "treatment"}));
+  ASSERT_EQ(s.per_variant.size(), 3u);
+  const size_t rt = static_cast<size_t>(RequestClass::kRealtime);
+  EXPECT_EQ(s.per_variant[0][0][rt].impressions, 2u);  // "bogus" and no header: none
+  EXPECT_EQ(s.per_variant[1][0][rt].impressions, 0u);  // control
+  EXPECT_EQ(s.per_variant[2][0][rt].impressions, 2u);  // treatment
+  EXPECT_EQ(s.At("default", RequestClass::kRealtime).impressions, 4u);
+}
+
+TEST(RpcStatsTest, CountsEveryRpcByPoolClassMethodAndCode) {
+  PoolSpec a, b;
+  a.name = "alpha";
+  a.classes = {RequestClass::kRealtime};
+  b.name = "beta";
+  b.classes = {RequestClass::kComplex};
+  TestServer ts({a, b});
+  v1::RecommendResponse rr;
+  for (int i = 0; i < 2; ++i) {
+    auto ctx = Ctx();
+    ASSERT_TRUE(ts.stub().Recommend(ctx.get(), MakeRequest(2, 0), &rr).ok());  // realtime -> alpha
+  }
+  v1::RecommendRequest unknown = MakeRequest(2, 0);
+  unknown.set_model("nope");
+  {
+    auto ctx = Ctx();
+    EXPECT_EQ(ts.stub().Recommend(ctx.get(), unknown, &rr).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  v1::GenerateRequest gen;
+  gen.set_prompt("Hello");
+  gen.mutable_sampling()->set_max_tokens(2);
+  v1::GenerateResponse gr;
+  {
+    auto ctx = Ctx();
+    ASSERT_TRUE(ts.stub().Generate(ctx.get(), gen, &gr).ok());  // complex -> beta
+  }
+  gen.mutable_sampling()->set_top_p(2.0f);
+  {
+    auto ctx = Ctx();
+    EXPECT_EQ(ts.stub().Generate(ctx.get(), gen, &gr).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  v1::FeedbackResponse fr;
+  {
+    auto ctx = Ctx();
+    EXPECT_EQ(ts.stub().Feedback(ctx.get(), v1::FeedbackRequest(), &fr).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  const RpcStats s = ts.server().rpc_stats();
+  ASSERT_EQ(s.pool_names, (std::vector<std::string>{"alpha", "beta"}));
+  const size_t rt = 0, cx = 1, none_cls = 2, none_pool = 2;
+  const size_t rec = static_cast<size_t>(RpcMethod::kRecommend), gen_m = static_cast<size_t>(RpcMethod::kGenerate),
+               fb = static_cast<size_t>(RpcMethod::kFeedback);
+  EXPECT_EQ(s.rpcs[0][rt][rec][0], 2u);           // OK
+  EXPECT_EQ(s.rpcs[none_pool][rt][rec][5], 1u);   // NOT_FOUND: classified, not routed
+  EXPECT_EQ(s.rpcs[1][cx][gen_m][0], 1u);
+  EXPECT_EQ(s.rpcs[1][cx][gen_m][3], 1u);         // INVALID_ARGUMENT after routing
+  EXPECT_EQ(s.rpcs[none_pool][none_cls][fb][3], 1u);
+  EXPECT_EQ(s.classified[0][static_cast<size_t>(ClassRule::kRecommendDefault)][rt], 2u);
+  EXPECT_EQ(s.classified[1][static_cast<size_t>(ClassRule::kGenerateDefault)][cx], 2u);
+  uint64_t total = 0;
+  for (const auto& p : s.rpcs)
+    for (const auto& c : p)
+      for (const auto& m : c)
+        for (uint64_t n : m) total += n;
+  EXPECT_EQ(total, 6u);
 }
 
 }  // namespace
