@@ -13,6 +13,7 @@
 #include "inferd/config.h"
 #include "metrics/metrics_server.h"
 #include "server/grpc_server.h"
+#include "upstream/upstream_backend.h"
 
 namespace {
 
@@ -34,6 +35,12 @@ void CheckModelPaths(const inferd::Config& cfg) {
                                " not found (models[].path must be a Hugging Face checkpoint directory)");
     }
   }
+}
+
+std::vector<inferd::RequestClass> ParseClasses(const std::vector<std::string>& names) {
+  std::vector<inferd::RequestClass> out;
+  for (const auto& n : names) out.push_back(n == "realtime" ? inferd::RequestClass::kRealtime : inferd::RequestClass::kComplex);
+  return out;
 }
 
 }  // namespace
@@ -76,6 +83,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<inferd::metrics::MetricsServer> metrics;
   std::vector<std::unique_ptr<inferd::daemon::ModelPool>> pools;
+  std::vector<std::shared_ptr<inferd::upstream::UpstreamBackend>> upstreams;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
   try {
     CheckModelPaths(cfg);
@@ -92,7 +100,18 @@ int main(int argc, char** argv) {
       spdlog::info("{}: loaded in {:.2f}s, warmed up in {:.2f}s", m.name, loaded.count(), warm.count());
       serving.push_back(pools.back()->serving_pool());
     }
-    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving));
+    inferd::server::InferenceServiceOptions options;
+    options.classification = cfg.classification;
+    if (cfg.cache.enabled) {
+      options.cache = std::make_shared<inferd::cache::ResponseCache>(
+          cfg.cache.max_bytes, std::chrono::milliseconds(static_cast<int64_t>(cfg.cache.ttl_ms)));
+    }
+    for (const auto& u : cfg.upstreams) {
+      upstreams.push_back(std::make_shared<inferd::upstream::UpstreamBackend>(u));
+      options.upstreams.push_back({upstreams.back(), ParseClasses(u.classes), u.models, u.overflow});
+      spdlog::info("upstream '{}': {} replica(s)", u.name, upstreams.back()->stats().replicas.size());
+    }
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), std::move(options));
     spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
   } catch (const std::exception& e) {
     spdlog::critical("start-up failed: {}", e.what());
@@ -110,6 +129,7 @@ int main(int argc, char** argv) {
                   std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000));
   grpc_server->Shutdown(deadline);
   grpc_server.reset();
+  upstreams.clear();  // in-flight forwarded calls are cancelled upstream
   pools.clear();  // engines stop; anything still queued ends CANCELLED
   metrics.reset();
   spdlog::info("drained, exiting");

@@ -34,6 +34,8 @@ class GrpcServer {
   void SetServing(bool serving);
   // Feedback counters since start (a copy).
   BusinessStats business_stats() const;
+  // Classification decisions by rule since start (a copy).
+  classify::ClassifierStats classifier_stats() const { return service_->classifier_stats(); }
   // New RPCs answer UNAVAILABLE; in-flight RPCs may finish until `deadline`, then gRPC cancels them
   // and their handlers cancel the engine requests. Blocks. The engines are not drained here.
   void Shutdown(std::chrono::system_clock::time_point deadline);
