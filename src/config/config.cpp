@@ -202,7 +202,7 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
   r.Child("cache", [&](YamlReader& c) { ReadCache(c, &cfg.cache); });
   r.Finish();
   if ((!has_models || cfg.models.empty()) && cfg.upstreams.empty() && errors.empty()) {
-    errors.push_back("models: at least one model pool (or an upstream) is required");
+    errors.push_back("models: at least one model pool is required (or an upstream to forward to)");
   }
   for (std::string& e : classify::CheckRules(cfg.classification)) errors.push_back(std::move(e));
   bool counts_tokens = false;
