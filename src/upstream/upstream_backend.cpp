@@ -319,6 +319,7 @@ Status UpstreamBackend::Named(const Status& status, const Replica* replica) cons
 }
 
 void UpstreamBackend::Judge(const Status& status, bool cancelled, CircuitBreaker::Admission admission) {
+  const BreakerState before = breaker_.state();
   if (cancelled) {
     breaker_.OnAbandon(admission);
   } else if (status.code() == StatusCode::kUnavailable) {
@@ -326,6 +327,11 @@ void UpstreamBackend::Judge(const Status& status, bool cancelled, CircuitBreaker
     breaker_.OnFailure(admission);
   } else {
     breaker_.OnSuccess(admission);
+  }
+  const BreakerState after = breaker_.state();
+  if (after != before || admission == CircuitBreaker::Admission::kProbe) {
+    spdlog::warn("{}: circuit breaker {} -> {}{}", description_, BreakerStateName(before), BreakerStateName(after),
+                 admission == CircuitBreaker::Admission::kProbe ? " (probe)" : "");
   }
 }
 
