@@ -122,6 +122,32 @@ TEST(EdgeConfig, InvalidEdgeKeysNameTheField) {
   EXPECT_NE(ErrorOf(MODEL "cache: {ttl_ms: 0}").find("cache.ttl_ms: must be in"), std::string::npos);
 }
 
+TEST(EdgeConfig, ShippedEdgeConfigsAreValidAndTheExampleDocumentsTheDefaults) {
+  for (const char* name : {"edge.example.yaml", "central.example.yaml"}) {
+    EXPECT_NO_THROW(LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/" + name)) << name;
+  }
+  Config example = LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/inferd.example.yaml");
+  Config defaults = ParseConfig(MODEL, "x.yaml");
+  const ClassificationConfig& a = example.classification;
+  const ClassificationConfig& b = defaults.classification;
+  EXPECT_EQ(a.honor_class_hint, b.honor_class_hint);
+  EXPECT_EQ(a.generate_default, b.generate_default);
+  EXPECT_EQ(a.generate_stream_default, b.generate_stream_default);
+  EXPECT_EQ(a.recommend_default, b.recommend_default);
+  ASSERT_EQ(a.rules.size(), b.rules.size());
+  EXPECT_EQ(a.rules[0].name, b.rules[0].name);
+  EXPECT_EQ(a.rules[0].cls, b.rules[0].cls);
+  EXPECT_EQ(a.rules[0].match.rpc, b.rules[0].match.rpc);
+  EXPECT_EQ(a.rules[0].match.max_tokens.min, b.rules[0].match.max_tokens.min);
+  EXPECT_EQ(a.rules[0].match.max_tokens.max, b.rules[0].match.max_tokens.max);
+  EXPECT_EQ(a.rules[0].match.latency_budget_ms.min, b.rules[0].match.latency_budget_ms.min);
+  EXPECT_EQ(a.rules[0].match.latency_budget_ms.max, b.rules[0].match.latency_budget_ms.max);
+  EXPECT_TRUE(example.upstreams.empty());
+  EXPECT_EQ(example.cache.enabled, defaults.cache.enabled);
+  EXPECT_EQ(example.cache.max_bytes, defaults.cache.max_bytes);
+  EXPECT_EQ(example.cache.ttl_ms, defaults.cache.ttl_ms);
+}
+
 TEST(EdgeConfig, AForwardingOnlyDaemonNeedsNoLocalModel) {
   Config c = ParseConfig("upstreams: [{name: c, dns: 'localhost:7000', classes: [realtime, complex]}]", "edge.yaml");
   EXPECT_TRUE(c.models.empty());
