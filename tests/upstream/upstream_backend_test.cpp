@@ -194,5 +194,39 @@ TEST(UpstreamBackendTest, DeadUpstreamOpensTheBreakerAndIsRefusedAtOnceNamingIt)
   EXPECT_EQ(backend.stats().breaker.opened_total, 1u);
 }
 
+// Through an edge front end: a realtime Recommend the local pool refuses (its realtime queue holds 0)
+// goes to the overflow upstream; without overflow it is RESOURCE_EXHAUSTED.
+TEST(UpstreamOverflowTest, RealtimeWorkTheLocalPoolRefusesGoesUpstream) {
+  auto central = Central();
+  for (bool overflow : {true, false}) {
+    auto backend = std::make_shared<UpstreamBackend>(Config({Address(*central)}));
+    PoolSpec light;
+    light.name = "light";
+    light.classes = {RequestClass::kRealtime};
+    light.max_waiting_realtime = 0;
+    server::InferenceServiceOptions options;
+    options.upstreams.push_back(server::BackendRoute{backend, {RequestClass::kComplex}, {"full"}, overflow});
+    TestServer edge({light}, options);
+    v1::RecommendRequest req;
+    req.set_context("Bought a tent and");
+    for (uint64_t i = 0; i < 3; ++i) {
+      auto* c = req.add_candidates();
+      c->set_item_id(10 + i);
+      c->set_text(i == 0 ? " a stove" : i == 1 ? " a lamp" : " socks");
+    }
+    v1::RecommendResponse resp;
+    auto ctx = server::testing::Ctx();
+    grpc::Status st = edge.stub().Recommend(ctx.get(), req, &resp);
+    if (overflow) {
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_EQ(resp.plain().items_size(), 3);
+      EXPECT_EQ(backend->stats().calls_total, 1u);
+    } else {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+      EXPECT_EQ(backend->stats().calls_total, 0u);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace inferd::upstream
