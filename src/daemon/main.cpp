@@ -83,7 +83,9 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<inferd::metrics::MetricsServer> metrics;
   std::vector<std::unique_ptr<inferd::daemon::ModelPool>> pools;
+  // Kept here so their stats() stay reachable for metrics export (as are grpc_server->classifier_stats()).
   std::vector<std::shared_ptr<inferd::upstream::UpstreamBackend>> upstreams;
+  std::shared_ptr<inferd::cache::ResponseCache> response_cache;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
   try {
     CheckModelPaths(cfg);
@@ -103,8 +105,9 @@ int main(int argc, char** argv) {
     inferd::server::InferenceServiceOptions options;
     options.classification = cfg.classification;
     if (cfg.cache.enabled) {
-      options.cache = std::make_shared<inferd::cache::ResponseCache>(
+      response_cache = std::make_shared<inferd::cache::ResponseCache>(
           cfg.cache.max_bytes, std::chrono::milliseconds(static_cast<int64_t>(cfg.cache.ttl_ms)));
+      options.cache = response_cache;
     }
     for (const auto& u : cfg.upstreams) {
       upstreams.push_back(std::make_shared<inferd::upstream::UpstreamBackend>(u));

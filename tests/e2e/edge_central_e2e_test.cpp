@@ -313,5 +313,17 @@ TEST_F(EdgeCentralTest, LosingTheCentralDaemonFailsForwardedWorkFastAndRecoversT
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(forward("recovered-" + std::to_string(i), nullptr).ok());
 }
 
+TEST(EdgeCheckConfigTest, UnreachableRuleIsRejectedWithItsPath) {
+  const std::string dir = MakeTempDir("inferd-edge-check-");
+  WriteFile(dir + "/bad.yaml", std::string("models: [{name: light, path: ") + INFERD_E2E_MODEL + "}]\n" +
+                                   "classification:\n  rules:\n"
+                                   "    - {name: generates, match: {rpc: [generate]}, class: complex}\n"
+                                   "    - {name: tiny, match: {rpc: [generate], max_tokens: {max: 4}}, class: realtime}\n");
+  std::string out;
+  EXPECT_EQ(RunCommand(kInferd + " --check-config --config " + dir + "/bad.yaml", &out), 2) << out;
+  EXPECT_NE(out.find("classification.rules[1] (tiny): unreachable: rules[0] (generates)"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace inferd::e2e

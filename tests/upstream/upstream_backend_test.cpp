@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "server/server_test_util.h"
@@ -192,6 +193,27 @@ TEST(UpstreamBackendTest, DeadUpstreamOpensTheBreakerAndIsRefusedAtOnceNamingIt)
   EXPECT_NE(refused.status.message().find("upstream 'central': circuit breaker open"), std::string::npos)
       << refused.status.message();
   EXPECT_EQ(backend.stats().breaker.opened_total, 1u);
+}
+
+TEST(UpstreamBackendTest, DnsNameBecomesOneReplicaPerAddress) {
+  auto central = Central();
+  UpstreamConfig cfg = Config({});
+  cfg.dns = "localhost:" + std::to_string(central->server().port());
+  UpstreamBackend backend(cfg);
+  UpstreamStats s = backend.stats();
+  const std::string v4 = Address(*central);
+  auto it = std::find_if(s.replicas.begin(), s.replicas.end(), [&](const ReplicaStats& r) { return r.address == v4; });
+  ASSERT_NE(it, s.replicas.end()) << "localhost did not resolve to " << v4;
+  EXPECT_TRUE(it->healthy);
+  // The server listens on 127.0.0.1 only: an IPv6 ::1 record, if any, fails its first health check.
+  for (const ReplicaStats& r : s.replicas) {
+    if (r.address != v4) {
+      EXPECT_FALSE(r.healthy) << r.address;
+    }
+  }
+  server::Submitted sub = backend.Generate(Gen(2), Options("dns-1"));
+  ASSERT_TRUE(sub.status.ok());
+  EXPECT_TRUE(sub.stream->Wait().status.ok());
 }
 
 // Through an edge front end: a realtime Recommend the local pool refuses (its realtime queue holds 0)
