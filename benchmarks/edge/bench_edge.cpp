@@ -13,9 +13,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cmath>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -35,10 +35,11 @@ double Percentile(std::vector<double> v, double p) {
 }
 
 void Print(const char* mode, const char* what, const std::vector<double>& us) {
-  std::printf("{\"mode\": \"%s\", \"what\": \"%s\", \"count\": %zu, \"p50_us\": %.1f, \"p90_us\": %.1f, "
-              "\"p99_us\": %.1f, \"max_us\": %.1f}\n",
-              mode, what, us.size(), Percentile(us, 50), Percentile(us, 90), Percentile(us, 99),
-              *std::max_element(us.begin(), us.end()));
+  std::printf(
+      "{\"mode\": \"%s\", \"what\": \"%s\", \"count\": %zu, \"p50_us\": %.1f, \"p90_us\": %.1f, "
+      "\"p99_us\": %.1f, \"max_us\": %.1f}\n",
+      mode, what, us.size(), Percentile(us, 50), Percentile(us, 90), Percentile(us, 99),
+      *std::max_element(us.begin(), us.end()));
   std::fflush(stdout);
 }
 
@@ -58,8 +59,8 @@ inferd::v1::GenerateRequest TinyGenerate() {
 inferd::v1::RecommendRequest Rec(const std::string& context) {
   inferd::v1::RecommendRequest r;
   r.set_context(context);
-  const char* items[] = {" a sleeping bag", " a stove", " a lamp", " socks", " a tent peg", " a map", " a rope",
-                         " a torch"};
+  const char* items[] = {" a sleeping bag", " a stove", " a lamp", " socks",
+                         " a tent peg",     " a map",   " a rope", " a torch"};
   for (uint64_t i = 0; i < 8; ++i) {
     auto* c = r.add_candidates();
     c->set_item_id(100 + i);
@@ -163,8 +164,7 @@ int main(int argc, char** argv) {
       Print("hop", (std::string(p.name) + "_direct").c_str(), direct);
       Print("hop", (std::string(p.name) + "_through_edge").c_str(), via_edge);
       std::printf("{\"mode\": \"hop\", \"what\": \"%s_added\", \"p50_us\": %.1f, \"p99_us\": %.1f}\n", p.name,
-                  Percentile(via_edge, 50) - Percentile(direct, 50),
-                  Percentile(via_edge, 99) - Percentile(direct, 99));
+                  Percentile(via_edge, 50) - Percentile(direct, 50), Percentile(via_edge, 99) - Percentile(direct, 99));
     }
   } else if (mode == "cache") {
     const inferd::v1::RecommendRequest r = Rec("Cache benchmark: the customer bought a tent and");

@@ -57,7 +57,9 @@ CacheKey RecommendKey(std::string_view model, std::string_view checkpoint_id, co
   return h.Finish();
 }
 
-size_t CachedRanking::Bytes() const { return kEntryOverhead + sizeof(*this) + ranked.size() * sizeof(ScoredCandidate); }
+size_t CachedRanking::Bytes() const {
+  return kEntryOverhead + sizeof(*this) + ranked.size() * sizeof(ScoredCandidate);
+}
 
 ResponseCache::ResponseCache(int64_t max_bytes, std::chrono::milliseconds ttl, Now now)
     : max_bytes_(max_bytes), ttl_(ttl), now_(std::move(now)) {

@@ -34,16 +34,16 @@ CacheKey RecommendKey(std::string_view model, std::string_view checkpoint_id, co
 struct CachedRanking {
   std::vector<ScoredCandidate> ranked;  // best first; indices into the request's candidates
   int32_t prompt_tokens = 0;
-  size_t Bytes() const;                 // what the entry is charged against max_bytes
+  size_t Bytes() const;  // what the entry is charged against max_bytes
 };
 
 struct CacheStats {
   uint64_t hits = 0;
-  uint64_t misses = 0;        // includes expired entries
-  uint64_t evictions = 0;     // removed to make room
-  uint64_t expirations = 0;   // found past their TTL (and removed)
+  uint64_t misses = 0;       // includes expired entries
+  uint64_t evictions = 0;    // removed to make room
+  uint64_t expirations = 0;  // found past their TTL (and removed)
   uint64_t inserts = 0;
-  int64_t bytes = 0;          // charged bytes held now
+  int64_t bytes = 0;  // charged bytes held now
   int64_t entries = 0;
   int64_t max_bytes = 0;
 };
@@ -52,7 +52,8 @@ class ResponseCache {
  public:
   using Now = std::function<TimePoint()>;
 
-  ResponseCache(int64_t max_bytes, std::chrono::milliseconds ttl, Now now = [] { return Clock::now(); });
+  ResponseCache(
+      int64_t max_bytes, std::chrono::milliseconds ttl, Now now = [] { return Clock::now(); });
 
   // The live entry for `key`, or null (a miss; an expired entry is removed).
   std::shared_ptr<const CachedRanking> Get(const CacheKey& key);

@@ -8,8 +8,8 @@ namespace inferd::classify {
 // Every condition as a closed interval or a bit set; absent conditions are the full range or set.
 struct Classifier::Rule {
   std::string name;
-  uint32_t rpc_mask = 0;    // bit Rpc
-  uint32_t hint_mask = 0;   // bit 0 unspecified, 1 realtime, 2 complex
+  uint32_t rpc_mask = 0;   // bit Rpc
+  uint32_t hint_mask = 0;  // bit 0 unspecified, 1 realtime, 2 complex
   bool any_model = true;
   std::vector<std::string> models;
   struct Range {
@@ -26,7 +26,8 @@ struct Classifier::Rule {
 namespace {
 
 constexpr uint32_t kAllRpcs = 0b111;
-constexpr uint32_t kGenerateRpcs = (1u << static_cast<int>(Rpc::kGenerate)) | (1u << static_cast<int>(Rpc::kGenerateStream));
+constexpr uint32_t kGenerateRpcs =
+    (1u << static_cast<int>(Rpc::kGenerate)) | (1u << static_cast<int>(Rpc::kGenerateStream));
 constexpr uint32_t kRecommendRpcs = 1u << static_cast<int>(Rpc::kRecommend);
 constexpr uint32_t kAllHints = 0b111;
 constexpr uint32_t kUnspecifiedHint = 0b001;
@@ -91,8 +92,8 @@ Classifier::Rule Normalize(const ClassRuleConfig& c, bool honor_hint, std::vecto
     if (in.min) out->lo = *in.min;
     if (in.max) out->hi = *in.max;
     if (out->lo > out->hi) {
-      errors->push_back(std::string("match.") + field + ": contradictory: min " + std::to_string(out->lo) +
-                        " > max " + std::to_string(out->hi));
+      errors->push_back(std::string("match.") + field + ": contradictory: min " + std::to_string(out->lo) + " > max " +
+                        std::to_string(out->hi));
     }
   };
   range(c.match.max_tokens, "max_tokens", &r.max_tokens);
@@ -235,7 +236,9 @@ Decision Classifier::Classify(const RequestFeatures& f) const {
   return d;
 }
 
-const std::string& Classifier::SourceName(int32_t source) const { return names_.at(static_cast<size_t>(source)); }
+const std::string& Classifier::SourceName(int32_t source) const {
+  return names_.at(static_cast<size_t>(source));
+}
 
 ClassifierStats Classifier::stats() const {
   ClassifierStats s;

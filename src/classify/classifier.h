@@ -22,12 +22,12 @@ const char* RpcName(Rpc rpc);  // "generate" | "generate_stream" | "recommend"
 // What rules look at, as the request sent it. Fields an RPC lacks are ignored for it.
 struct RequestFeatures {
   Rpc rpc = Rpc::kGenerate;
-  std::optional<RequestClass> hint;   // nullopt = UNSPECIFIED
-  std::string model;                  // "" when the request names none
-  int64_t max_tokens = 0;             // Generate
-  int64_t prompt_tokens = 0;          // Generate prompt / Recommend context; valid only if needs_token_counts()
-  int64_t candidates = 0;             // Recommend
-  int64_t candidate_tokens = 0;       // Recommend; valid only if needs_token_counts()
+  std::optional<RequestClass> hint;  // nullopt = UNSPECIFIED
+  std::string model;                 // "" when the request names none
+  int64_t max_tokens = 0;            // Generate
+  int64_t prompt_tokens = 0;         // Generate prompt / Recommend context; valid only if needs_token_counts()
+  int64_t candidates = 0;            // Recommend
+  int64_t candidate_tokens = 0;      // Recommend; valid only if needs_token_counts()
   int64_t latency_budget_ms = 0;
 };
 
@@ -39,8 +39,8 @@ struct Decision {
 
 struct ClassifierStats {
   struct Entry {
-    std::string name;     // the rule's name, "class_hint", or "default:<rpc>"
-    uint64_t count = 0;   // decisions made by it since start
+    std::string name;    // the rule's name, "class_hint", or "default:<rpc>"
+    uint64_t count = 0;  // decisions made by it since start
   };
   std::vector<Entry> decisions;
 };

@@ -39,7 +39,9 @@ void CheckModelPaths(const inferd::Config& cfg) {
 
 std::vector<inferd::RequestClass> ParseClasses(const std::vector<std::string>& names) {
   std::vector<inferd::RequestClass> out;
-  for (const auto& n : names) out.push_back(n == "realtime" ? inferd::RequestClass::kRealtime : inferd::RequestClass::kComplex);
+  for (const auto& n : names) {
+    out.push_back(n == "realtime" ? inferd::RequestClass::kRealtime : inferd::RequestClass::kComplex);
+  }
   return out;
 }
 

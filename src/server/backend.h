@@ -26,10 +26,10 @@ struct CallOptions {
 };
 
 struct Submitted {
-  Status status;                               // OK, or why nothing was started
-  std::chrono::milliseconds retry_after{0};    // with RESOURCE_EXHAUSTED: when to try again
-  std::shared_ptr<RequestStream> stream;       // set when status is OK; may already be finished
-  bool from_cache = false;                     // the outcome came from the response cache
+  Status status;                             // OK, or why nothing was started
+  std::chrono::milliseconds retry_after{0};  // with RESOURCE_EXHAUSTED: when to try again
+  std::shared_ptr<RequestStream> stream;     // set when status is OK; may already be finished
+  bool from_cache = false;                   // the outcome came from the response cache
   // When set, the caller calls it once with the outcome after the stream finished OK (fills the cache).
   std::function<void(const RequestOutcome&)> on_success;
 };

@@ -1,6 +1,7 @@
 #include "server/inference_service.h"
 
 #include <grpcpp/server_context.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
@@ -8,11 +9,8 @@
 #include <optional>
 #include <random>
 #include <stdexcept>
-#include <unordered_set>
-
-#include <spdlog/spdlog.h>
-
 #include <type_traits>
+#include <unordered_set>
 
 #include "inferd/ranking_codec.h"
 #include "server/local_backend.h"
@@ -279,9 +277,8 @@ grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc
   prep->route = *route;
   prep->options.cls = decision.cls;
   prep->options.deadline = RequestDeadline(ctx, req.latency_budget_ms());
-  prep->options.request_id = req.request_id().empty()
-                                 ? NewId(rpc == classify::Rpc::kRecommend ? "rec-" : "gen-")
-                                 : req.request_id();
+  prep->options.request_id =
+      req.request_id().empty() ? NewId(rpc == classify::Rpc::kRecommend ? "rec-" : "gen-") : req.request_id();
   if (spdlog::should_log(spdlog::level::debug)) {
     const int64_t left_ms =
         prep->options.deadline

@@ -42,10 +42,10 @@ namespace inferd::server {
 
 // A non-local backend and what is routed to it.
 struct BackendRoute {
-  std::shared_ptr<Backend> backend;    // must not be null; shared with whoever made it
-  std::vector<RequestClass> classes;   // classes routed here when a request names no model
-  std::vector<std::string> models;     // model names routed here
-  bool overflow = false;               // takes realtime work a local pool refuses with RESOURCE_EXHAUSTED
+  std::shared_ptr<Backend> backend;   // must not be null; shared with whoever made it
+  std::vector<RequestClass> classes;  // classes routed here when a request names no model
+  std::vector<std::string> models;    // model names routed here
+  bool overflow = false;              // takes realtime work a local pool refuses with RESOURCE_EXHAUSTED
 };
 
 struct InferenceServiceOptions {
@@ -103,7 +103,7 @@ class InferenceService final : public inferd::v1::Inference::Service {
   const std::vector<ServingPool> pools_;
   const InferenceServiceOptions options_;
   const classify::Classifier classifier_;
-  std::vector<BackendRoute> routes_;     // local pools in order, then options_.upstreams
+  std::vector<BackendRoute> routes_;  // local pools in order, then options_.upstreams
   const BackendRoute* overflow_ = nullptr;
   std::atomic<bool> serving_{false};
   ResponseStore responses_;

@@ -40,9 +40,8 @@ Submitted LocalBackend::Recommend(const v1::RecommendRequest& request, const Cal
   if (cache_ == nullptr || options.cls != RequestClass::kRealtime) {
     return FromSubmit(pool_.engine->Submit(std::move(native).value()));
   }
-  const cache::CacheKey key = cache::RecommendKey(pool_.name, pool_.checkpoint_id, native->context,
-                                                  native->candidates, native->top_k,
-                                                  static_cast<int32_t>(native->rank_by));
+  const cache::CacheKey key = cache::RecommendKey(pool_.name, pool_.checkpoint_id, native->context, native->candidates,
+                                                  native->top_k, static_cast<int32_t>(native->rank_by));
   if (std::shared_ptr<const cache::CachedRanking> hit = cache_->Get(key)) {
     RequestOutcome o;
     o.status = Status::Ok();
@@ -74,6 +73,8 @@ void LocalBackend::Cancel(RequestId id) {
   if (id != 0) pool_.engine->Cancel(id);
 }
 
-Status LocalBackend::Feedback(const v1::FeedbackRequest&, std::optional<TimePoint>) { return Status::Ok(); }
+Status LocalBackend::Feedback(const v1::FeedbackRequest&, std::optional<TimePoint>) {
+  return Status::Ok();
+}
 
 }  // namespace inferd::server

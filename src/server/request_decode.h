@@ -32,8 +32,7 @@ StatusOr<std::optional<RequestClass>> DecodeClassHint(int value);
 // encode counts 0 here and fails later in decoding.
 StatusOr<classify::RequestFeatures> GenerateFeatures(const v1::GenerateRequest& request, classify::Rpc rpc,
                                                      const Tokenizer* count_with);
-StatusOr<classify::RequestFeatures> RecommendFeatures(const v1::RecommendRequest& request,
-                                                      const Tokenizer* count_with);
+StatusOr<classify::RequestFeatures> RecommendFeatures(const v1::RecommendRequest& request, const Tokenizer* count_with);
 
 // The native request without cls and deadline, which the caller sets. Prompt text is encoded with
 // BOS when tokenizer_config.json's add_bos_token says so (never EOS); chat messages are rendered

@@ -34,7 +34,8 @@ class CircuitBreaker {
   using Now = std::function<TimePoint()>;
   enum class Admission { kAllow, kProbe, kReject };
 
-  explicit CircuitBreaker(BreakerOptions options, Now now = [] { return Clock::now(); });
+  explicit CircuitBreaker(
+      BreakerOptions options, Now now = [] { return Clock::now(); });
 
   // kReject while open, and while half-open with the probe in flight; kProbe for the one half-open call.
   Admission Admit();

@@ -1,5 +1,6 @@
 #include "upstream/upstream_backend.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
@@ -9,7 +10,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <arpa/inet.h>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -29,8 +29,8 @@ struct UpstreamBackend::Replica {
   std::atomic<bool> healthy{true};
   std::atomic<uint64_t> calls_total{0};
   std::atomic<uint64_t> ejections_total{0};
-  int32_t fails_in_row = 0;      // health thread only
-  int32_t passes_in_row = 0;     // health thread only
+  int32_t fails_in_row = 0;   // health thread only
+  int32_t passes_in_row = 0;  // health thread only
 };
 
 // One forwarded request. `ctx` points at the running attempt's context (owned by the call thread) and is
@@ -345,8 +345,7 @@ server::Submitted UpstreamBackend::Generate(const v1::GenerateRequest& request, 
   return sub;
 }
 
-server::Submitted UpstreamBackend::Recommend(const v1::RecommendRequest& request,
-                                             const server::CallOptions& options) {
+server::Submitted UpstreamBackend::Recommend(const v1::RecommendRequest& request, const server::CallOptions& options) {
   server::Submitted sub;
   CircuitBreaker::Admission admission;
   std::shared_ptr<Replica> replica;
@@ -360,12 +359,12 @@ server::Submitted UpstreamBackend::Recommend(const v1::RecommendRequest& request
 // a retry needs UNAVAILABLE, nothing received, not cancelled, tries left and another healthy replica.
 // Returns the last status and the replica that produced it.
 template <typename Attempt>
-static Status RunAttempts(UpstreamBackend::Call& call, const server::CallOptions& options, int32_t max_attempts,
-                          std::shared_ptr<UpstreamBackend::Replica>* replica, std::atomic<uint64_t>& calls_total,
-                          std::atomic<uint64_t>& retries_total, bool* cancelled,
-                          const std::function<std::shared_ptr<UpstreamBackend::Replica>(
-                              const std::vector<UpstreamBackend::Replica*>&)>& pick,
-                          Attempt&& attempt) {
+static Status RunAttempts(
+    UpstreamBackend::Call& call, const server::CallOptions& options, int32_t max_attempts,
+    std::shared_ptr<UpstreamBackend::Replica>* replica, std::atomic<uint64_t>& calls_total,
+    std::atomic<uint64_t>& retries_total, bool* cancelled,
+    const std::function<std::shared_ptr<UpstreamBackend::Replica>(const std::vector<UpstreamBackend::Replica*>&)>& pick,
+    Attempt&& attempt) {
   std::vector<UpstreamBackend::Replica*> tried;
   Status status;
   for (int32_t n = 0;; ++n) {
@@ -401,9 +400,8 @@ static Status RunAttempts(UpstreamBackend::Call& call, const server::CallOptions
   }
 }
 
-void UpstreamBackend::RunGenerate(std::shared_ptr<Call> call, v1::GenerateRequest request,
-                                  server::CallOptions options, CircuitBreaker::Admission admission,
-                                  std::shared_ptr<Replica> replica) {
+void UpstreamBackend::RunGenerate(std::shared_ptr<Call> call, v1::GenerateRequest request, server::CallOptions options,
+                                  CircuitBreaker::Admission admission, std::shared_ptr<Replica> replica) {
   const TimePoint arrival = Clock::now();
   request.set_request_id(options.request_id);
   request.set_class_hint(ToProto(options.cls));
@@ -501,9 +499,10 @@ Status UpstreamBackend::Feedback(const v1::FeedbackRequest& request, std::option
   server::CallOptions options;
   options.deadline = deadline;
   v1::FeedbackResponse resp;
-  status = RunAttempts(call, options, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
-                       [this](const std::vector<Replica*>& tried) { return Pick(tried); },
-                       [&](grpc::ClientContext* ctx, Replica& r, bool*) { return r.stub->Feedback(ctx, request, &resp); });
+  status = RunAttempts(
+      call, options, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
+      [this](const std::vector<Replica*>& tried) { return Pick(tried); },
+      [&](grpc::ClientContext* ctx, Replica& r, bool*) { return r.stub->Feedback(ctx, request, &resp); });
   Judge(status, cancelled, admission);
   return Named(status, replica.get());
 }
@@ -517,8 +516,8 @@ UpstreamStats UpstreamBackend::stats() const {
   s.retries_total = retries_total_.load();
   s.no_replica_total = no_replica_total_.load();
   for (const auto& r : replicas_) {
-    s.replicas.push_back(
-        ReplicaStats{r->address, r->healthy.load(), r->outstanding.load(), r->calls_total.load(), r->ejections_total.load()});
+    s.replicas.push_back(ReplicaStats{r->address, r->healthy.load(), r->outstanding.load(), r->calls_total.load(),
+                                      r->ejections_total.load()});
   }
   return s;
 }

@@ -42,10 +42,10 @@ struct ReplicaStats {
 struct UpstreamStats {
   std::string name;
   BreakerStats breaker;
-  uint64_t calls_total = 0;        // calls started (each retry counts once more)
-  uint64_t failures_total = 0;     // calls that ended UNAVAILABLE
+  uint64_t calls_total = 0;     // calls started (each retry counts once more)
+  uint64_t failures_total = 0;  // calls that ended UNAVAILABLE
   uint64_t retries_total = 0;
-  uint64_t no_replica_total = 0;   // refused because no replica was healthy
+  uint64_t no_replica_total = 0;  // refused because no replica was healthy
   std::vector<ReplicaStats> replicas;
 };
 

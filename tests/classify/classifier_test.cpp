@@ -39,8 +39,8 @@ RequestFeatures Rec(int64_t candidates, int64_t candidate_tokens = 0) {
 
 TEST(ClassifierTest, DefaultConfigIsTheDocumentedSmallGenerateRule) {
   Classifier c{ClassificationConfig{}};
-  EXPECT_EQ(c.Classify(Gen(0)).cls, RequestClass::kComplex);        // 0 = server default, not small
-  EXPECT_EQ(c.Classify(Gen(16)).cls, RequestClass::kComplex);       // no latency budget
+  EXPECT_EQ(c.Classify(Gen(0)).cls, RequestClass::kComplex);   // 0 = server default, not small
+  EXPECT_EQ(c.Classify(Gen(16)).cls, RequestClass::kComplex);  // no latency budget
   EXPECT_EQ(c.Classify(Gen(16, 200)).cls, RequestClass::kRealtime);
   EXPECT_EQ(c.Classify(Gen(17, 200)).cls, RequestClass::kComplex);
   RequestFeatures stream = Gen(1, 5);

@@ -102,7 +102,8 @@ TEST(EdgeConfig, InvalidEdgeKeysNameTheField) {
   EXPECT_NE(ErrorOf(MODEL "classification: {rules: [{name: x, match: {max_tokens: {}}}]}")
                 .find("classification.rules[0].match.max_tokens: set min, max or both"),
             std::string::npos);
-  EXPECT_NE(ErrorOf(MODEL "upstreams: [{name: c, classes: [complex]}]").find("upstreams[0]: set exactly one of targets and dns"),
+  EXPECT_NE(ErrorOf(MODEL "upstreams: [{name: c, classes: [complex]}]")
+                .find("upstreams[0]: set exactly one of targets and dns"),
             std::string::npos);
   EXPECT_NE(ErrorOf(MODEL "upstreams: [{name: c, targets: [central], classes: [complex]}]")
                 .find("upstreams[0].targets: expected host:port, found 'central'"),

@@ -54,7 +54,8 @@ InferenceServiceOptions WithCache(std::chrono::milliseconds ttl) {
 class FinishedCounter {
  public:
   FinishedCounter(TestServer& ts, size_t i) : count_(std::make_shared<std::atomic<int>>(0)) {
-    ts.engine(i).SetStatsCallback([c = count_](const EngineStats& s) { c->fetch_add(static_cast<int>(s.finished.size())); });
+    ts.engine(i).SetStatsCallback(
+        [c = count_](const EngineStats& s) { c->fetch_add(static_cast<int>(s.finished.size())); });
   }
   // Waits until at least `n` finished (the callback runs just after the outcome is published).
   int WaitFor(int n) const {

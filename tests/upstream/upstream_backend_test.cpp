@@ -24,7 +24,9 @@ std::unique_ptr<TestServer> Central(std::chrono::microseconds step_delay = std::
   return std::make_unique<TestServer>(std::vector<PoolSpec>{spec});
 }
 
-std::string Address(TestServer& ts) { return "127.0.0.1:" + std::to_string(ts.server().port()); }
+std::string Address(TestServer& ts) {
+  return "127.0.0.1:" + std::to_string(ts.server().port());
+}
 
 UpstreamConfig Config(const std::vector<std::string>& targets) {
   UpstreamConfig c;
