@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -73,11 +74,94 @@ struct ModelPoolConfig {
   LimitsConfig limits;
 };
 
+// ---- Edge/central topology (docs/edge-central.md) ----
+
+// An inclusive integer range; an absent bound is open.
+struct RangeConfig {
+  std::optional<int64_t> min;
+  std::optional<int64_t> max;
+};
+
+// What a classification rule matches. An empty list or absent range matches anything; a rule matches
+// when every condition holds. Ranges on fields an RPC lacks (max_tokens on Recommend; candidates on
+// Generate) never match that RPC.
+struct RuleMatchConfig {
+  std::vector<std::string> rpc;         // generate | generate_stream | recommend
+  std::vector<std::string> class_hint;  // unspecified | realtime | complex
+  std::vector<std::string> model;       // the request's `model` field; "" = a request naming no model
+  RangeConfig max_tokens;               // Generate: sampling.max_tokens as sent (0 = server default)
+  RangeConfig prompt_tokens;            // Generate prompt / Recommend context, in the first local pool's tokens
+  RangeConfig candidates;               // Recommend: number of candidates
+  RangeConfig candidate_tokens;         // Recommend: tokens in all candidates together
+  RangeConfig latency_budget_ms;        // as sent (0 = none)
+};
+
+struct ClassRuleConfig {
+  std::string name;
+  RuleMatchConfig match;
+  std::string cls = "realtime";  // realtime | complex (YAML key `class`)
+};
+
+struct ClassificationConfig {
+  // A class_hint other than UNSPECIFIED decides before any rule (rules matching such hints are unreachable).
+  bool honor_class_hint = true;
+  std::string generate_default = "complex";
+  std::string generate_stream_default = "complex";
+  std::string recommend_default = "realtime";
+  // First match wins. Without a `classification.rules` key: the one rule below (tiny budgeted Generates).
+  std::vector<ClassRuleConfig> rules = {DefaultSmallGenerateRule()};
+
+  static ClassRuleConfig DefaultSmallGenerateRule() {
+    ClassRuleConfig r;
+    r.name = "small-generate";
+    r.match.rpc = {"generate", "generate_stream"};
+    r.match.max_tokens = {1, 16};
+    r.match.latency_budget_ms = {1, std::nullopt};
+    r.cls = "realtime";
+    return r;
+  }
+};
+
+struct UpstreamHealthConfig {
+  double interval_ms = 1000;       // grpc.health.v1 Check per replica
+  double timeout_ms = 500;
+  int32_t unhealthy_threshold = 2;  // consecutive failures that eject a replica
+  int32_t healthy_threshold = 1;    // consecutive successes that re-admit it
+};
+
+struct UpstreamBreakerConfig {
+  int32_t failure_threshold = 5;   // consecutive failed calls that open the breaker
+  double open_ms = 2000;           // open -> half-open after this long; one probe call decides
+};
+
+struct UpstreamConfig {
+  std::string name;
+  std::vector<std::string> targets;      // host:port replicas; or
+  std::string dns;                       // host:port resolved (all A/AAAA records) at start-up
+  std::vector<std::string> classes;      // classes routed here when a request names no model
+  std::vector<std::string> models;       // model names forwarded here
+  bool overflow = false;                 // realtime work the local pool refuses (RESOURCE_EXHAUSTED) goes here
+  int32_t max_attempts = 2;              // tries per call; a retry only when nothing was sent and UNAVAILABLE
+  double keepalive_time_ms = 10000;      // HTTP/2 keepalive ping period
+  double keepalive_timeout_ms = 5000;
+  UpstreamHealthConfig health;
+  UpstreamBreakerConfig breaker;
+};
+
+struct ResponseCacheConfig {
+  bool enabled = false;
+  int64_t max_bytes = 64LL << 20;  // entries evicted least recently used beyond this
+  double ttl_ms = 1000;
+};
+
 struct Config {
   ServerConfig server;
   MetricsConfig metrics;
   LoggingConfig logging;
   std::vector<ModelPoolConfig> models;
+  ClassificationConfig classification;
+  std::vector<UpstreamConfig> upstreams;
+  ResponseCacheConfig cache;           // realtime Recommend responses of local pools
   std::string source_path;          // file it was read from ("" for a string)
 };
 

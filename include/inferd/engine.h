@@ -178,6 +178,7 @@ struct EngineStats {
   bool realtime_active = false;            // realtime work was waiting or running
   bool complex_capped = false;             // complex chunks were held back to fit the realtime step budget
   bool cost_model_ready = false;
+  double cost_model_median_error = 1.0;    // median |predicted - actual| / actual of recent steps
   std::array<double, 5> cost_coefficients{};  // seconds per step, prefill token, decode row, logit row,
                                               // 1000 attended positions
   uint64_t realtime_refused_total = 0;     // cumulative: refused at submit, deadline predicted unmeetable

@@ -7,9 +7,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
+#include "classify/classifier.h"
 #include "config/yaml_reader.h"
 
 namespace inferd {
@@ -119,6 +121,83 @@ void ReadModel(YamlReader& r, ModelPoolConfig* m, const std::filesystem::path& b
   r.Child("limits", [&](YamlReader& c) { ReadLimits(c, &m->limits); });
 }
 
+void ReadRange(YamlReader& r, const char* key, RangeConfig* out) {
+  r.Child(key, [&](YamlReader& c) {
+    constexpr int64_t kUnset = std::numeric_limits<int64_t>::min();
+    int64_t lo = kUnset, hi = kUnset;
+    c.Get("min", &lo, 0, std::numeric_limits<int64_t>::max());
+    c.Get("max", &hi, 0, std::numeric_limits<int64_t>::max());
+    if (lo != kUnset) out->min = lo;
+    if (hi != kUnset) out->max = hi;
+    if (lo == kUnset && hi == kUnset) c.Error("", "set min, max or both");
+  });
+}
+
+void ReadClassification(YamlReader& r, ClassificationConfig* c) {
+  r.Get("honor_class_hint", &c->honor_class_hint);
+  r.Child("defaults", [&](YamlReader& d) {
+    d.GetEnum("generate", &c->generate_default, {"realtime", "complex"});
+    d.GetEnum("generate_stream", &c->generate_stream_default, {"realtime", "complex"});
+    d.GetEnum("recommend", &c->recommend_default, {"realtime", "complex"});
+  });
+  std::vector<ClassRuleConfig> rules;
+  if (r.List("rules", [&](YamlReader& rr, size_t) {
+        ClassRuleConfig rule;
+        rr.Get("name", &rule.name);
+        rr.GetEnum("class", &rule.cls, {"realtime", "complex"});
+        rr.Child("match", [&](YamlReader& m) {
+          m.Get("rpc", &rule.match.rpc);
+          m.Get("class_hint", &rule.match.class_hint);
+          m.Get("model", &rule.match.model);
+          ReadRange(m, "max_tokens", &rule.match.max_tokens);
+          ReadRange(m, "prompt_tokens", &rule.match.prompt_tokens);
+          ReadRange(m, "candidates", &rule.match.candidates);
+          ReadRange(m, "candidate_tokens", &rule.match.candidate_tokens);
+          ReadRange(m, "latency_budget_ms", &rule.match.latency_budget_ms);
+        });
+        rules.push_back(std::move(rule));
+      })) {
+    c->rules = std::move(rules);
+  }
+}
+
+void ReadUpstream(YamlReader& r, UpstreamConfig* u) {
+  r.Get("name", &u->name);
+  if (u->name.empty()) r.Error("name", "must not be empty");
+  r.Get("targets", &u->targets);
+  for (const auto& t : u->targets) {
+    if (!ValidAddress(t)) r.Error("targets", "expected host:port, found '" + t + "'");
+  }
+  r.Get("dns", &u->dns);
+  if (!u->dns.empty() && !ValidAddress(u->dns)) r.Error("dns", "expected host:port, found '" + u->dns + "'");
+  if (u->targets.empty() == u->dns.empty()) r.Error("", "set exactly one of targets and dns");
+  r.Get("classes", &u->classes);
+  for (const auto& c : u->classes) {
+    if (c != "realtime" && c != "complex") r.Error("classes", "unknown class '" + c + "' (realtime, complex)");
+  }
+  r.Get("models", &u->models);
+  r.Get("overflow", &u->overflow);
+  r.Get("max_attempts", &u->max_attempts, 1, 5);
+  r.Get("keepalive_time_ms", &u->keepalive_time_ms, 1000.0, 3.6e6);
+  r.Get("keepalive_timeout_ms", &u->keepalive_timeout_ms, 100.0, 3.6e6);
+  r.Child("health", [&](YamlReader& h) {
+    h.Get("interval_ms", &u->health.interval_ms, 10.0, 3.6e6);
+    h.Get("timeout_ms", &u->health.timeout_ms, 1.0, 3.6e6);
+    h.Get("unhealthy_threshold", &u->health.unhealthy_threshold, 1, 100);
+    h.Get("healthy_threshold", &u->health.healthy_threshold, 1, 100);
+  });
+  r.Child("breaker", [&](YamlReader& b) {
+    b.Get("failure_threshold", &u->breaker.failure_threshold, 1, 1000);
+    b.Get("open_ms", &u->breaker.open_ms, 1.0, 3.6e6);
+  });
+}
+
+void ReadCache(YamlReader& r, ResponseCacheConfig* c) {
+  r.Get("enabled", &c->enabled);
+  r.GetBytes("max_bytes", &c->max_bytes, 1024);
+  r.Get("ttl_ms", &c->ttl_ms, 1.0, 8.64e7);
+}
+
 Config ParseNode(const YAML::Node& root, const std::string& source_name) {
   Config cfg;
   cfg.source_path = source_name;
@@ -135,9 +214,25 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
     cfg.models.emplace_back();
     ReadModel(c, &cfg.models.back(), base_dir);
   });
+  r.Child("classification", [&](YamlReader& c) { ReadClassification(c, &cfg.classification); });
+  r.List("upstreams", [&](YamlReader& c, size_t) {
+    cfg.upstreams.emplace_back();
+    ReadUpstream(c, &cfg.upstreams.back());
+  });
+  r.Child("cache", [&](YamlReader& c) { ReadCache(c, &cfg.cache); });
   r.Finish();
-  if (!has_models || (cfg.models.empty() && errors.empty())) {
-    errors.push_back("models: at least one model pool is required");
+  if ((!has_models || cfg.models.empty()) && cfg.upstreams.empty() && errors.empty()) {
+    errors.push_back("models: at least one model pool is required (or an upstream to forward to)");
+  }
+  for (std::string& e : classify::CheckRules(cfg.classification)) errors.push_back(std::move(e));
+  bool counts_tokens = false;
+  for (const auto& rule : cfg.classification.rules) {
+    counts_tokens = counts_tokens || rule.match.prompt_tokens.min || rule.match.prompt_tokens.max ||
+                    rule.match.candidate_tokens.min || rule.match.candidate_tokens.max;
+  }
+  if (counts_tokens && cfg.models.empty()) {
+    errors.push_back("classification.rules: prompt_tokens and candidate_tokens are counted with a local model "
+                     "pool's tokenizer; configure one under models");
   }
   std::set<std::string> names;
   std::set<std::string> served;
@@ -149,6 +244,31 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
       if (!served.insert(c).second) {
         errors.push_back(path + ".classes: class '" + c + "' is already routed to another model pool");
       }
+    }
+  }
+  int overflows = 0;
+  for (size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    const auto& u = cfg.upstreams[i];
+    std::string path = "upstreams[" + std::to_string(i) + "]";
+    if (!names.insert("upstream:" + u.name).second) {
+      errors.push_back(path + ".name: duplicate upstream name '" + u.name + "'");
+    }
+    for (const auto& m : u.models) {
+      if (!names.insert(m).second) {
+        errors.push_back(path + ".models: model '" + m + "' is already served by a local pool or another upstream");
+      }
+    }
+    for (const auto& c : u.classes) {
+      if (!served.insert(c).second) {
+        errors.push_back(path + ".classes: class '" + c + "' is already routed to another model pool or upstream");
+      }
+    }
+    if (u.overflow && cfg.models.empty()) {
+      errors.push_back(path + ".overflow: needs a local model pool whose refusals could overflow");
+    }
+    if (u.overflow && ++overflows > 1) errors.push_back(path + ".overflow: only one upstream may take overflow");
+    if (u.classes.empty() && u.models.empty() && !u.overflow) {
+      errors.push_back(path + ": routes nothing; set classes, models or overflow");
     }
   }
   if (cfg.metrics.enabled && cfg.metrics.address == cfg.server.grpc_address) {

@@ -16,6 +16,7 @@
 #include "metrics/metrics_server.h"
 #include "metrics/serving_collector.h"
 #include "server/grpc_server.h"
+#include "upstream/upstream_backend.h"
 
 namespace {
 
@@ -37,6 +38,14 @@ void CheckModelPaths(const inferd::Config& cfg) {
                                " not found (models[].path must be a Hugging Face checkpoint directory)");
     }
   }
+}
+
+std::vector<inferd::RequestClass> ParseClasses(const std::vector<std::string>& names) {
+  std::vector<inferd::RequestClass> out;
+  for (const auto& n : names) {
+    out.push_back(n == "realtime" ? inferd::RequestClass::kRealtime : inferd::RequestClass::kComplex);
+  }
+  return out;
 }
 
 }  // namespace
@@ -80,6 +89,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<inferd::metrics::MetricsServer> metrics;
   std::shared_ptr<inferd::metrics::EngineCollector> engine_metrics;
   std::vector<std::unique_ptr<inferd::daemon::ModelPool>> pools;
+  // Kept here so their stats() stay reachable for metrics export (as are grpc_server->classifier_stats()).
+  std::vector<std::shared_ptr<inferd::upstream::UpstreamBackend>> upstreams;
+  std::shared_ptr<inferd::cache::ResponseCache> response_cache;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
   try {
     CheckModelPaths(cfg);
@@ -110,9 +122,20 @@ int main(int argc, char** argv) {
       spdlog::info("{}: loaded in {:.2f}s, warmed up in {:.2f}s", m.name, loaded.count(), warm.count());
       serving.push_back(pools.back()->serving_pool());
     }
-    inferd::server::InferenceServiceOptions service_options;
-    service_options.experiment_variants = cfg.metrics.experiment_variants;
-    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), service_options);
+    inferd::server::InferenceServiceOptions options;
+    options.experiment_variants = cfg.metrics.experiment_variants;
+    options.classification = cfg.classification;
+    if (cfg.cache.enabled) {
+      response_cache = std::make_shared<inferd::cache::ResponseCache>(
+          cfg.cache.max_bytes, std::chrono::milliseconds(static_cast<int64_t>(cfg.cache.ttl_ms)));
+      options.cache = response_cache;
+    }
+    for (const auto& u : cfg.upstreams) {
+      upstreams.push_back(std::make_shared<inferd::upstream::UpstreamBackend>(u));
+      options.upstreams.push_back({upstreams.back(), ParseClasses(u.classes), u.models, u.overflow});
+      spdlog::info("upstream '{}': {} replica(s)", u.name, upstreams.back()->stats().replicas.size());
+    }
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), std::move(options));
     spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
     if (metrics) {
       const inferd::server::GrpcServer* g = grpc_server.get();  // outlives `metrics` (reset first below)
@@ -136,6 +159,7 @@ int main(int argc, char** argv) {
   grpc_server->Shutdown(deadline);
   metrics.reset();  // before the server and engines its collectors read
   grpc_server.reset();
+  upstreams.clear();  // in-flight forwarded calls are cancelled upstream
   pools.clear();  // engines stop; anything still queued ends CANCELLED
   spdlog::info("drained, exiting");
   return 0;

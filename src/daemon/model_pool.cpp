@@ -63,6 +63,7 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config) {
   if (eos.empty() && pool->tokenizer_->eos_id()) eos.push_back(*pool->tokenizer_->eos_id());
 
   pool->max_model_len_ = (*runner)->MaxPositionEmbeddings();
+  pool->checkpoint_id_ = config.path + "@" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
   auto executor = std::make_unique<worker::ModelExecutor>(std::move(*runner));
   auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos), std::move(executor),
                                server::TokenizerTextStreamFactory(pool->tokenizer_));
@@ -132,6 +133,7 @@ server::ServingPool ModelPool::serving_pool() const {
   p.engine = engine_.get();
   p.limits = config_.limits;
   p.max_model_len = max_model_len_;
+  p.checkpoint_id = checkpoint_id_;
   return p;
 }
 

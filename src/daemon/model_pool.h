@@ -33,6 +33,7 @@ class ModelPool {
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<Engine> engine_;
   int32_t max_model_len_ = 0;
+  std::string checkpoint_id_;  // path + load time: new on every load
 };
 
 }  // namespace inferd::daemon

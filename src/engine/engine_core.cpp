@@ -300,6 +300,7 @@ bool EngineCore::Step() {
   stats.realtime_active = out.realtime_active;
   stats.complex_capped = out.complex_capped;
   stats.cost_model_ready = s.cost.ready;
+  stats.cost_model_median_error = s.cost.median_rel_error;
   stats.cost_coefficients = s.cost.seconds;
   stats.realtime_refused_total = realtime_refused_total_.load();
   stats.realtime_predicted_late_total = realtime_predicted_late_total_.load();

@@ -42,6 +42,20 @@ void EngineMetrics::Record(const EngineStats& s) {
     busy_seconds_.Add(s.step_seconds);
     steps_.Add(1);
   }
+  if (tokens > 0 && s.predicted_seconds > 0) {
+    predicted_seconds_.Add(s.predicted_seconds);
+    observed_seconds_.Add(s.step_seconds);
+    if (s.realtime_active) {
+      realtime_active_seconds_.Add(s.step_seconds);
+      realtime_active_complex_seconds_.Add(s.step_seconds * s.complex_predicted_seconds / s.predicted_seconds);
+    }
+  }
+  if (s.complex_capped) held_back_steps_.Add(1);
+  realtime_refused_total_.Set(static_cast<double>(s.realtime_refused_total));
+  realtime_predicted_late_total_.Set(static_cast<double>(s.realtime_predicted_late_total));
+  realtime_late_total_.Set(static_cast<double>(s.realtime_late_total));
+  cost_error_.Set(s.cost_model_median_error);
+  cost_ready_.Set(s.cost_model_ready ? 1.0 : 0.0);
   preemptions_total_.Set(static_cast<double>(s.preemptions_total));
   prefix_queried_total_.Set(static_cast<double>(s.prefix_queried_tokens_total));
   prefix_hit_total_.Set(static_cast<double>(s.prefix_hit_tokens_total));
@@ -163,6 +177,37 @@ std::vector<prometheus::MetricFamily> EngineCollector::Collect() const {
             MetricType::Counter, [](const EngineMetrics& m) -> const AtomicCounter& { return m.busy_seconds_; });
   per_model("inferd_engine_steps_total", "Engine steps that ran the model.", MetricType::Counter,
             [](const EngineMetrics& m) -> const AtomicCounter& { return m.steps_; });
+
+  per_model("inferd_realtime_refused_total",
+            "Realtime requests refused at submit: the step-cost model predicted they would miss their deadline.",
+            MetricType::Counter, [](const EngineMetrics& m) -> const AtomicGauge& { return m.realtime_refused_total_; });
+  per_model("inferd_realtime_predicted_late_total",
+            "Realtime requests predicted to miss their deadline and served anyway (realtime_overload: best_effort).",
+            MetricType::Counter,
+            [](const EngineMetrics& m) -> const AtomicGauge& { return m.realtime_predicted_late_total_; });
+  per_model("inferd_realtime_late_total", "Realtime requests that finished after their deadline.",
+            MetricType::Counter, [](const EngineMetrics& m) -> const AtomicGauge& { return m.realtime_late_total_; });
+  per_model("inferd_step_cost_predicted_seconds_total",
+            "Step time the step-cost model predicted, over the steps it predicted.", MetricType::Counter,
+            [](const EngineMetrics& m) -> const AtomicCounter& { return m.predicted_seconds_; });
+  per_model("inferd_step_cost_observed_seconds_total",
+            "Measured time of the steps the step-cost model predicted.", MetricType::Counter,
+            [](const EngineMetrics& m) -> const AtomicCounter& { return m.observed_seconds_; });
+  per_model("inferd_step_cost_median_error_ratio",
+            "Median relative error of the step-cost model over its recent steps (0..).", MetricType::Gauge,
+            [](const EngineMetrics& m) -> const AtomicGauge& { return m.cost_error_; });
+  per_model("inferd_step_cost_model_ready",
+            "1 when the step-cost model is accurate enough to bound complex work and refuse realtime work.",
+            MetricType::Gauge, [](const EngineMetrics& m) -> const AtomicGauge& { return m.cost_ready_; });
+  per_model("inferd_realtime_active_seconds_total", "Time of steps that ran while realtime work waited or ran.",
+            MetricType::Counter, [](const EngineMetrics& m) -> const AtomicCounter& { return m.realtime_active_seconds_; });
+  per_model("inferd_realtime_active_complex_seconds_total",
+            "Complex work's part of those steps (by the cost model's split); over the total, complex work's share.",
+            MetricType::Counter,
+            [](const EngineMetrics& m) -> const AtomicCounter& { return m.realtime_active_complex_seconds_; });
+  per_model("inferd_complex_held_back_steps_total",
+            "Steps in which the realtime step budget held complex chunks back.", MetricType::Counter,
+            [](const EngineMetrics& m) -> const AtomicCounter& { return m.held_back_steps_; });
 
   auto per_model_hist = [&](const char* name, const char* help, auto get) {
     FamilyBuilder f(name, help, MetricType::Histogram);

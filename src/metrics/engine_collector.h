@@ -64,6 +64,11 @@ class EngineMetrics {
   AtomicHistogram batch_size_{kCountBuckets}, step_tokens_{kCountBuckets};
   AtomicGauge preemptions_total_, prefix_queried_total_, prefix_hit_total_;  // engine cumulative values
   AtomicCounter busy_seconds_, steps_;
+  // Realtime protection.
+  AtomicGauge realtime_refused_total_, realtime_predicted_late_total_, realtime_late_total_;  // engine cumulative
+  AtomicCounter predicted_seconds_, observed_seconds_;  // steps the cost model predicted: predicted, actual
+  AtomicCounter realtime_active_seconds_, realtime_active_complex_seconds_, held_back_steps_;
+  AtomicGauge cost_error_, cost_ready_;
   AtomicGauge kv_usage_, kv_blocks_;
 };
 

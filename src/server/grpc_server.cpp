@@ -17,7 +17,7 @@ constexpr const char* kServiceName = "inferd.v1.Inference";
 }
 
 GrpcServer::GrpcServer(const ServerConfig& config, std::vector<ServingPool> pools, InferenceServiceOptions options)
-    : service_(std::make_unique<InferenceService>(std::move(pools), options)) {
+    : service_(std::make_unique<InferenceService>(std::move(pools), std::move(options))) {
   grpc::EnableDefaultHealthCheckService(true);
   if (config.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -26,6 +26,9 @@ GrpcServer::GrpcServer(const ServerConfig& config, std::vector<ServingPool> pool
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
   // Without SO_REUSEPORT a second daemon on the same port fails at once instead of sharing it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Upstream clients (an edge daemon) ping every few seconds, also between calls; accept that.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {

@@ -36,6 +36,8 @@ class GrpcServer {
   BusinessStats business_stats() const;
   // RPCs by pool, class, method and code, and class decisions by rule, since start (a copy).
   RpcStats rpc_stats() const;
+  // Classification decisions by rule since start (a copy).
+  classify::ClassifierStats classifier_stats() const { return service_->classifier_stats(); }
   // New RPCs answer UNAVAILABLE; in-flight RPCs may finish until `deadline`, then gRPC cancels them
   // and their handlers cancel the engine requests. Blocks. The engines are not drained here.
   void Shutdown(std::chrono::system_clock::time_point deadline);

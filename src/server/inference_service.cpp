@@ -1,6 +1,7 @@
 #include "server/inference_service.h"
 
 #include <grpcpp/server_context.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
@@ -8,9 +9,11 @@
 #include <optional>
 #include <random>
 #include <stdexcept>
+#include <type_traits>
 #include <unordered_set>
 
 #include "inferd/ranking_codec.h"
+#include "server/local_backend.h"
 #include "server/ranking_proto.h"
 #include "server/request_decode.h"
 
@@ -63,7 +66,7 @@ grpc::StatusCode ToGrpcCode(StatusCode code) {
 }
 
 // A refused Submit; RESOURCE_EXHAUSTED carries its retry hint in trailing metadata.
-grpc::Status Refused(grpc::ServerContext* ctx, const SubmitResult& result) {
+grpc::Status Refused(grpc::ServerContext* ctx, const Submitted& result) {
   if (result.status.code() == StatusCode::kResourceExhausted) {
     ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(std::max<int64_t>(1, result.retry_after.count())));
   }
@@ -151,10 +154,10 @@ void Merge(TokenDelta&& from, TokenDelta* into) {
 enum class WaitEnd { kFinished, kCancelled };
 
 // Reads `stream` until it finishes, handing each delta to on_delta(delta, last), where `last` says the
-// stream has finished and `delta` holds everything that was left. Cancels the engine request and
+// stream has finished and `delta` holds everything that was left. Cancels the backend request and
 // returns kCancelled when the client cancels or on_delta returns false (the client is gone).
 template <typename OnDelta>
-WaitEnd Consume(grpc::ServerContext* ctx, Engine* engine, RequestStream* stream, std::chrono::milliseconds poll,
+WaitEnd Consume(grpc::ServerContext* ctx, Backend* engine, RequestStream* stream, std::chrono::milliseconds poll,
                 OnDelta&& on_delta) {
   for (;;) {
     if (ctx->IsCancelled()) {
@@ -185,6 +188,15 @@ grpc::Status ClientCancelled() {
   return {grpc::StatusCode::CANCELLED, "cancelled by the client"};
 }
 
+}  // namespace
+
+grpc::Status ToGrpcStatus(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return {ToGrpcCode(status.code()), status.message()};
+}
+
+namespace {
+
 std::vector<std::string> PoolNames(const std::vector<ServingPool>& pools) {
   std::vector<std::string> names;
   for (const ServingPool& p : pools) names.push_back(p.name);
@@ -193,30 +205,37 @@ std::vector<std::string> PoolNames(const std::vector<ServingPool>& pools) {
 
 }  // namespace
 
-grpc::Status ToGrpcStatus(const Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return {ToGrpcCode(status.code()), status.message()};
-}
-
 struct InferenceService::Prepared {
-  const ServingPool* pool = nullptr;
-  GenerateRequest request;
-  std::string request_id;
+  const BackendRoute* route = nullptr;
+  CallOptions options;
+  Submitted sub;
 };
 
 InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServiceOptions options)
     : pools_(std::move(pools)),
-      options_(options),
-      responses_(options.response_store_entries),
-      business_(PoolNames(pools_), options.experiment_variants),
+      options_(std::move(options)),
+      classifier_(options_.classification),
+      responses_(options_.response_store_entries),
+      business_(PoolNames(pools_), options_.experiment_variants),
       rpc_stats_(PoolNames(pools_)),
-      attribution_(options.attribution_entries),
+      attribution_(options_.attribution_entries),
       id_salt_(std::random_device{}()) {
   std::unordered_set<std::string> names;
   for (const ServingPool& p : pools_) {
     if (p.engine == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no engine");
     if (p.tokenizer == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no tokenizer");
     if (!names.insert(p.name).second) throw std::invalid_argument("model pool '" + p.name + "': duplicate name");
+    routes_.push_back(BackendRoute{std::make_shared<LocalBackend>(p, options_.cache), p.classes, {p.name}, false});
+  }
+  for (const BackendRoute& r : options_.upstreams) {
+    if (r.backend == nullptr) throw std::invalid_argument("upstream route without a backend");
+    for (const std::string& m : r.models) {
+      if (!names.insert(m).second) throw std::invalid_argument("model '" + m + "': routed to two backends");
+    }
+    routes_.push_back(r);
+  }
+  for (const BackendRoute& r : routes_) {
+    if (r.overflow) overflow_ = &r;
   }
 }
 
@@ -241,130 +260,180 @@ std::string InferenceService::NewId(const char* prefix) {
 }
 
 Status InferenceService::Admit() const {
-  if (pools_.empty()) return Unavailable("no model pool is attached to this server");
+  if (routes_.empty()) return Unavailable("no model pool is attached to this server");
   if (!serving_.load()) return Unavailable("not serving (starting up or draining)");
   return Status::Ok();
 }
 
-StatusOr<const ServingPool*> InferenceService::Route(const std::string& model, RequestClass cls) const {
+StatusOr<const BackendRoute*> InferenceService::Route(const std::string& model, RequestClass cls) const {
   if (!model.empty()) {
     std::string names;
-    for (const ServingPool& p : pools_) {
-      if (p.name == model) return &p;
-      names += (names.empty() ? "" : ", ") + p.name;
+    for (const BackendRoute& r : routes_) {
+      for (const std::string& m : r.models) {
+        if (m == model) return &r;
+        names += (names.empty() ? "" : ", ") + m;
+      }
     }
     return NotFound("model: no model pool named '" + model + "' (serving: " + names + ")");
   }
-  for (const ServingPool& p : pools_) {
-    if (std::find(p.classes.begin(), p.classes.end(), cls) != p.classes.end()) return &p;
+  for (const BackendRoute& r : routes_) {
+    if (std::find(r.classes.begin(), r.classes.end(), cls) != r.classes.end()) return &r;
   }
   return NotFound(std::string("model: no model pool serves the ") + RequestClassName(cls) +
                   " class; name a model or change class_hint");
 }
 
-StatusOr<InferenceService::Prepared> InferenceService::PrepareGenerate(grpc::ServerContext* ctx,
-                                                                       const v1::GenerateRequest& req, RpcTag* tag) {
-  StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req.class_hint());
-  if (!hint.ok()) return hint.status();
-  const RequestClass cls = ClassifyGenerate(req, *hint);
-  tag->cls = cls;
-  StatusOr<const ServingPool*> pool = Route(req.model(), cls);
-  if (!pool.ok()) return pool.status();
-  tag->pool = PoolIndex(*pool);
-  rpc_stats_.RecordClass(*tag->pool,
-                         hint->has_value()                 ? ClassRule::kClassHint
-                         : cls == RequestClass::kRealtime ? ClassRule::kGenerateTinyBudget
-                                                          : ClassRule::kGenerateDefault,
-                         cls);
-  StatusOr<GenerateRequest> native = DecodeGenerate(req, **pool);
-  if (!native.ok()) return native.status();
-  Prepared p;
-  p.pool = *pool;
-  p.request = std::move(native).value();
-  p.request.cls = cls;
-  p.request.deadline = RequestDeadline(ctx, req.latency_budget_ms());
-  p.request_id = req.request_id();
-  return p;
+template <typename Req>
+grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc, const Req& req, Prepared* prep,
+                                     RpcTag* tag) {
+  if (Status s = ValidateRequestId(req.request_id()); !s.ok()) return ToGrpcStatus(s);
+  const Tokenizer* counter =
+      classifier_.needs_token_counts() && !pools_.empty() ? pools_.front().tokenizer.get() : nullptr;
+  StatusOr<classify::RequestFeatures> features = [&] {
+    if constexpr (std::is_same_v<Req, v1::RecommendRequest>) {
+      return RecommendFeatures(req, counter);
+    } else {
+      return GenerateFeatures(req, rpc, counter);
+    }
+  }();
+  if (!features.ok()) return ToGrpcStatus(features.status());
+  const classify::Decision decision = classifier_.Classify(*features);
+  tag->cls = decision.cls;
+  StatusOr<const BackendRoute*> route = Route(req.model(), decision.cls);
+  if (!route.ok()) return ToGrpcStatus(route.status());
+  prep->route = *route;
+  if (*route < routes_.data() + pools_.size()) {
+    tag->pool = static_cast<size_t>(*route - routes_.data());
+    const bool hinted = classifier_.SourceName(decision.source) == "class_hint";
+    const ClassRule rule = hinted                               ? ClassRule::kClassHint
+                           : rpc == classify::Rpc::kRecommend   ? ClassRule::kRecommendDefault
+                           : decision.cls == RequestClass::kRealtime ? ClassRule::kGenerateTinyBudget
+                                                                     : ClassRule::kGenerateDefault;
+    rpc_stats_.RecordClass(*tag->pool, rule, decision.cls);
+  }
+  prep->options.cls = decision.cls;
+  prep->options.deadline = RequestDeadline(ctx, req.latency_budget_ms());
+  prep->options.request_id =
+      req.request_id().empty() ? NewId(rpc == classify::Rpc::kRecommend ? "rec-" : "gen-") : req.request_id();
+  if (spdlog::should_log(spdlog::level::debug)) {
+    const int64_t left_ms =
+        prep->options.deadline
+            ? std::chrono::duration_cast<std::chrono::milliseconds>(*prep->options.deadline - Clock::now()).count()
+            : -1;
+    spdlog::debug("{} request_id={} class={} rule={} backend={} deadline_in_ms={}", classify::RpcName(rpc),
+                  prep->options.request_id, RequestClassName(decision.cls), classifier_.SourceName(decision.source),
+                  prep->route->backend->description(), left_ms);
+  }
+  auto submit = [&](Backend& backend) {
+    if constexpr (std::is_same_v<Req, v1::RecommendRequest>) {
+      return backend.Recommend(req, prep->options);
+    } else {
+      return backend.Generate(req, prep->options);
+    }
+  };
+  prep->sub = submit(*prep->route->backend);
+  if (prep->sub.status.code() == StatusCode::kResourceExhausted && decision.cls == RequestClass::kRealtime &&
+      overflow_ != nullptr && prep->route != overflow_ && prep->route < routes_.data() + pools_.size()) {
+    spdlog::debug("{} request_id={} overflows to {}", classify::RpcName(rpc), prep->options.request_id,
+                  overflow_->backend->description());
+    Submitted over = submit(*overflow_->backend);
+    if (over.status.ok()) {
+      prep->route = overflow_;
+      prep->sub = std::move(over);
+      tag->pool.reset();
+    }
+  }
+  if (!prep->sub.status.ok()) return Refused(ctx, prep->sub);
+  if (tag->pool) attribution_.Remember(prep->options.request_id, {*tag->pool, decision.cls, VariantOf(*ctx)});
+  return grpc::Status::OK;
 }
+
+namespace {
+
+void LogEnd(classify::Rpc rpc, const std::string& request_id, const grpc::Status& st) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  spdlog::debug("{} request_id={} ended {}", classify::RpcName(rpc), request_id.empty() ? "-" : request_id,
+                StatusCodeName(static_cast<StatusCode>(st.error_code())));
+}
+
+}  // namespace
 
 grpc::Status InferenceService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                         v1::GenerateResponse* resp) {
+  std::string request_id;
   RpcTag tag;
-  grpc::Status st = ServeGenerate(ctx, req, resp, &tag);
+  grpc::Status st = GenerateImpl(ctx, req, resp, &request_id, &tag);
   rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kGenerate, st.error_code());
+  LogEnd(classify::Rpc::kGenerate, request_id, st);
   return st;
 }
 
 grpc::Status InferenceService::GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                               grpc::ServerWriter<v1::GenerateDelta>* writer) {
+  std::string request_id;
   RpcTag tag;
-  grpc::Status st = ServeGenerateStream(ctx, req, writer, &tag);
+  grpc::Status st = GenerateStreamImpl(ctx, req, writer, &request_id, &tag);
   rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kGenerateStream, st.error_code());
+  LogEnd(classify::Rpc::kGenerateStream, request_id, st);
   return st;
 }
 
 grpc::Status InferenceService::Recommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
                                          v1::RecommendResponse* resp) {
+  std::string request_id;
   RpcTag tag;
-  grpc::Status st = ServeRecommend(ctx, req, resp, &tag);
+  grpc::Status st = RecommendImpl(ctx, req, resp, &request_id, &tag);
   rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kRecommend, st.error_code());
+  LogEnd(classify::Rpc::kRecommend, request_id, st);
   return st;
 }
 
-grpc::Status InferenceService::Feedback(grpc::ServerContext*, const v1::FeedbackRequest* req, v1::FeedbackResponse*) {
-  RpcTag tag;
-  grpc::Status st = ServeFeedback(req, &tag);
-  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kFeedback, st.error_code());
-  return st;
-}
-
-grpc::Status InferenceService::ServeGenerate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                             v1::GenerateResponse* resp, RpcTag* tag) {
+grpc::Status InferenceService::GenerateImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                            v1::GenerateResponse* resp, std::string* request_id, RpcTag* tag) {
   if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
-  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req, tag);
-  if (!prep.ok()) return ToGrpcStatus(prep.status());
-  const std::string request_id = prep->request_id.empty() ? NewId("gen-") : prep->request_id;
-  Engine* engine = prep->pool->engine;
-  SubmitResult sub = engine->Submit(std::move(prep->request));
-  if (!sub.status.ok()) return Refused(ctx, sub);
-  attribution_.Remember(request_id, {*tag->pool, *tag->cls, VariantOf(*ctx)});
+  Prepared prep;
+  grpc::Status started = Start(ctx, classify::Rpc::kGenerate, *req, &prep, tag);
+  *request_id = prep.options.request_id;
+  if (!started.ok()) return started;
+  Backend* backend = prep.route->backend.get();
+  RequestStream* stream = prep.sub.stream.get();
 
-  resp->set_request_id(request_id);
-  const WaitEnd end = Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [&](TokenDelta&& d, bool) {
+  resp->set_request_id(*request_id);
+  const WaitEnd end = Consume(ctx, backend, stream, options_.poll_interval, [&](TokenDelta&& d, bool) {
     resp->mutable_text()->append(d.text);
     AppendTokens(d, resp->mutable_tokens());
     return true;
   });
   if (end == WaitEnd::kCancelled) return ClientCancelled();
-  const RequestOutcome& o = sub.stream->Wait();
+  const RequestOutcome& o = stream->Wait();
   if (!o.status.ok()) return OutcomeStatus(ctx, o);
   resp->set_finish_reason(ToProto(o.finish_reason));
   FillUsage(o, resp->mutable_usage());
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::ServeGenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                                   grpc::ServerWriter<v1::GenerateDelta>* writer, RpcTag* tag) {
+grpc::Status InferenceService::GenerateStreamImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                                  grpc::ServerWriter<v1::GenerateDelta>* writer,
+                                                  std::string* request_id, RpcTag* tag) {
   if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
-  StatusOr<Prepared> prep = PrepareGenerate(ctx, *req, tag);
-  if (!prep.ok()) return ToGrpcStatus(prep.status());
-  const std::string request_id = prep->request_id.empty() ? NewId("gen-") : prep->request_id;
-  Engine* engine = prep->pool->engine;
-  SubmitResult sub = engine->Submit(std::move(prep->request));
-  if (!sub.status.ok()) return Refused(ctx, sub);
-  attribution_.Remember(request_id, {*tag->pool, *tag->cls, VariantOf(*ctx)});
+  Prepared prep;
+  grpc::Status started = Start(ctx, classify::Rpc::kGenerateStream, *req, &prep, tag);
+  *request_id = prep.options.request_id;
+  if (!started.ok()) return started;
+  Backend* backend = prep.route->backend.get();
+  RequestStream* stream = prep.sub.stream.get();
 
   bool first = true;
   // The message closing the stream: finish_reason and usage, plus whatever the last delta held.
   auto finish = [&](v1::GenerateDelta* msg) {
-    const RequestOutcome& o = sub.stream->Wait();
+    const RequestOutcome& o = stream->Wait();
     msg->set_finish_reason(ToProto(o.finish_reason));
     FillUsage(o, msg->mutable_usage());
   };
   bool sent_last = false;
-  const WaitEnd end = Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [&](TokenDelta&& d, bool last) {
+  const WaitEnd end = Consume(ctx, backend, stream, options_.poll_interval, [&](TokenDelta&& d, bool last) {
     v1::GenerateDelta msg;
-    if (first) msg.set_request_id(request_id);
+    if (first) msg.set_request_id(*request_id);
     first = false;
     msg.set_text(std::move(d.text));
     AppendTokens(d, msg.mutable_tokens());
@@ -375,46 +444,37 @@ grpc::Status InferenceService::ServeGenerateStream(grpc::ServerContext* ctx, con
     return writer->Write(msg);
   });
   if (end == WaitEnd::kCancelled) return ClientCancelled();
-  const RequestOutcome& o = sub.stream->Wait();
+  const RequestOutcome& o = stream->Wait();
   // A request that failed before producing anything ends with the status alone.
   if (!sent_last && (o.status.ok() || !first)) {
     v1::GenerateDelta msg;
-    if (first) msg.set_request_id(request_id);
+    if (first) msg.set_request_id(*request_id);
     finish(&msg);
     if (!writer->Write(msg)) return ClientCancelled();
   }
   return OutcomeStatus(ctx, o);
 }
 
-grpc::Status InferenceService::ServeRecommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
-                                              v1::RecommendResponse* resp, RpcTag* tag) {
+grpc::Status InferenceService::RecommendImpl(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
+                                             v1::RecommendResponse* resp, std::string* request_id, RpcTag* tag) {
   if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
-  StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req->class_hint());
-  if (!hint.ok()) return ToGrpcStatus(hint.status());
-  const RequestClass cls = ClassifyRecommend(*hint);
-  tag->cls = cls;
-  StatusOr<const ServingPool*> pool = Route(req->model(), cls);
-  if (!pool.ok()) return ToGrpcStatus(pool.status());
-  tag->pool = PoolIndex(*pool);
-  rpc_stats_.RecordClass(*tag->pool, hint->has_value() ? ClassRule::kClassHint : ClassRule::kRecommendDefault, cls);
   StatusOr<double> precision = DecodeRankingOptions(*req);
   if (!precision.ok()) return ToGrpcStatus(precision.status());
-  StatusOr<RecommendRequest> native = DecodeRecommend(*req, **pool);
-  if (!native.ok()) return ToGrpcStatus(native.status());
-  native->cls = cls;
-  native->deadline = RequestDeadline(ctx, req->latency_budget_ms());
+  Prepared prep;
+  grpc::Status started = Start(ctx, classify::Rpc::kRecommend, *req, &prep, tag);
+  *request_id = prep.options.request_id;
+  if (!started.ok()) return started;
+  Backend* backend = prep.route->backend.get();
+  RequestStream* stream = prep.sub.stream.get();
 
-  Engine* engine = (*pool)->engine;
-  SubmitResult sub = engine->Submit(std::move(native).value());
-  if (!sub.status.ok()) return Refused(ctx, sub);
-  const WaitEnd end =
-      Consume(ctx, engine, sub.stream.get(), options_.poll_interval, [](TokenDelta&&, bool) { return true; });
+  const WaitEnd end = Consume(ctx, backend, stream, options_.poll_interval, [](TokenDelta&&, bool) { return true; });
   if (end == WaitEnd::kCancelled) return ClientCancelled();
-  const RequestOutcome& o = sub.stream->Wait();
+  const RequestOutcome& o = stream->Wait();
   if (!o.status.ok()) return OutcomeStatus(ctx, o);
+  if (prep.sub.on_success) prep.sub.on_success(o);
 
-  resp->set_request_id(req->request_id().empty() ? NewId("rec-") : req->request_id());
-  attribution_.Remember(resp->request_id(), {*tag->pool, cls, VariantOf(*ctx)});
+  resp->set_request_id(*request_id);
+  resp->set_from_cache(prep.sub.from_cache);
   FillUsage(o, resp->mutable_usage());
   return EncodeRanking(*req, o, *precision, resp);
 }
@@ -469,7 +529,15 @@ grpc::Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, co
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::ServeFeedback(const v1::FeedbackRequest* req, RpcTag* tag) {
+grpc::Status InferenceService::Feedback(grpc::ServerContext* ctx, const v1::FeedbackRequest* req,
+                                        v1::FeedbackResponse*) {
+  RpcTag tag;
+  grpc::Status st = FeedbackImpl(ctx, req, &tag);
+  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kFeedback, st.error_code());
+  return st;
+}
+
+grpc::Status InferenceService::FeedbackImpl(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, RpcTag* tag) {
   // Fields that need no pool are checked first, so malformed feedback is INVALID_ARGUMENT even
   // while no pool is attached.
   auto bad = [](const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); };
@@ -508,9 +576,14 @@ grpc::Status InferenceService::ServeFeedback(const v1::FeedbackRequest* req, Rpc
   const std::string& model = req->model();
   if (!model.empty() &&
       std::none_of(pools_.begin(), pools_.end(), [&](const ServingPool& p) { return p.name == model; })) {
+    // A model of an upstream: the feedback belongs to the daemon that served it.
+    for (const BackendRoute& r : routes_) {
+      if (std::find(r.models.begin(), r.models.end(), model) == r.models.end()) continue;
+      return ToGrpcStatus(r.backend->Feedback(*req, RequestDeadline(ctx, 0)));
+    }
     return {grpc::StatusCode::NOT_FOUND, "model: no model pool named '" + model + "'"};
   }
-  // Counted against the pool and class that served the named request; an id no longer (or never)
+  // Counted against the local pool and class that served the named request; an id no longer (or never)
   // remembered is counted apart, whatever `model` says.
   const std::optional<RequestAttribution::Entry> served = attribution_.Find(req->request_id());
   if (!served) {

@@ -1,8 +1,12 @@
-// The inferd.v1.Inference service: validates and decodes requests into native types at once,
-// classifies and routes them to a pool's Engine, and encodes what comes back.
+// The inferd.v1.Inference service: validates what it needs, classifies each request (classify::Classifier,
+// config rules), routes it to a Backend (a local pool, or an upstream inferd) and encodes what comes back.
+// Routing: a request naming a model goes to the backend serving that model name; otherwise to the first
+// backend (local pools first, then upstreams) serving its class. A realtime request a local pool refuses
+// with RESOURCE_EXHAUSTED goes to the overflow upstream when one is configured.
 // Threading: gRPC's sync server calls the handlers on its own threads; every member is thread-safe.
-// Handlers block on the engine's RequestStream and poll ServerContext::IsCancelled every
-// `poll_interval`, cancelling the engine request (which frees its KV blocks) when the client goes away.
+// Handlers block on the backend's RequestStream and poll ServerContext::IsCancelled every
+// `poll_interval`, cancelling the backend request (which frees its KV blocks, here or upstream) when the
+// client goes away. Each decision and each RPC's end are logged at debug level with the request id.
 //
 // GenerateStream protocol: each message holds only what is new (text and token infos); the first carries
 // request_id, the last finish_reason and usage. A request that fails after streaming (deadline, engine
@@ -20,11 +24,16 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "cache/response_cache.h"
+#include "classify/classifier.h"
+#include "inferd/config.h"
 #include "inferd/status.h"
 #include "inferd/v1/inferd.grpc.pb.h"
+#include "server/backend.h"
 #include "server/business_stats.h"
 #include "server/request_attribution.h"
 #include "server/response_store.h"
@@ -33,6 +42,14 @@
 
 namespace inferd::server {
 
+// A non-local backend and what is routed to it.
+struct BackendRoute {
+  std::shared_ptr<Backend> backend;   // must not be null; shared with whoever made it
+  std::vector<RequestClass> classes;  // classes routed here when a request names no model
+  std::vector<std::string> models;    // model names routed here
+  bool overflow = false;              // takes realtime work a local pool refuses with RESOURCE_EXHAUSTED
+};
+
 struct InferenceServiceOptions {
   size_t response_store_entries = 4096;         // recent Recommend rankings kept for DIFF
   std::chrono::milliseconds poll_interval{20};  // client-cancel check period while waiting
@@ -40,6 +57,9 @@ struct InferenceServiceOptions {
   // Values the `inferd-variant` request metadata may carry (metrics.experiment_variants); any other value,
   // or none, counts as variant "none".
   std::vector<std::string> experiment_variants;
+  ClassificationConfig classification;          // rules and per-RPC defaults
+  std::vector<BackendRoute> upstreams;          // routed after the local pools
+  std::shared_ptr<cache::ResponseCache> cache;  // realtime Recommends of local pools; null = no cache
 };
 
 // inferd::StatusCode -> grpc::StatusCode, one to one.
@@ -48,12 +68,16 @@ grpc::Status ToGrpcStatus(const Status& status);
 class InferenceService final : public inferd::v1::Inference::Service {
  public:
   // Throws std::invalid_argument naming the pool when a pool lacks an engine or tokenizer, or two
-  // pools share a name. Starts not serving: every RPC answers UNAVAILABLE until SetServing(true).
+  // pools share a name, or with the first problem of the classification rules.
+  // Starts not serving: every RPC answers UNAVAILABLE until SetServing(true).
   explicit InferenceService(std::vector<ServingPool> pools, InferenceServiceOptions options = {});
 
   void SetServing(bool serving) { serving_.store(serving); }
   BusinessStats business_stats() const { return business_.Snapshot(); }
+  // RPCs by local pool, class, method and code, and class decisions by rule kind, since start (a copy).
   RpcStats rpc_stats() const { return rpc_stats_.Snapshot(); }
+  // Decisions by rule since start (for metrics/).
+  classify::ClassifierStats classifier_stats() const { return classifier_.stats(); }
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp) override;
   grpc::Status GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
@@ -63,25 +87,26 @@ class InferenceService final : public inferd::v1::Inference::Service {
   grpc::Status Feedback(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, v1::FeedbackResponse* resp) override;
 
  private:
-  struct Prepared;  // a decoded, routed Generate
+  struct Prepared;  // a classified, routed, submitted request
 
-  // UNAVAILABLE without pools or while not serving.
+  // UNAVAILABLE without backends or while not serving.
   Status Admit() const;
-  // The handlers behind the overrides; each fills `tag` as it routes, and the override counts the result.
-  grpc::Status ServeGenerate(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp,
-                             RpcTag* tag);
-  grpc::Status ServeGenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                   grpc::ServerWriter<v1::GenerateDelta>* writer, RpcTag* tag);
-  grpc::Status ServeRecommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req, v1::RecommendResponse* resp,
-                              RpcTag* tag);
-  grpc::Status ServeFeedback(const v1::FeedbackRequest* req, RpcTag* tag);
-  size_t PoolIndex(const ServingPool* pool) const { return static_cast<size_t>(pool - pools_.data()); }
+  // The backend serving model name `model`, or when empty the first one serving `cls`. NOT_FOUND otherwise.
+  StatusOr<const BackendRoute*> Route(const std::string& model, RequestClass cls) const;
+  // Classifies, routes and submits (with overflow); `prep` holds the outcome of each step.
+  template <typename Req>
+  // Fills `tag` (class, and the local pool once routed to one) as it goes; the overrides count the result.
+  grpc::Status Start(grpc::ServerContext* ctx, classify::Rpc rpc, const Req& req, Prepared* prep, RpcTag* tag);
+  grpc::Status GenerateImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp,
+                            std::string* request_id, RpcTag* tag);
+  grpc::Status GenerateStreamImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
+                                  grpc::ServerWriter<v1::GenerateDelta>* writer, std::string* request_id,
+                                  RpcTag* tag);
+  grpc::Status RecommendImpl(grpc::ServerContext* ctx, const v1::RecommendRequest* req, v1::RecommendResponse* resp,
+                             std::string* request_id, RpcTag* tag);
+  grpc::Status FeedbackImpl(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, RpcTag* tag);
   // The variant slot of the request's `inferd-variant` metadata: 0 unless it is a configured value.
   uint32_t VariantOf(const grpc::ServerContext& ctx) const;
-
-  // The pool named `model`, or when empty the first pool serving `cls`. NOT_FOUND otherwise.
-  StatusOr<const ServingPool*> Route(const std::string& model, RequestClass cls) const;
-  StatusOr<Prepared> PrepareGenerate(grpc::ServerContext* ctx, const v1::GenerateRequest& req, RpcTag* tag);
   grpc::Status EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& outcome, double precision,
                              v1::RecommendResponse* resp);
   // prefix + 8 hex digits of a per-process salt + "-" + a hex counter: unique within a process and
@@ -90,6 +115,9 @@ class InferenceService final : public inferd::v1::Inference::Service {
 
   const std::vector<ServingPool> pools_;
   const InferenceServiceOptions options_;
+  const classify::Classifier classifier_;
+  std::vector<BackendRoute> routes_;  // local pools in order, then options_.upstreams
+  const BackendRoute* overflow_ = nullptr;
   std::atomic<bool> serving_{false};
   ResponseStore responses_;
   BusinessStatsRecorder business_;

@@ -105,17 +105,60 @@ StatusOr<std::optional<RequestClass>> DecodeClassHint(int value) {
   }
 }
 
-RequestClass ClassifyGenerate(const v1::GenerateRequest& request, std::optional<RequestClass> hint) {
-  if (hint) return *hint;
-  const int32_t max_tokens = request.sampling().max_tokens();
-  if (max_tokens >= 1 && max_tokens <= kRealtimeMaxTokens && request.latency_budget_ms() > 0) {
-    return RequestClass::kRealtime;
-  }
-  return RequestClass::kComplex;
+namespace {
+
+int64_t CountText(const Tokenizer& tok, const std::string& text, bool with_bos) {
+  EncodeOptions opts;
+  opts.add_special_tokens = false;
+  StatusOr<std::vector<TokenId>> ids = tok.Encode(text, opts);
+  if (!ids.ok()) return 0;
+  return static_cast<int64_t>(ids->size()) + (with_bos && tok.add_bos_token() && tok.bos_id().has_value() ? 1 : 0);
 }
 
-RequestClass ClassifyRecommend(std::optional<RequestClass> hint) {
-  return hint.value_or(RequestClass::kRealtime);
+}  // namespace
+
+StatusOr<classify::RequestFeatures> GenerateFeatures(const v1::GenerateRequest& req, classify::Rpc rpc,
+                                                     const Tokenizer* count_with) {
+  StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req.class_hint());
+  if (!hint.ok()) return hint.status();
+  classify::RequestFeatures f;
+  f.rpc = rpc;
+  f.hint = *hint;
+  f.model = req.model();
+  f.max_tokens = req.sampling().max_tokens();
+  f.latency_budget_ms = req.latency_budget_ms();
+  if (count_with != nullptr) {
+    switch (req.input_case()) {
+      case v1::GenerateRequest::kPrompt:
+        f.prompt_tokens = CountText(*count_with, req.prompt(), true);
+        break;
+      case v1::GenerateRequest::kMessages:
+        for (const auto& m : req.messages().messages()) f.prompt_tokens += CountText(*count_with, m.content(), false);
+        break;
+      case v1::GenerateRequest::kPromptTokenIds:
+        f.prompt_tokens = req.prompt_token_ids().ids_size();
+        break;
+      case v1::GenerateRequest::INPUT_NOT_SET:
+        break;
+    }
+  }
+  return f;
+}
+
+StatusOr<classify::RequestFeatures> RecommendFeatures(const v1::RecommendRequest& req, const Tokenizer* count_with) {
+  StatusOr<std::optional<RequestClass>> hint = DecodeClassHint(req.class_hint());
+  if (!hint.ok()) return hint.status();
+  classify::RequestFeatures f;
+  f.rpc = classify::Rpc::kRecommend;
+  f.hint = *hint;
+  f.model = req.model();
+  f.candidates = req.candidates_size();
+  f.latency_budget_ms = req.latency_budget_ms();
+  if (count_with != nullptr) {
+    f.prompt_tokens = CountText(*count_with, req.context(), true);
+    for (const auto& c : req.candidates()) f.candidate_tokens += CountText(*count_with, c.text(), false);
+  }
+  return f;
 }
 
 Status ValidateRequestId(const std::string& request_id) {

@@ -1,5 +1,6 @@
 // Proto -> native request decoding for the Inference service: validation (every INVALID_ARGUMENT names
-// the proto field, e.g. "sampling.top_p: must be in [0, 1], got 1.5"), tokenization and classification.
+// the proto field, e.g. "sampling.top_p: must be in [0, 1], got 1.5"), tokenization and the features
+// classification looks at.
 // Deadlines and routing are the service's; everything here is a pure function of its inputs.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "classify/classifier.h"
 #include "inferd/engine.h"
 #include "inferd/status.h"
 #include "inferd/v1/inferd.pb.h"
@@ -21,18 +23,16 @@ inline constexpr int kMaxStopStrings = 16;
 inline constexpr size_t kMaxStopStringBytes = 256;
 inline constexpr int32_t kMaxTopLogprobs = 20;
 
-// Classification rule (DESIGN.md section 1), applied in this order:
-//   1. a class_hint other than UNSPECIFIED wins;
-//   2. Recommend is realtime;
-//   3. Generate is realtime when 1 <= sampling.max_tokens <= kRealtimeMaxTokens (as sent; 0, the server
-//      default, does not count as small) and latency_budget_ms > 0; otherwise complex.
-// Config-driven rules can replace rule 3 later.
-inline constexpr int32_t kRealtimeMaxTokens = 16;
-
 // nullopt for UNSPECIFIED; INVALID_ARGUMENT "class_hint: ..." for values the enum does not name.
 StatusOr<std::optional<RequestClass>> DecodeClassHint(int value);
-RequestClass ClassifyGenerate(const v1::GenerateRequest& request, std::optional<RequestClass> hint);
-RequestClass ClassifyRecommend(std::optional<RequestClass> hint);
+
+// What the classifier looks at (classify/classifier.h), with INVALID_ARGUMENT for a bad class_hint.
+// Token counts are made with `count_with` when it is not null (else left 0): prompt text with BOS as
+// below, prompt_token_ids as sent, chat messages as the sum of their contents; an input that does not
+// encode counts 0 here and fails later in decoding.
+StatusOr<classify::RequestFeatures> GenerateFeatures(const v1::GenerateRequest& request, classify::Rpc rpc,
+                                                     const Tokenizer* count_with);
+StatusOr<classify::RequestFeatures> RecommendFeatures(const v1::RecommendRequest& request, const Tokenizer* count_with);
 
 // The native request without cls and deadline, which the caller sets. Prompt text is encoded with
 // BOS when tokenizer_config.json's add_bos_token says so (never EOS); chat messages are rendered

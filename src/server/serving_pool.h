@@ -21,6 +21,7 @@ struct ServingPool {
   Engine* engine = nullptr;                    // not owned; must outlive the GrpcServer
   LimitsConfig limits;
   int32_t max_model_len = 4096;  // context limit: prompt (or context + candidate) + generated
+  std::string checkpoint_id;     // differs between loads (of any checkpoint): part of response cache keys
 };
 
 }  // namespace inferd::server

@@ -160,6 +160,50 @@ TEST(EngineCollectorTest, ExportsHandComputedValuesOfTwoSteps) {
   EXPECT_EQ(testing::PromtoolCheck(t, &out), 0) << out << t;
 }
 
+TEST(EngineCollectorTest, ExportsRealtimeProtectionSeries) {
+  EngineCollector c;
+  auto m = c.AddModel("m");
+  m->set_recording(true);
+  EngineStats a = PrefillStep();  // 0.5 s measured, 0.25 s predicted of which 0.0625 s complex
+  a.step_seconds = 0.5;
+  a.predicted_seconds = 0.25;
+  a.complex_predicted_seconds = 0.0625;
+  a.realtime_active = true;
+  a.complex_capped = true;
+  a.cost_model_ready = true;
+  a.cost_model_median_error = 0.125;
+  a.realtime_refused_total = 3;
+  a.realtime_late_total = 1;
+  EngineStats b = DecodeStep();  // 0.25 s measured, 0.125 s predicted, no realtime work
+  b.step_seconds = 0.25;
+  b.predicted_seconds = 0.125;
+  b.cost_model_ready = true;
+  b.cost_model_median_error = 0.25;
+  b.realtime_refused_total = 5;
+  b.realtime_predicted_late_total = 2;
+  b.realtime_late_total = 1;
+  m->Record(a);
+  m->Record(b);
+  const std::string t = Render(c);
+  auto line = [&](const std::string& name) { return Line(t, name + "{model=\"m\"}"); };
+  EXPECT_EQ(line("inferd_realtime_refused_total"), "inferd_realtime_refused_total{model=\"m\"} 5");
+  EXPECT_EQ(line("inferd_realtime_predicted_late_total"), "inferd_realtime_predicted_late_total{model=\"m\"} 2");
+  EXPECT_EQ(line("inferd_realtime_late_total"), "inferd_realtime_late_total{model=\"m\"} 1");
+  EXPECT_EQ(line("inferd_step_cost_predicted_seconds_total"),
+            "inferd_step_cost_predicted_seconds_total{model=\"m\"} 0.375");
+  EXPECT_EQ(line("inferd_step_cost_observed_seconds_total"),
+            "inferd_step_cost_observed_seconds_total{model=\"m\"} 0.75");
+  EXPECT_EQ(line("inferd_step_cost_median_error_ratio"), "inferd_step_cost_median_error_ratio{model=\"m\"} 0.25");
+  EXPECT_EQ(line("inferd_step_cost_model_ready"), "inferd_step_cost_model_ready{model=\"m\"} 1");
+  EXPECT_EQ(line("inferd_realtime_active_seconds_total"), "inferd_realtime_active_seconds_total{model=\"m\"} 0.5");
+  // 0.5 s x 0.0625 / 0.25.
+  EXPECT_EQ(line("inferd_realtime_active_complex_seconds_total"),
+            "inferd_realtime_active_complex_seconds_total{model=\"m\"} 0.125");
+  EXPECT_EQ(line("inferd_complex_held_back_steps_total"), "inferd_complex_held_back_steps_total{model=\"m\"} 1");
+  std::string out;
+  EXPECT_EQ(testing::PromtoolCheck(t, &out), 0) << out;
+}
+
 TEST(EngineCollectorTest, IgnoresStatsUntilRecordingStarts) {
   EngineCollector c;
   auto m = c.AddModel("m");

@@ -69,7 +69,7 @@ TEST(GrpcServerTest, WithoutPoolsEveryRpcIsUnavailable) {
 TEST(GrpcServerTest, IncompletePoolsAreRejected) {
   ServerConfig cfg;
   cfg.grpc_address = "127.0.0.1:0";
-  ServingPool no_engine{"m", {RequestClass::kRealtime}, testing::TestTokenizer(), nullptr, {}, 4096};
+  ServingPool no_engine{"m", {RequestClass::kRealtime}, testing::TestTokenizer(), nullptr, {}, 4096, ""};
   EXPECT_THROW(GrpcServer(cfg, {no_engine}), std::invalid_argument);
 }
 

@@ -201,24 +201,6 @@ TEST(ValidationTest, ValidBaselinesPass) {
   EXPECT_TRUE(ts.stub().Recommend(c2.get(), ValidRecommend(), &r).ok());
 }
 
-TEST(ClassifyTest, RuleAsDocumented) {
-  v1::GenerateRequest req;
-  EXPECT_EQ(ClassifyGenerate(req, std::nullopt), RequestClass::kComplex);
-  req.mutable_sampling()->set_max_tokens(16);
-  EXPECT_EQ(ClassifyGenerate(req, std::nullopt), RequestClass::kComplex);  // no latency budget
-  req.set_latency_budget_ms(200);
-  EXPECT_EQ(ClassifyGenerate(req, std::nullopt), RequestClass::kRealtime);
-  req.mutable_sampling()->set_max_tokens(17);
-  EXPECT_EQ(ClassifyGenerate(req, std::nullopt), RequestClass::kComplex);
-  req.mutable_sampling()->set_max_tokens(0);  // server default is not "small"
-  EXPECT_EQ(ClassifyGenerate(req, std::nullopt), RequestClass::kComplex);
-  EXPECT_EQ(ClassifyGenerate(req, RequestClass::kRealtime), RequestClass::kRealtime);
-  EXPECT_EQ(ClassifyRecommend(std::nullopt), RequestClass::kRealtime);
-  EXPECT_EQ(ClassifyRecommend(RequestClass::kComplex), RequestClass::kComplex);
-  EXPECT_FALSE(DecodeClassHint(v1::REQUEST_CLASS_UNSPECIFIED)->has_value());
-  EXPECT_EQ(*DecodeClassHint(v1::REQUEST_CLASS_COMPLEX).value(), RequestClass::kComplex);
-  EXPECT_FALSE(DecodeClassHint(3).ok());
-}
 
 TEST(DecodeSamplingTest, OffValuesBecomeNeutral) {
   v1::SamplingParams s;
@@ -232,6 +214,13 @@ TEST(DecodeSamplingTest, OffValuesBecomeNeutral) {
   p = DecodeSampling(s);
   EXPECT_TRUE(p->has_seed);
   EXPECT_EQ(p->top_p, 0.9f);
+}
+
+TEST(DecodeClassHintTest, NamesEachValue) {
+  EXPECT_FALSE(DecodeClassHint(v1::REQUEST_CLASS_UNSPECIFIED)->has_value());
+  EXPECT_EQ(*DecodeClassHint(v1::REQUEST_CLASS_REALTIME).value(), RequestClass::kRealtime);
+  EXPECT_EQ(*DecodeClassHint(v1::REQUEST_CLASS_COMPLEX).value(), RequestClass::kComplex);
+  EXPECT_FALSE(DecodeClassHint(3).ok());
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ class TestServer {
       if (!engine.ok()) throw std::runtime_error(engine.status().ToString());
       engines_.push_back(std::move(engine).value());
       pools.push_back(ServingPool{spec.name, spec.classes, TestTokenizer(), engines_.back().get(), spec.limits,
-                                  spec.max_model_len});
+                                  spec.max_model_len, spec.name + "@test"});
     }
     ServerConfig cfg;
     cfg.grpc_address = "127.0.0.1:0";

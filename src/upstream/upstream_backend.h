@@ -1,0 +1,110 @@
+// UpstreamBackend: another inferd (a central daemon) behind the Backend seam.
+// - Replicas: the configured targets, or every address the DNS name resolves to at start-up; one channel
+//   each (keepalive pings, fast reconnect). A call goes to the healthy replica with the fewest outstanding
+//   calls (ties rotate).
+// - Health: a thread checks every replica over grpc.health.v1 (service inferd.v1.Inference) each
+//   interval; `unhealthy_threshold` failures in a row eject it, `healthy_threshold` successes re-admit it.
+// - Breaker: one CircuitBreaker per upstream; UNAVAILABLE results count as failures. While it is open, or
+//   no replica is healthy, calls fail at once with UNAVAILABLE naming the upstream.
+// - Deadlines: the gRPC deadline is the request's; latency_budget_ms, when set, becomes what is left.
+//   Cancel() cancels the upstream call, so the upstream frees its KV blocks.
+// - Retries: on another replica, only for UNAVAILABLE before any response message arrived, at most
+//   max_attempts tries in all.
+// - Requests are forwarded as received with class_hint set to the edge's class and request_id set;
+//   Generate always goes out as GenerateStream; Recommend asks for PLAIN so the edge encodes (and diffs).
+// Each call runs on its own thread that owns its ClientContext; the destructor cancels and joins them.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "inferd/config.h"
+#include "server/backend.h"
+#include "upstream/circuit_breaker.h"
+
+namespace inferd::upstream {
+
+struct ReplicaStats {
+  std::string address;
+  bool healthy = false;
+  int64_t outstanding = 0;
+  uint64_t calls_total = 0;
+  uint64_t ejections_total = 0;
+};
+
+struct UpstreamStats {
+  std::string name;
+  BreakerStats breaker;
+  uint64_t calls_total = 0;     // calls started (each retry counts once more)
+  uint64_t failures_total = 0;  // calls that ended UNAVAILABLE
+  uint64_t retries_total = 0;
+  uint64_t no_replica_total = 0;  // refused because no replica was healthy
+  std::vector<ReplicaStats> replicas;
+};
+
+class UpstreamBackend final : public server::Backend {
+ public:
+  // Resolves the replicas, runs one round of health checks (bounded by health.timeout_ms) and starts the
+  // health thread. An unreachable upstream is not an error here (its replicas start ejected).
+  // Throws std::runtime_error naming the upstream when the DNS name does not resolve.
+  explicit UpstreamBackend(const UpstreamConfig& config);
+  ~UpstreamBackend() override;
+  UpstreamBackend(const UpstreamBackend&) = delete;
+  UpstreamBackend& operator=(const UpstreamBackend&) = delete;
+
+  const std::string& description() const override { return description_; }
+  server::Submitted Generate(const v1::GenerateRequest& request, const server::CallOptions& options) override;
+  server::Submitted Recommend(const v1::RecommendRequest& request, const server::CallOptions& options) override;
+  void Cancel(RequestId id) override;
+  Status Feedback(const v1::FeedbackRequest& request, std::optional<TimePoint> deadline) override;
+
+  UpstreamStats stats() const;
+  // Runs one round of health checks now (also done by the health thread).
+  void CheckHealthOnce();
+
+  struct Replica;
+  struct Call;
+
+ private:
+  // A healthy replica not in `tried` with the fewest outstanding calls, or null.
+  std::shared_ptr<Replica> Pick(const std::vector<Replica*>& tried);
+  // Breaker and replica admission shared by every RPC; on refusal `status` says why.
+  bool AdmitCall(CircuitBreaker::Admission* admission, std::shared_ptr<Replica>* replica, Status* status);
+  std::shared_ptr<Call> Register(std::shared_ptr<RequestStream>* stream);
+  void Unregister(RequestId id);
+  void RunGenerate(std::shared_ptr<Call> call, v1::GenerateRequest request, server::CallOptions options,
+                   CircuitBreaker::Admission admission, std::shared_ptr<Replica> replica);
+  void RunRecommend(std::shared_ptr<Call> call, v1::RecommendRequest request, server::CallOptions options,
+                    CircuitBreaker::Admission admission, std::shared_ptr<Replica> replica);
+  // Breaker verdict and the failure counter for a finished call.
+  void Judge(const Status& status, bool cancelled, CircuitBreaker::Admission admission);
+  Status Named(const Status& status, const Replica* replica) const;
+  void HealthLoop();
+
+  const UpstreamConfig config_;
+  const std::string description_;
+  std::vector<std::shared_ptr<Replica>> replicas_;  // fixed after construction
+  CircuitBreaker breaker_;
+  std::atomic<uint64_t> rr_{0};
+  std::atomic<RequestId> next_id_{1};
+  std::atomic<uint64_t> calls_total_{0}, failures_total_{0}, retries_total_{0}, no_replica_total_{0};
+
+  std::mutex calls_mu_;
+  std::condition_variable calls_cv_;
+  std::unordered_map<RequestId, std::shared_ptr<Call>> calls_;  // in flight; each has a running thread
+
+  std::mutex check_mu_;  // one CheckHealthOnce at a time; guards Replica::*_in_row
+  std::mutex health_mu_;
+  std::condition_variable health_cv_;
+  bool stopping_ = false;
+  std::thread health_thread_;
+};
+
+}  // namespace inferd::upstream

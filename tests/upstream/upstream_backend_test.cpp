@@ -1,0 +1,256 @@
+// UpstreamBackend against real in-process inferd servers (real gRPC on loopback, engines over the fake
+// executor): balancing by outstanding calls, retry on another replica only before anything was received,
+// health ejection and re-admission, deadline and cancel propagation, and the breaker's fast refusal.
+#include "upstream/upstream_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "server/server_test_util.h"
+
+namespace inferd::upstream {
+namespace {
+
+using server::testing::PoolSpec;
+using server::testing::TestServer;
+using std::chrono::milliseconds;
+
+std::unique_ptr<TestServer> Central(std::chrono::microseconds step_delay = std::chrono::microseconds(0)) {
+  PoolSpec spec;
+  spec.name = "full";
+  spec.step_delay = step_delay;
+  return std::make_unique<TestServer>(std::vector<PoolSpec>{spec});
+}
+
+std::string Address(TestServer& ts) {
+  return "127.0.0.1:" + std::to_string(ts.server().port());
+}
+
+UpstreamConfig Config(const std::vector<std::string>& targets) {
+  UpstreamConfig c;
+  c.name = "central";
+  c.targets = targets;
+  c.classes = {"complex"};
+  c.health.interval_ms = 3.6e6;  // checks only when a test asks (CheckHealthOnce) or at construction
+  c.health.timeout_ms = 500;
+  c.breaker.failure_threshold = 3;
+  c.breaker.open_ms = 60000;
+  return c;
+}
+
+v1::GenerateRequest Gen(int32_t max_tokens) {
+  v1::GenerateRequest g;
+  g.mutable_prompt_token_ids()->add_ids(0);
+  for (int i = 1; i < 12; ++i) g.mutable_prompt_token_ids()->add_ids(100 + 17 * i);
+  g.mutable_sampling()->set_max_tokens(max_tokens);
+  g.mutable_sampling()->set_ignore_eos(true);
+  return g;
+}
+
+server::CallOptions Options(const std::string& id, std::optional<TimePoint> deadline = std::nullopt) {
+  server::CallOptions o;
+  o.cls = RequestClass::kComplex;
+  o.request_id = id;
+  o.deadline = deadline;
+  return o;
+}
+
+std::vector<TokenId> Collect(RequestStream& stream) {
+  std::vector<TokenId> ids;
+  TokenDelta d;
+  while (stream.Read(&d, milliseconds(10000)) == RequestStream::ReadResult::kDelta) {
+    ids.insert(ids.end(), d.token_ids.begin(), d.token_ids.end());
+  }
+  return ids;
+}
+
+TEST(UpstreamBackendTest, ForwardsGenerateAndReturnsTheCentralTokens) {
+  auto central = Central();
+  UpstreamBackend backend(Config({Address(*central)}));
+  server::Submitted sub = backend.Generate(Gen(5), Options("u-1"));
+  ASSERT_TRUE(sub.status.ok()) << sub.status.ToString();
+  const v1::GenerateRequest g = Gen(5);
+  std::vector<TokenId> prompt(g.prompt_token_ids().ids().begin(), g.prompt_token_ids().ids().end());
+  EXPECT_EQ(Collect(*sub.stream), server::testing::ExpectedIds(prompt, 5));
+  const RequestOutcome& o = sub.stream->Wait();
+  EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+  EXPECT_EQ(o.finish_reason, FinishReason::kMaxTokens);
+  EXPECT_EQ(o.generated_tokens, 5);
+  EXPECT_EQ(o.prompt_tokens, 12);
+}
+
+TEST(UpstreamBackendTest, BalancesByOutstandingCalls) {
+  auto a = Central(std::chrono::microseconds(2000));
+  auto b = Central(std::chrono::microseconds(2000));
+  UpstreamBackend backend(Config({Address(*a), Address(*b)}));
+  std::vector<server::Submitted> subs;
+  for (int i = 0; i < 4; ++i) {
+    subs.push_back(backend.Generate(Gen(200), Options("bal-" + std::to_string(i))));
+    ASSERT_TRUE(subs.back().status.ok());
+    // Let the call register as outstanding before the next pick.
+    for (int k = 0; k < 200; ++k) {
+      UpstreamStats s = backend.stats();
+      if (s.replicas[0].outstanding + s.replicas[1].outstanding == i + 1) break;
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+  }
+  UpstreamStats s = backend.stats();
+  EXPECT_EQ(s.replicas[0].outstanding, 2);
+  EXPECT_EQ(s.replicas[1].outstanding, 2);
+  for (auto& sub : subs) backend.Cancel(sub.stream->id());
+  for (auto& sub : subs) EXPECT_EQ(sub.stream->Wait().status.code(), StatusCode::kCancelled);
+}
+
+TEST(UpstreamBackendTest, RetriesOnAnotherReplicaWhenOneDiedBeforeAnythingWasSent) {
+  auto a = Central();
+  auto b = Central();
+  UpstreamBackend backend(Config({Address(*a), Address(*b)}));
+  a.reset();  // healthy at start-up, gone now; no health check runs before the calls
+  for (int i = 0; i < 4; ++i) {
+    server::Submitted sub = backend.Generate(Gen(3), Options("retry-" + std::to_string(i)));
+    ASSERT_TRUE(sub.status.ok());
+    Collect(*sub.stream);
+    EXPECT_TRUE(sub.stream->Wait().status.ok()) << sub.stream->Wait().status.ToString();
+  }
+  UpstreamStats s = backend.stats();
+  EXPECT_GE(s.retries_total, 1u);
+  EXPECT_EQ(s.breaker.state, BreakerState::kClosed);
+}
+
+TEST(UpstreamBackendTest, HealthChecksEjectAndReadmitAReplica) {
+  auto a = Central();
+  auto b = Central();
+  UpstreamConfig cfg = Config({Address(*a), Address(*b)});
+  cfg.health.unhealthy_threshold = 2;
+  cfg.health.healthy_threshold = 2;
+  UpstreamBackend backend(cfg);
+  ASSERT_TRUE(backend.stats().replicas[0].healthy);
+  a->server().SetServing(false);  // health NOT_SERVING
+  backend.CheckHealthOnce();
+  EXPECT_TRUE(backend.stats().replicas[0].healthy);  // one failure is below the threshold
+  backend.CheckHealthOnce();
+  EXPECT_FALSE(backend.stats().replicas[0].healthy);
+  EXPECT_EQ(backend.stats().replicas[0].ejections_total, 1u);
+  for (int i = 0; i < 3; ++i) {  // everything goes to b meanwhile
+    server::Submitted sub = backend.Generate(Gen(2), Options("ej-" + std::to_string(i)));
+    ASSERT_TRUE(sub.status.ok());
+    sub.stream->Wait();
+  }
+  EXPECT_EQ(backend.stats().replicas[0].calls_total, 0u);
+  EXPECT_EQ(backend.stats().replicas[1].calls_total, 3u);
+  a->server().SetServing(true);
+  backend.CheckHealthOnce();
+  EXPECT_FALSE(backend.stats().replicas[0].healthy);
+  backend.CheckHealthOnce();
+  EXPECT_TRUE(backend.stats().replicas[0].healthy);
+}
+
+TEST(UpstreamBackendTest, CancelFreesTheCentralKvBlocks) {
+  auto central = Central(std::chrono::microseconds(3000));
+  UpstreamBackend backend(Config({Address(*central)}));
+  server::Submitted sub = backend.Generate(Gen(1000), Options("cancel-1"));
+  ASSERT_TRUE(sub.status.ok());
+  TokenDelta d;
+  ASSERT_EQ(sub.stream->Read(&d, milliseconds(10000)), RequestStream::ReadResult::kDelta);
+  EXPECT_LT(central->engine().LastStats().kv_free_blocks, central->engine().num_blocks());
+  backend.Cancel(sub.stream->id());
+  EXPECT_EQ(sub.stream->Wait().status.code(), StatusCode::kCancelled);
+  EXPECT_TRUE(central->WaitAllBlocksFree(0, milliseconds(2000)));
+  EXPECT_EQ(backend.stats().breaker.state, BreakerState::kClosed);  // a cancel is no failure
+}
+
+TEST(UpstreamBackendTest, DeadlineTravelsWithTheCall) {
+  auto central = Central(std::chrono::microseconds(3000));
+  UpstreamBackend backend(Config({Address(*central)}));
+  v1::GenerateRequest g = Gen(1000);
+  g.set_latency_budget_ms(150);
+  const auto t0 = Clock::now();
+  server::Submitted sub = backend.Generate(g, Options("dl-1", t0 + milliseconds(150)));
+  ASSERT_TRUE(sub.status.ok());
+  Collect(*sub.stream);
+  const RequestOutcome& o = sub.stream->Wait();
+  EXPECT_EQ(o.status.code(), StatusCode::kDeadlineExceeded) << o.status.ToString();
+  EXPECT_LT(Clock::now() - t0, milliseconds(1000));
+  EXPECT_TRUE(central->WaitAllBlocksFree(0, milliseconds(2000)));
+}
+
+TEST(UpstreamBackendTest, DeadUpstreamOpensTheBreakerAndIsRefusedAtOnceNamingIt) {
+  auto central = Central();
+  UpstreamBackend backend(Config({Address(*central)}));
+  central.reset();
+  for (int i = 0; i < 3; ++i) {
+    server::Submitted sub = backend.Generate(Gen(2), Options("dead-" + std::to_string(i)));
+    ASSERT_TRUE(sub.status.ok());
+    const RequestOutcome& o = sub.stream->Wait();
+    EXPECT_EQ(o.status.code(), StatusCode::kUnavailable);
+    EXPECT_NE(o.status.message().find("upstream 'central'"), std::string::npos) << o.status.message();
+  }
+  EXPECT_EQ(backend.stats().breaker.state, BreakerState::kOpen);
+  const auto t0 = Clock::now();
+  server::Submitted refused = backend.Generate(Gen(2), Options("dead-fast"));
+  EXPECT_LT(Clock::now() - t0, milliseconds(5));
+  EXPECT_EQ(refused.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(refused.status.message().find("upstream 'central': circuit breaker open"), std::string::npos)
+      << refused.status.message();
+  EXPECT_EQ(backend.stats().breaker.opened_total, 1u);
+}
+
+TEST(UpstreamBackendTest, DnsNameBecomesOneReplicaPerAddress) {
+  auto central = Central();
+  UpstreamConfig cfg = Config({});
+  cfg.dns = "localhost:" + std::to_string(central->server().port());
+  UpstreamBackend backend(cfg);
+  UpstreamStats s = backend.stats();
+  const std::string v4 = Address(*central);
+  auto it = std::find_if(s.replicas.begin(), s.replicas.end(), [&](const ReplicaStats& r) { return r.address == v4; });
+  ASSERT_NE(it, s.replicas.end()) << "localhost did not resolve to " << v4;
+  EXPECT_TRUE(it->healthy);
+  // The server listens on 127.0.0.1 only: an IPv6 ::1 record, if any, fails its first health check.
+  for (const ReplicaStats& r : s.replicas) {
+    if (r.address != v4) {
+      EXPECT_FALSE(r.healthy) << r.address;
+    }
+  }
+  server::Submitted sub = backend.Generate(Gen(2), Options("dns-1"));
+  ASSERT_TRUE(sub.status.ok());
+  EXPECT_TRUE(sub.stream->Wait().status.ok());
+}
+
+// Through an edge front end: a realtime Recommend the local pool refuses (its realtime queue holds 0)
+// goes to the overflow upstream; without overflow it is RESOURCE_EXHAUSTED.
+TEST(UpstreamOverflowTest, RealtimeWorkTheLocalPoolRefusesGoesUpstream) {
+  auto central = Central();
+  for (bool overflow : {true, false}) {
+    auto backend = std::make_shared<UpstreamBackend>(Config({Address(*central)}));
+    PoolSpec light;
+    light.name = "light";
+    light.classes = {RequestClass::kRealtime};
+    light.max_waiting_realtime = 0;
+    server::InferenceServiceOptions options;
+    options.upstreams.push_back(server::BackendRoute{backend, {RequestClass::kComplex}, {"full"}, overflow});
+    TestServer edge({light}, options);
+    v1::RecommendRequest req;
+    req.set_context("Bought a tent and");
+    for (uint64_t i = 0; i < 3; ++i) {
+      auto* c = req.add_candidates();
+      c->set_item_id(10 + i);
+      c->set_text(i == 0 ? " a stove" : i == 1 ? " a lamp" : " socks");
+    }
+    v1::RecommendResponse resp;
+    auto ctx = server::testing::Ctx();
+    grpc::Status st = edge.stub().Recommend(ctx.get(), req, &resp);
+    if (overflow) {
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_EQ(resp.plain().items_size(), 3);
+      EXPECT_EQ(backend->stats().calls_total, 1u);
+    } else {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+      EXPECT_EQ(backend->stats().calls_total, 0u);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace inferd::upstream
