@@ -39,6 +39,7 @@ class DaemonTest : public ::testing::Test {
     c << "server:\n  grpc_address: \"127.0.0.1:" << grpc_port_ << "\"\n  drain_grace_seconds: 3\n"
       << server_extra << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n"
       << "models:\n  - name: default\n    path: " << model_dir_ << "\n"
+      << "    scheduler: {realtime_deadline_ms: 10000}\n"  // serving, not admission, is under test here
       << extra;
     std::string path = dir_ + "/inferd.yaml";
     WriteFile(path, c.str());

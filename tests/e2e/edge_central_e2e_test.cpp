@@ -56,7 +56,8 @@ class EdgeCentralTest : public ::testing::Test {
     std::ostringstream c;
     c << "server: {grpc_address: \"" << Address(central_port_) << "\", drain_grace_seconds: 1}\n"
       << "metrics: {enabled: false}\n"
-      << "models:\n  - name: full\n    path: " << INFERD_E2E_MODEL << "\n    classes: [realtime, complex]\n";
+      << "models:\n  - name: full\n    path: " << INFERD_E2E_MODEL << "\n    classes: [realtime, complex]\n"
+      << "    scheduler: {realtime_deadline_ms: 10000}\n";  // serving, not admission, is under test here
     return c.str();
   }
 
@@ -65,6 +66,7 @@ class EdgeCentralTest : public ::testing::Test {
     c << "server: {grpc_address: \"" << Address(edge_port_) << "\", drain_grace_seconds: 1}\n"
       << "metrics: {enabled: false}\n"
       << "models:\n  - name: light\n    path: " << INFERD_E2E_MODEL << "\n    classes: [realtime]\n"
+      << "    scheduler: {realtime_deadline_ms: 10000}\n"
       << "upstreams:\n  - name: central\n    targets: [\"" << Address(central_port_) << "\"]\n"
       << "    classes: [complex]\n    models: [full]\n"
       << "    health: {interval_ms: 200, timeout_ms: 200, unhealthy_threshold: 10, healthy_threshold: 1}\n"

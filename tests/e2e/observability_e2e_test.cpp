@@ -140,7 +140,8 @@ class ObservabilityTest : public ::testing::Test {
     c << "server:\n  grpc_address: \"127.0.0.1:" << grpc_port_ << "\"\n  drain_grace_seconds: 2\n"
       << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n  realtime_slo_ms: 0.001\n"
       << "  experiment_variants: [control, treatment]\n"
-      << "models:\n  - name: default\n    path: " << INFERD_E2E_MODEL << "\n";
+      << "models:\n  - name: default\n    path: " << INFERD_E2E_MODEL << "\n"
+      << "    scheduler: {realtime_deadline_ms: 10000}\n";  // serving, not admission, is under test here
     WriteFile(*dir_ + "/inferd.yaml", c.str());
     daemon_ = new Process(
         "/usr/bin/env", {"LD_LIBRARY_PATH=" + std::string(FAKE_NVML_DIR), kInferd, "--config", *dir_ + "/inferd.yaml"},

@@ -98,12 +98,12 @@ class EdgeCentralPythonClientTest(unittest.TestCase):
         cls.central = Daemon("central", f"""server: {{grpc_address: "{cls.central_addr}", drain_grace_seconds: 1}}
 metrics: {{enabled: false}}
 models:
-  - {{name: full, path: {ARGS.model}, classes: [realtime, complex]}}
+  - {{name: full, path: {ARGS.model}, classes: [realtime, complex], scheduler: {{realtime_deadline_ms: 10000}}}}
 """, cls.work)
         cls.edge = Daemon("edge", f"""server: {{grpc_address: "{cls.edge_addr}", drain_grace_seconds: 1}}
 metrics: {{enabled: false}}
 models:
-  - {{name: light, path: {ARGS.model}, classes: [realtime]}}
+  - {{name: light, path: {ARGS.model}, classes: [realtime], scheduler: {{realtime_deadline_ms: 10000}}}}
 upstreams:
   - name: central
     targets: ["{cls.central_addr}"]
