@@ -16,16 +16,6 @@ enum class RpcMethod : int32_t { kGenerate = 0, kGenerateStream, kRecommend, kFe
 inline constexpr int kNumRpcMethods = 4;
 const char* RpcMethodName(RpcMethod method);  // "Generate", "GenerateStream", "Recommend", "Feedback"
 
-// Which rule decided a request's latency class (server/request_decode.h, ClassifyGenerate/ClassifyRecommend).
-enum class ClassRule : int32_t {
-  kClassHint = 0,       // the request's class_hint
-  kGenerateTinyBudget,  // Generate with 1..kRealtimeMaxTokens max_tokens and a latency budget -> realtime
-  kGenerateDefault,     // Generate otherwise -> complex
-  kRecommendDefault,    // Recommend without a hint -> realtime
-};
-inline constexpr int kNumClassRules = 4;
-const char* ClassRuleName(ClassRule rule);  // "class_hint", "generate_tiny_budget", ...
-
 // gRPC status codes 0..16, as numbered by gRPC (and inferd::StatusCode).
 inline constexpr int kNumGrpcCodes = 17;
 const char* GrpcCodeName(int code);  // "OK", "CANCELLED", ..., "UNAUTHENTICATED"
@@ -36,8 +26,11 @@ struct RpcStats {
   std::vector<std::string> pool_names;
   // rpcs[pool][class][method][code]; sizes pool_names.size() + 1, kNumRequestClasses + 1.
   std::vector<std::array<std::array<std::array<uint64_t, kNumGrpcCodes>, kNumRpcMethods>, kNumRequestClasses + 1>> rpcs;
-  // classified[pool][rule][class]: decisions of requests that were routed to a pool.
-  std::vector<std::array<std::array<uint64_t, kNumRequestClasses>, kNumClassRules>> classified;
+  // What decided a latency class: the classification rules by name in config order, then "class_hint",
+  // then "default:<rpc>" (classify::Classifier's sources; bounded by the config).
+  std::vector<std::string> rule_names;
+  // classified[pool][rule][class]: decisions of requests that were routed to a local pool.
+  std::vector<std::vector<std::array<uint64_t, kNumRequestClasses>>> classified;
 };
 
 // Upper bounds (inclusive) of the quality-score histogram buckets; scores are in [0, 1].

@@ -20,19 +20,6 @@ const char* RpcMethodName(RpcMethod method) {
   return "unknown";
 }
 
-const char* ClassRuleName(ClassRule rule) {
-  switch (rule) {
-    case ClassRule::kClassHint:
-      return "class_hint";
-    case ClassRule::kGenerateTinyBudget:
-      return "generate_tiny_budget";
-    case ClassRule::kGenerateDefault:
-      return "generate_default";
-    case ClassRule::kRecommendDefault:
-      return "recommend_default";
-  }
-  return "unknown";
-}
 
 const char* GrpcCodeName(int code) {
   if (code == 16) return "UNAUTHENTICATED";

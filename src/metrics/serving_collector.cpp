@@ -61,10 +61,10 @@ std::vector<prometheus::MetricFamily> ServingCollector::Collect() const {
     FamilyBuilder f("inferd_classifications_total",
                     "Latency-class decisions of routed requests, by the rule that decided.", MetricType::Counter);
     for (size_t p = 0; p < r.classified.size() && p < r.pool_names.size(); ++p) {
-      for (size_t rule = 0; rule < kNumClassRules; ++rule) {
+      for (size_t rule = 0; rule < r.classified[p].size() && rule < r.rule_names.size(); ++rule) {
         for (size_t c = 0; c < kNumRequestClasses; ++c) {
           f.Add({{"model", r.pool_names[p]},
-                 {"rule", ClassRuleName(static_cast<ClassRule>(rule))},
+                 {"rule", r.rule_names[rule]},
                  {"class", ClassLabel(c)}},
                 static_cast<double>(r.classified[p][rule][c]));
         }

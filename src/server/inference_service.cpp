@@ -203,6 +203,12 @@ std::vector<std::string> PoolNames(const std::vector<ServingPool>& pools) {
   return names;
 }
 
+std::vector<std::string> RuleNames(const classify::ClassifierStats& stats) {
+  std::vector<std::string> names;
+  for (const auto& d : stats.decisions) names.push_back(d.name);
+  return names;
+}
+
 }  // namespace
 
 struct InferenceService::Prepared {
@@ -217,7 +223,7 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
       classifier_(options_.classification),
       responses_(options_.response_store_entries),
       business_(PoolNames(pools_), options_.experiment_variants),
-      rpc_stats_(PoolNames(pools_)),
+      rpc_stats_(PoolNames(pools_), RuleNames(classifier_.stats())),
       attribution_(options_.attribution_entries),
       id_salt_(std::random_device{}()) {
   std::unordered_set<std::string> names;
@@ -304,12 +310,7 @@ grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc
   prep->route = *route;
   if (*route < routes_.data() + pools_.size()) {
     tag->pool = static_cast<size_t>(*route - routes_.data());
-    const bool hinted = classifier_.SourceName(decision.source) == "class_hint";
-    const ClassRule rule = hinted                               ? ClassRule::kClassHint
-                           : rpc == classify::Rpc::kRecommend   ? ClassRule::kRecommendDefault
-                           : decision.cls == RequestClass::kRealtime ? ClassRule::kGenerateTinyBudget
-                                                                     : ClassRule::kGenerateDefault;
-    rpc_stats_.RecordClass(*tag->pool, rule, decision.cls);
+    rpc_stats_.RecordClass(*tag->pool, static_cast<size_t>(decision.source), decision.cls);
   }
   prep->options.cls = decision.cls;
   prep->options.deadline = RequestDeadline(ctx, req.latency_budget_ms());

@@ -5,11 +5,13 @@ namespace {
 constexpr size_t kClassSlots = kNumRequestClasses + 1;
 }
 
-RpcStatsRecorder::RpcStatsRecorder(std::vector<std::string> pool_names)
+RpcStatsRecorder::RpcStatsRecorder(std::vector<std::string> pool_names, std::vector<std::string> rule_names)
     : pool_names_(std::move(pool_names)),
+      rule_names_(std::move(rule_names)),
       rpcs_(std::make_unique<std::atomic<uint64_t>[]>((pool_names_.size() + 1) * kClassSlots * kNumRpcMethods *
                                                       kNumGrpcCodes)),
-      classified_(std::make_unique<std::atomic<uint64_t>[]>(std::max<size_t>(1, pool_names_.size()) * kNumClassRules *
+      classified_(std::make_unique<std::atomic<uint64_t>[]>(std::max<size_t>(1, pool_names_.size()) *
+                                                            std::max<size_t>(1, rule_names_.size()) *
                                                             kNumRequestClasses)) {}
 
 size_t RpcStatsRecorder::RpcIndex(size_t pool, size_t cls, RpcMethod method, int code) const {
@@ -25,9 +27,9 @@ void RpcStatsRecorder::RecordRpc(std::optional<size_t> pool, std::optional<Reque
   rpcs_[RpcIndex(p, c, method, code)].fetch_add(1, std::memory_order_relaxed);
 }
 
-void RpcStatsRecorder::RecordClass(size_t pool, ClassRule rule, RequestClass cls) {
-  if (pool >= pool_names_.size()) return;
-  const size_t i = (pool * kNumClassRules + static_cast<size_t>(rule)) * kNumRequestClasses + static_cast<size_t>(cls);
+void RpcStatsRecorder::RecordClass(size_t pool, size_t rule, RequestClass cls) {
+  if (pool >= pool_names_.size() || rule >= rule_names_.size()) return;
+  const size_t i = (pool * rule_names_.size() + rule) * kNumRequestClasses + static_cast<size_t>(cls);
   classified_[i].fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -45,12 +47,13 @@ RpcStats RpcStatsRecorder::Snapshot() const {
       }
     }
   }
-  s.classified.resize(pool_names_.size());
+  s.rule_names = rule_names_;
+  s.classified.assign(pool_names_.size(), std::vector<std::array<uint64_t, kNumRequestClasses>>(rule_names_.size()));
   for (size_t p = 0; p < pool_names_.size(); ++p) {
-    for (int r = 0; r < kNumClassRules; ++r) {
+    for (size_t r = 0; r < rule_names_.size(); ++r) {
       for (int c = 0; c < kNumRequestClasses; ++c) {
-        const size_t i = (p * kNumClassRules + static_cast<size_t>(r)) * kNumRequestClasses + static_cast<size_t>(c);
-        s.classified[p][static_cast<size_t>(r)][static_cast<size_t>(c)] =
+        const size_t i = (p * rule_names_.size() + r) * kNumRequestClasses + static_cast<size_t>(c);
+        s.classified[p][r][static_cast<size_t>(c)] =
             classified_[i].load(std::memory_order_relaxed);
       }
     }

@@ -16,17 +16,19 @@ namespace inferd::server {
 
 class RpcStatsRecorder {
  public:
-  explicit RpcStatsRecorder(std::vector<std::string> pool_names);
+  // `rule_names`: what may decide a class (RpcStats::rule_names), indexed by RecordClass's `rule`.
+  RpcStatsRecorder(std::vector<std::string> pool_names, std::vector<std::string> rule_names);
 
   // `pool` unset: refused before routing; `cls` unset: before classification. `code` in 0..16.
   void RecordRpc(std::optional<size_t> pool, std::optional<RequestClass> cls, RpcMethod method, int code);
-  void RecordClass(size_t pool, ClassRule rule, RequestClass cls);
+  void RecordClass(size_t pool, size_t rule, RequestClass cls);
   RpcStats Snapshot() const;
 
  private:
   size_t RpcIndex(size_t pool, size_t cls, RpcMethod method, int code) const;
 
   const std::vector<std::string> pool_names_;
+  const std::vector<std::string> rule_names_;
   std::unique_ptr<std::atomic<uint64_t>[]> rpcs_;        // [pool + 1][class + 1][method][code]
   std::unique_ptr<std::atomic<uint64_t>[]> classified_;  // [pool][rule][class]
 };

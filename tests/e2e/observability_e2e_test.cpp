@@ -419,7 +419,7 @@ TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheS
   EXPECT_GE(query("sum(inferd_requests_total{outcome=\"scored\"})"), 1);
   EXPECT_EQ(query("sum(inferd_requests_total{class=\"complex\",outcome=\"max_tokens\"})"), 2);
   EXPECT_EQ(query("sum(inferd_grpc_requests_total{method=\"Generate\",code=\"INVALID_ARGUMENT\"})"), 1);
-  EXPECT_EQ(query("sum(inferd_classifications_total{rule=\"generate_tiny_budget\",class=\"realtime\"})"), 1);
+  EXPECT_EQ(query("sum(inferd_classifications_total{rule=\"small-generate\",class=\"realtime\"})"), 1);
   EXPECT_EQ(query("inferd_gateway_running_requests{model=\"default\"}"), 0);
   EXPECT_EQ(query("inferd_gpu_utilization_ratio{gpu=\"0\"}"), 0.93);  // the stand-in NVML's reading
   EXPECT_GT(query("process_resident_memory_bytes{job=\"inferd\"}"), 0);

@@ -17,8 +17,9 @@ RpcStats Rpcs() {
   r.rpcs[0][0][static_cast<size_t>(RpcMethod::kRecommend)][0] = 7;  // a, realtime, OK
   r.rpcs[0][1][static_cast<size_t>(RpcMethod::kGenerate)][8] = 2;   // a, complex, RESOURCE_EXHAUSTED
   r.rpcs[1][2][static_cast<size_t>(RpcMethod::kFeedback)][3] = 1;   // none, none, INVALID_ARGUMENT
-  r.classified.resize(1);
-  r.classified[0][static_cast<size_t>(ClassRule::kGenerateTinyBudget)][0] = 5;
+  r.rule_names = {"tiny_generate", "class_hint"};
+  r.classified.assign(1, std::vector<std::array<uint64_t, kNumRequestClasses>>(2));
+  r.classified[0][0][0] = 5;
   return r;
 }
 
@@ -56,8 +57,8 @@ TEST(ServingCollectorTest, ExportsRpcsClassesAndBusinessCounters) {
   EXPECT_EQ(Line(t, "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Feedback\",code=\"OK\"}"),
             "inferd_grpc_requests_total{model=\"a\",class=\"complex\",method=\"Feedback\",code=\"OK\"} 0");
   EXPECT_EQ(t.find("code=\"DATA_LOSS\""), std::string::npos);
-  EXPECT_EQ(Line(t, "inferd_classifications_total{model=\"a\",rule=\"generate_tiny_budget\",class=\"realtime\"}"),
-            "inferd_classifications_total{model=\"a\",rule=\"generate_tiny_budget\",class=\"realtime\"} 5");
+  EXPECT_EQ(Line(t, "inferd_classifications_total{model=\"a\",rule=\"tiny_generate\",class=\"realtime\"}"),
+            "inferd_classifications_total{model=\"a\",rule=\"tiny_generate\",class=\"realtime\"} 5");
   EXPECT_EQ(Line(t, "inferd_recommendation_impressions_total{model=\"a\",class=\"realtime\"}"),
             "inferd_recommendation_impressions_total{model=\"a\",class=\"realtime\"} 100");
   EXPECT_EQ(Line(t, "inferd_recommendation_clicks_total{model=\"a\",class=\"realtime\"}"),

@@ -391,8 +391,13 @@ TEST(RpcStatsTest, CountsEveryRpcByPoolClassMethodAndCode) {
   EXPECT_EQ(s.rpcs[1][cx][gen_m][0], 1u);
   EXPECT_EQ(s.rpcs[1][cx][gen_m][3], 1u);         // INVALID_ARGUMENT after routing
   EXPECT_EQ(s.rpcs[none_pool][none_cls][fb][3], 1u);
-  EXPECT_EQ(s.classified[0][static_cast<size_t>(ClassRule::kRecommendDefault)][rt], 2u);
-  EXPECT_EQ(s.classified[1][static_cast<size_t>(ClassRule::kGenerateDefault)][cx], 2u);
+  auto rule = [&](const std::string& name) {
+    const auto it = std::find(s.rule_names.begin(), s.rule_names.end(), name);
+    EXPECT_NE(it, s.rule_names.end()) << name;
+    return static_cast<size_t>(it - s.rule_names.begin());
+  };
+  EXPECT_EQ(s.classified[0][rule("default:recommend")][rt], 2u);
+  EXPECT_EQ(s.classified[1][rule("default:generate")][cx], 2u);
   uint64_t total = 0;
   for (const auto& p : s.rpcs)
     for (const auto& c : p)
