@@ -27,6 +27,7 @@ struct Scheduler::StepState {
   double complex_floor = 0.0;  // complex_min_share of the step: chunks join until it is crossed
   double complex_used = 0.0;
   int32_t complex_chunks = 0;
+  bool complex_held_back = false;  // the allowance cut or skipped a complex chunk
 };
 
 namespace {
@@ -314,8 +315,7 @@ SchedulerOutput Scheduler::Schedule(TimePoint now) {
   }
   out.predicted_seconds = cost_.Predict(out.features);
   out.complex_predicted_seconds = cost_.Predict(complex_features);
-  out.complex_capped = complex_held_back_;
-  complex_held_back_ = false;
+  out.complex_capped = st.complex_held_back;
   out.batch.released = std::move(released_);
   released_.clear();
   return out;
@@ -363,7 +363,7 @@ int32_t Scheduler::Allowed(StepState& st, const Sequence& seq, int32_t start, in
   if (lo < n && st.complex_used < st.complex_floor) {
     lo = std::max(lo, std::min(n, fit(st.complex_floor - st.complex_used) + 1));
   }
-  if (lo < n) complex_held_back_ = true;
+  if (lo < n) st.complex_held_back = true;
   if (lo == 0 && st.complex_chunks == 0) return seq.is_decode() ? 1 : std::min(n, kMinComplexChunkTokens);
   return lo;
 }

@@ -154,7 +154,6 @@ class Scheduler {
   std::set<std::pair<TimePoint, RequestId>> deadlines_;
   std::array<int32_t, kNumRequestClasses> unstarted_{};
   std::array<int32_t, kNumRequestClasses> live_requests_{};  // admitted, unfinished
-  mutable bool complex_held_back_ = false;                   // this step's allowance cut a complex chunk
   std::vector<SeqId> released_;  // for the next ForwardBatch
   std::vector<RequestEvent> events_;
   uint64_t next_order_ = 0;

@@ -124,9 +124,13 @@ models:
         self.assertEqual(len(hints), 1, e.trailing_metadata())
         self.assertGreater(int(hints[0]), 0)
         self.assertLess(elapsed, 0.5, "a refusal must not wait for the model")
-        # The same request with room for it is served; the engine's next step publishes the refusal count.
+        # The same request with room for it is served; the end of the engine step that ran it publishes the
+        # refusal count (after the response may already be out), so poll for it.
         ok = self.stub.Recommend(self.pb.RecommendRequest(latency_budget_ms=60000, **rec), timeout=60)
         self.assertEqual(len(ok.plain.items), 2)
+        until = time.time() + 10
+        while self.metric("inferd_realtime_refused_total") != refused_before + 1 and time.time() < until:
+            time.sleep(0.05)
         self.assertEqual(self.metric("inferd_realtime_refused_total"), refused_before + 1)
 
 
