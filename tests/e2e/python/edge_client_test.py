@@ -44,6 +44,22 @@ def generate_stubs(proto_dir, out_dir):
     sys.path.insert(0, out_dir)
 
 
+def wait_serving(grpc, call, probe, addr, daemon, timeout=120):
+    """Until SERVING every RPC answers UNAVAILABLE; any other answer to `call(probe)` means it serves."""
+    until = time.time() + timeout
+    while time.time() < until:
+        try:
+            call(probe, timeout=5)
+            return
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE:
+                return
+        if daemon.proc.poll() is not None:
+            raise RuntimeError(f"{addr} exited with {daemon.proc.returncode}:\n{daemon.text()[-2000:]}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{addr} never became SERVING:\n{daemon.text()[-2000:]}")
+
+
 class Daemon:
     def __init__(self, name, config_text, workdir):
         self.config = os.path.join(workdir, f"{name}.yaml")
@@ -131,22 +147,9 @@ cache: {{enabled: true, ttl_ms: 5000}}
         shutil.rmtree(cls.work, ignore_errors=True)
 
     @classmethod
-    def wait_serving(cls, addr, daemon, timeout=120):
-        # Until SERVING every RPC answers UNAVAILABLE; a Recommend that is answered means it serves.
-        stub = cls.rpc.InferenceStub(cls.grpc.insecure_channel(addr))
+    def wait_serving(cls, addr, daemon):
         probe = cls.pb.RecommendRequest(context="probe", candidates=[cls.pb.Candidate(item_id=1, text=" x")])
-        until = time.time() + timeout
-        while time.time() < until:
-            try:
-                stub.Recommend(probe, timeout=1)
-                return
-            except cls.grpc.RpcError as e:
-                if e.code() != cls.grpc.StatusCode.UNAVAILABLE:
-                    return
-            if daemon.proc.poll() is not None:
-                raise RuntimeError(f"{addr} exited with {daemon.proc.returncode}:\n{daemon.text()[-2000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"{addr} never became SERVING:\n{daemon.text()[-2000:]}")
+        wait_serving(cls.grpc, cls.rpc.InferenceStub(cls.grpc.insecure_channel(addr)).Recommend, probe, addr, daemon)
 
     def generate(self, request_id, max_tokens):
         return self.pb.GenerateRequest(

@@ -20,7 +20,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import edge_client_test as support  # noqa: E402  (free_port, generate_stubs, Daemon)
+import edge_client_test as support  # noqa: E402  (free_port, generate_stubs, wait_serving, Daemon)
 
 ARGS = None
 
@@ -45,7 +45,9 @@ models:
 """, cls.work)
         try:
             cls.daemon.start()
-            cls.wait_serving()
+            probe = cls.pb.GenerateRequest(prompt="probe", sampling=cls.pb.SamplingParams(max_tokens=1))
+            support.wait_serving(grpc, cls.rpc.InferenceStub(grpc.insecure_channel(cls.addr)).Generate, probe,
+                                 cls.addr, cls.daemon)
         except Exception:
             cls.tearDownClass()
             raise
@@ -55,23 +57,6 @@ models:
     def tearDownClass(cls):
         cls.daemon.stop()
         shutil.rmtree(cls.work, ignore_errors=True)
-
-    @classmethod
-    def wait_serving(cls, timeout=120):
-        stub = cls.rpc.InferenceStub(cls.grpc.insecure_channel(cls.addr))
-        probe = cls.pb.GenerateRequest(prompt="probe", sampling=cls.pb.SamplingParams(max_tokens=1))
-        until = time.time() + timeout
-        while time.time() < until:
-            try:
-                stub.Generate(probe, timeout=5)
-                return
-            except cls.grpc.RpcError as e:
-                if e.code() != cls.grpc.StatusCode.UNAVAILABLE:
-                    return
-            if cls.daemon.proc.poll() is not None:
-                raise RuntimeError(f"inferd exited with {cls.daemon.proc.returncode}:\n{cls.daemon.text()[-2000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"inferd never became SERVING:\n{cls.daemon.text()[-2000:]}")
 
     def scrape(self):
         with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=5) as r:
