@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "inferd/edge_stats.h"
 #include "inferd/engine.h"
 #include "inferd/request_types.h"
 
@@ -37,16 +38,7 @@ struct CachedRanking {
   size_t Bytes() const;  // what the entry is charged against max_bytes
 };
 
-struct CacheStats {
-  uint64_t hits = 0;
-  uint64_t misses = 0;       // includes expired entries
-  uint64_t evictions = 0;    // removed to make room
-  uint64_t expirations = 0;  // found past their TTL (and removed)
-  uint64_t inserts = 0;
-  int64_t bytes = 0;  // charged bytes held now
-  int64_t entries = 0;
-  int64_t max_bytes = 0;
-};
+using CacheStats = ResponseCacheStats;
 
 class ResponseCache {
  public:

@@ -2,9 +2,22 @@
 
 #include <stdexcept>
 
+#include "inferd/edge_stats.h"
 #include "inferd/status.h"
 
 namespace inferd {
+
+const char* BreakerStateName(BreakerState state) {
+  switch (state) {
+    case BreakerState::kClosed:
+      return "closed";
+    case BreakerState::kOpen:
+      return "open";
+    case BreakerState::kHalfOpen:
+      return "half_open";
+  }
+  return "unknown";
+}
 
 const char* RpcMethodName(RpcMethod method) {
   switch (method) {
@@ -19,7 +32,6 @@ const char* RpcMethodName(RpcMethod method) {
   }
   return "unknown";
 }
-
 
 const char* GrpcCodeName(int code) {
   if (code == 16) return "UNAUTHENTICATED";

@@ -1,16 +1,19 @@
 // inferd: the serving daemon. Start-up order: config -> logging -> metrics -> models (load, KV pool,
 // warm-up) -> gRPC -> SERVING. SIGTERM/SIGINT: NOT_SERVING, in-flight RPCs get the grace period, exit 0.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
+#include "cache/response_cache.h"
 #include "common/logging.h"
 #include "daemon/model_pool.h"
 #include "inferd/config.h"
+#include "metrics/edge_collector.h"
 #include "metrics/engine_collector.h"
 #include "metrics/gpu_collector.h"
 #include "metrics/metrics_server.h"
@@ -89,7 +92,6 @@ int main(int argc, char** argv) {
   std::unique_ptr<inferd::metrics::MetricsServer> metrics;
   std::shared_ptr<inferd::metrics::EngineCollector> engine_metrics;
   std::vector<std::unique_ptr<inferd::daemon::ModelPool>> pools;
-  // Kept here so their stats() stay reachable for metrics export (as are grpc_server->classifier_stats()).
   std::vector<std::shared_ptr<inferd::upstream::UpstreamBackend>> upstreams;
   std::shared_ptr<inferd::cache::ResponseCache> response_cache;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
@@ -132,7 +134,7 @@ int main(int argc, char** argv) {
     }
     for (const auto& u : cfg.upstreams) {
       upstreams.push_back(std::make_shared<inferd::upstream::UpstreamBackend>(u));
-      options.upstreams.push_back({upstreams.back(), ParseClasses(u.classes), u.models, u.overflow});
+      options.upstreams.push_back({upstreams.back(), ParseClasses(u.classes), u.models, u.overflow, u.name});
       spdlog::info("upstream '{}': {} replica(s)", u.name, upstreams.back()->stats().replicas.size());
     }
     grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), std::move(options));
@@ -141,6 +143,19 @@ int main(int argc, char** argv) {
       const inferd::server::GrpcServer* g = grpc_server.get();  // outlives `metrics` (reset first below)
       metrics->Add(std::make_shared<inferd::metrics::ServingCollector>([g] { return g->rpc_stats(); },
                                                                        [g] { return g->business_stats(); }));
+      if (response_cache != nullptr || !upstreams.empty()) {
+        std::shared_ptr<const inferd::cache::ResponseCache> cache = response_cache;
+        metrics->Add(std::make_shared<inferd::metrics::EdgeCollector>(
+            [cache]() -> std::optional<inferd::ResponseCacheStats> {
+              if (cache == nullptr) return std::nullopt;
+              return cache->stats();
+            },
+            [ups = upstreams] {
+              std::vector<inferd::UpstreamStats> out;
+              for (const auto& u : ups) out.push_back(u->stats());
+              return out;
+            }));
+      }
     }
   } catch (const std::exception& e) {
     spdlog::critical("start-up failed: {}", e.what());
@@ -160,7 +175,7 @@ int main(int argc, char** argv) {
   metrics.reset();  // before the server and engines its collectors read
   grpc_server.reset();
   upstreams.clear();  // in-flight forwarded calls are cancelled upstream
-  pools.clear();  // engines stop; anything still queued ends CANCELLED
+  pools.clear();      // engines stop; anything still queued ends CANCELLED
   spdlog::info("drained, exiting");
   return 0;
 }

@@ -203,6 +203,15 @@ std::vector<std::string> PoolNames(const std::vector<ServingPool>& pools) {
   return names;
 }
 
+// What RpcStats calls each route: the local pools by name, then "upstream:<name>" for each upstream.
+std::vector<std::string> RouteNames(const std::vector<ServingPool>& pools, const std::vector<BackendRoute>& upstreams) {
+  std::vector<std::string> names = PoolNames(pools);
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    names.push_back("upstream:" + (upstreams[i].name.empty() ? std::to_string(i) : upstreams[i].name));
+  }
+  return names;
+}
+
 std::vector<std::string> RuleNames(const classify::ClassifierStats& stats) {
   std::vector<std::string> names;
   for (const auto& d : stats.decisions) names.push_back(d.name);
@@ -223,7 +232,7 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
       classifier_(options_.classification),
       responses_(options_.response_store_entries),
       business_(PoolNames(pools_), options_.experiment_variants),
-      rpc_stats_(PoolNames(pools_), RuleNames(classifier_.stats())),
+      rpc_stats_(RouteNames(pools_, options_.upstreams), RuleNames(classifier_.stats())),
       attribution_(options_.attribution_entries),
       id_salt_(std::random_device{}()) {
   std::unordered_set<std::string> names;
@@ -231,7 +240,8 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
     if (p.engine == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no engine");
     if (p.tokenizer == nullptr) throw std::invalid_argument("model pool '" + p.name + "': no tokenizer");
     if (!names.insert(p.name).second) throw std::invalid_argument("model pool '" + p.name + "': duplicate name");
-    routes_.push_back(BackendRoute{std::make_shared<LocalBackend>(p, options_.cache), p.classes, {p.name}, false});
+    routes_.push_back(
+        BackendRoute{std::make_shared<LocalBackend>(p, options_.cache), p.classes, {p.name}, false, p.name});
   }
   for (const BackendRoute& r : options_.upstreams) {
     if (r.backend == nullptr) throw std::invalid_argument("upstream route without a backend");
@@ -308,10 +318,8 @@ grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc
   StatusOr<const BackendRoute*> route = Route(req.model(), decision.cls);
   if (!route.ok()) return ToGrpcStatus(route.status());
   prep->route = *route;
-  if (*route < routes_.data() + pools_.size()) {
-    tag->pool = static_cast<size_t>(*route - routes_.data());
-    rpc_stats_.RecordClass(*tag->pool, static_cast<size_t>(decision.source), decision.cls);
-  }
+  tag->pool = static_cast<size_t>(*route - routes_.data());
+  rpc_stats_.RecordClass(*tag->pool, static_cast<size_t>(decision.source), decision.cls);
   prep->options.cls = decision.cls;
   prep->options.deadline = RequestDeadline(ctx, req.latency_budget_ms());
   prep->options.request_id =
@@ -341,11 +349,12 @@ grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc
     if (over.status.ok()) {
       prep->route = overflow_;
       prep->sub = std::move(over);
-      tag->pool.reset();
+      tag->pool = static_cast<size_t>(overflow_ - routes_.data());
     }
   }
   if (!prep->sub.status.ok()) return Refused(ctx, prep->sub);
-  if (tag->pool) attribution_.Remember(prep->options.request_id, {*tag->pool, decision.cls, VariantOf(*ctx)});
+  if (*tag->pool < pools_.size())
+    attribution_.Remember(prep->options.request_id, {*tag->pool, decision.cls, VariantOf(*ctx)});
   return grpc::Status::OK;
 }
 
@@ -580,6 +589,7 @@ grpc::Status InferenceService::FeedbackImpl(grpc::ServerContext* ctx, const v1::
     // A model of an upstream: the feedback belongs to the daemon that served it.
     for (const BackendRoute& r : routes_) {
       if (std::find(r.models.begin(), r.models.end(), model) == r.models.end()) continue;
+      tag->pool = static_cast<size_t>(&r - routes_.data());
       return ToGrpcStatus(r.backend->Feedback(*req, RequestDeadline(ctx, 0)));
     }
     return {grpc::StatusCode::NOT_FOUND, "model: no model pool named '" + model + "'"};

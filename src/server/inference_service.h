@@ -48,6 +48,7 @@ struct BackendRoute {
   std::vector<RequestClass> classes;  // classes routed here when a request names no model
   std::vector<std::string> models;    // model names routed here
   bool overflow = false;              // takes realtime work a local pool refuses with RESOURCE_EXHAUSTED
+  std::string name;  // the pool or upstream name; an upstream's RPCs are counted as model "upstream:<name>"
 };
 
 struct InferenceServiceOptions {

@@ -1,4 +1,4 @@
-// RpcStatsRecorder: RPCs by (pool, class, method, final gRPC code) and class decisions by rule, as
+// RpcStatsRecorder: RPCs by (route, class, method, final gRPC code) and class decisions by rule, as
 // lock-free counters fixed at construction. metrics/ exports snapshots (inferd/serving_stats.h).
 #pragma once
 
@@ -35,7 +35,7 @@ class RpcStatsRecorder {
 
 // The tag a handler fills in as it learns where a request goes; RecordRpc reads it once at the end.
 struct RpcTag {
-  std::optional<size_t> pool;
+  std::optional<size_t> pool;  // route index: local pools first, then upstreams
   std::optional<RequestClass> cls;
 };
 

@@ -4,18 +4,6 @@
 
 namespace inferd::upstream {
 
-const char* BreakerStateName(BreakerState state) {
-  switch (state) {
-    case BreakerState::kClosed:
-      return "closed";
-    case BreakerState::kOpen:
-      return "open";
-    case BreakerState::kHalfOpen:
-      return "half_open";
-  }
-  return "?";
-}
-
 CircuitBreaker::CircuitBreaker(BreakerOptions options, Now now) : options_(options), now_(std::move(now)) {}
 
 void CircuitBreaker::OpenLocked(TimePoint now) {

@@ -9,24 +9,17 @@
 #include <functional>
 #include <mutex>
 
+#include "inferd/edge_stats.h"
 #include "inferd/request_types.h"
 
 namespace inferd::upstream {
 
-enum class BreakerState : int32_t { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
-const char* BreakerStateName(BreakerState state);  // "closed" | "open" | "half_open"
+using inferd::BreakerState;
+using inferd::BreakerStats;
 
 struct BreakerOptions {
   int32_t failure_threshold = 5;
   std::chrono::milliseconds open_for{2000};
-};
-
-struct BreakerStats {
-  BreakerState state = BreakerState::kClosed;
-  uint64_t opened_total = 0;       // transitions into open (from closed or from a failed probe)
-  uint64_t half_opened_total = 0;  // transitions into half-open (each lets one probe through)
-  uint64_t closed_total = 0;       // transitions from half-open back to closed
-  uint64_t rejected_total = 0;     // calls refused without trying
 };
 
 class CircuitBreaker {

@@ -31,23 +31,8 @@
 
 namespace inferd::upstream {
 
-struct ReplicaStats {
-  std::string address;
-  bool healthy = false;
-  int64_t outstanding = 0;
-  uint64_t calls_total = 0;
-  uint64_t ejections_total = 0;
-};
-
-struct UpstreamStats {
-  std::string name;
-  BreakerStats breaker;
-  uint64_t calls_total = 0;     // calls started (each retry counts once more)
-  uint64_t failures_total = 0;  // calls that ended UNAVAILABLE
-  uint64_t retries_total = 0;
-  uint64_t no_replica_total = 0;  // refused because no replica was healthy
-  std::vector<ReplicaStats> replicas;
-};
+using ReplicaStats = inferd::UpstreamReplicaStats;
+using inferd::UpstreamStats;
 
 class UpstreamBackend final : public server::Backend {
  public:

@@ -75,7 +75,9 @@ Process::~Process() {
   }
 }
 
-void Process::Signal(int sig) const { kill(pid_, sig); }
+void Process::Signal(int sig) const {
+  kill(pid_, sig);
+}
 
 bool Process::Running() {
   if (status_) return false;
@@ -154,6 +156,17 @@ int RunCommand(const std::string& cmd, std::string* output) {
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
   int st = pclose(p);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::optional<double> MetricValue(const std::string& exposition, const std::string& series) {
+  std::istringstream lines(exposition);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ') {
+      return std::strtod(line.c_str() + series.size() + 1, nullptr);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace inferd::e2e

@@ -48,6 +48,10 @@ bool WaitServing(const std::string& address, std::chrono::milliseconds timeout);
 // `status_out` receives the HTTP status code.
 std::optional<std::string> HttpGet(int port, const std::string& path, int* status_out = nullptr);
 
+// The value of the series `series` (name with its labels exactly as exposed, e.g.
+// `inferd_upstream_calls_total{upstream="central"}`) in a text-format exposition; nullopt when absent.
+std::optional<double> MetricValue(const std::string& exposition, const std::string& series);
+
 // Runs a shell command, capturing stdout+stderr; returns the exit status.
 int RunCommand(const std::string& cmd, std::string* output);
 

@@ -30,6 +30,7 @@ class EdgeCentralTest : public ::testing::Test {
     dir_ = MakeTempDir("inferd-edge-e2e-");
     central_port_ = FreePort();
     edge_port_ = FreePort();
+    edge_metrics_port_ = FreePort();
     WriteFile(dir_ + "/central.yaml", CentralConfig());
     WriteFile(dir_ + "/edge.yaml", EdgeConfig());
     StartCentral();
@@ -64,7 +65,7 @@ class EdgeCentralTest : public ::testing::Test {
   static std::string EdgeConfig() {
     std::ostringstream c;
     c << "server: {grpc_address: \"" << Address(edge_port_) << "\", drain_grace_seconds: 1}\n"
-      << "metrics: {enabled: false}\n"
+      << "metrics: {address: \"" << Address(edge_metrics_port_) << "\"}\n"
       << "models:\n  - name: light\n    path: " << INFERD_E2E_MODEL << "\n    classes: [realtime]\n"
       << "    scheduler: {realtime_deadline_ms: 10000}\n"
       << "upstreams:\n  - name: central\n    targets: [\"" << Address(central_port_) << "\"]\n"
@@ -117,7 +118,14 @@ class EdgeCentralTest : public ::testing::Test {
   }
 
   static inline std::string dir_;
-  static inline int central_port_ = 0, edge_port_ = 0;
+  // The value of `series` on the edge's /metrics; -1 when the scrape fails or the series is absent.
+  static double EdgeMetric(const std::string& series) {
+    const std::optional<std::string> body = HttpGet(edge_metrics_port_, "/metrics");
+    if (!body) return -1;
+    return MetricValue(*body, series).value_or(-1);
+  }
+
+  static inline int central_port_ = 0, edge_port_ = 0, edge_metrics_port_ = 0;
   static inline std::unique_ptr<Process> central_, edge_;
 };
 
@@ -203,6 +211,24 @@ TEST_F(EdgeCentralTest, EveryRpcThroughTheEdge) {
     grpc::ClientContext ctx;
     EXPECT_EQ(edge->Feedback(&ctx, fb, &fr).error_code(), grpc::StatusCode::NOT_FOUND);
   }
+
+  // Forwarded RPCs are counted under the upstream, local ones under the pool; decisions by rule.
+  const auto rpcs = [](const std::string& model, const std::string& cls, const std::string& method) {
+    return EdgeMetric("inferd_grpc_requests_total{model=\"" + model + "\",class=\"" + cls + "\",method=\"" + method +
+                      "\",code=\"OK\"}");
+  };
+  EXPECT_GE(rpcs("upstream:central", "complex", "Generate"), 1);
+  EXPECT_GE(rpcs("upstream:central", "complex", "GenerateStream"), 1);
+  EXPECT_GE(rpcs("upstream:central", "realtime", "Recommend"), 1);
+  EXPECT_GE(rpcs("light", "realtime", "Recommend"), 1);
+  EXPECT_GE(EdgeMetric("inferd_grpc_requests_total{model=\"upstream:central\",class=\"none\",method=\"Feedback\","
+                       "code=\"OK\"}"),
+            1);
+  EXPECT_GE(EdgeMetric("inferd_classifications_total{model=\"upstream:central\",rule=\"default:generate\","
+                       "class=\"complex\"}"),
+            1);
+  EXPECT_GE(EdgeMetric("inferd_upstream_calls_total{upstream=\"central\"}"), 4);  // the four above
+  EXPECT_EQ(EdgeMetric("inferd_upstream_breaker_state{upstream=\"central\",state=\"closed\"}"), 1);
 }
 
 TEST_F(EdgeCentralTest, DeadlinePropagatesToTheCentralDaemon) {
@@ -256,9 +282,17 @@ TEST_F(EdgeCentralTest, RealtimeRecommendHitsTheCacheUntilTheTtl) {
   EXPECT_FALSE(first.from_cache());
   EXPECT_TRUE(second.from_cache());
   EXPECT_EQ(second.response_hash(), first.response_hash());
+  const double hits = EdgeMetric("inferd_response_cache_hits_total");
+  const double expirations = EdgeMetric("inferd_response_cache_expirations_total");
+  EXPECT_GE(hits, 1);
+  EXPECT_GE(EdgeMetric("inferd_response_cache_entries"), 1);
+  EXPECT_GT(EdgeMetric("inferd_response_cache_bytes"), 0);
+  EXPECT_EQ(EdgeMetric("inferd_response_cache_max_bytes"), 1 << 20);
   std::this_thread::sleep_for(milliseconds(1700));  // ttl_ms 1500
   EXPECT_FALSE(call().from_cache());
   EXPECT_TRUE(call().from_cache());
+  EXPECT_EQ(EdgeMetric("inferd_response_cache_hits_total"), hits + 1);
+  EXPECT_EQ(EdgeMetric("inferd_response_cache_expirations_total"), expirations + 1);
 }
 
 TEST_F(EdgeCentralTest, LosingTheCentralDaemonFailsForwardedWorkFastAndRecoversThroughHalfOpen) {
@@ -296,6 +330,18 @@ TEST_F(EdgeCentralTest, LosingTheCentralDaemonFailsForwardedWorkFastAndRecoversT
   // Two failed calls opened the breaker at once; ten failed health checks (2 s) later ejected the replica.
   EXPECT_NE(WaitLogLine(*edge_, "upstream 'central': circuit breaker closed -> open"), "") << edge_->Log();
   EXPECT_NE(WaitLogLine(*edge_, "upstream 'central': replica .* ejected"), "") << edge_->Log();
+  const std::string replica = "upstream=\"central\",replica=\"" + Address(central_port_) + "\"";
+  EXPECT_EQ(EdgeMetric("inferd_upstream_replica_healthy{" + replica + "}"), 0);
+  EXPECT_EQ(EdgeMetric("inferd_upstream_healthy_replicas{upstream=\"central\"}"), 0);
+  EXPECT_GE(EdgeMetric("inferd_upstream_replica_ejections_total{" + replica + "}"), 1);
+  EXPECT_GE(EdgeMetric("inferd_upstream_breaker_transitions_total{upstream=\"central\",state=\"open\"}"), 1);
+  EXPECT_GE(EdgeMetric("inferd_upstream_failures_total{upstream=\"central\"}"), 2);
+  EXPECT_GE(EdgeMetric("inferd_upstream_breaker_rejected_total{upstream=\"central\"}") +
+                EdgeMetric("inferd_upstream_no_healthy_replica_total{upstream=\"central\"}"),
+            4);
+  EXPECT_GE(EdgeMetric("inferd_grpc_requests_total{model=\"upstream:central\",class=\"complex\","
+                       "method=\"Generate\",code=\"UNAVAILABLE\"}"),
+            6);
 
   StartCentral();
   // After open_ms the half-open probe goes through and closes the breaker; health checks re-admit.
@@ -312,6 +358,14 @@ TEST_F(EdgeCentralTest, LosingTheCentralDaemonFailsForwardedWorkFastAndRecoversT
   EXPECT_NE(WaitLogLine(*edge_, "upstream 'central': circuit breaker half_open -> closed \\(probe\\)"), "")
       << edge_->Log();
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(forward("recovered-" + std::to_string(i), nullptr).ok());
+  EXPECT_EQ(EdgeMetric("inferd_upstream_breaker_state{upstream=\"central\",state=\"closed\"}"), 1);
+  EXPECT_EQ(EdgeMetric("inferd_upstream_breaker_state{upstream=\"central\",state=\"open\"}"), 0);
+  EXPECT_GE(EdgeMetric("inferd_upstream_breaker_transitions_total{upstream=\"central\",state=\"half_open\"}"), 1);
+  EXPECT_GE(EdgeMetric("inferd_upstream_breaker_transitions_total{upstream=\"central\",state=\"closed\"}"), 1);
+  EXPECT_EQ(EdgeMetric("inferd_upstream_replica_healthy{" + replica + "}"), 1);
+  EXPECT_GE(EdgeMetric("inferd_grpc_requests_total{model=\"upstream:central\",class=\"complex\","
+                       "method=\"Generate\",code=\"OK\"}"),
+            4);
 }
 
 TEST(EdgeCheckConfigTest, UnreachableRuleIsRejectedWithItsPath) {

@@ -141,7 +141,11 @@ class ObservabilityTest : public ::testing::Test {
       << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n  realtime_slo_ms: 0.001\n"
       << "  experiment_variants: [control, treatment]\n"
       << "models:\n  - name: default\n    path: " << INFERD_E2E_MODEL << "\n"
-      << "    scheduler: {realtime_deadline_ms: 10000}\n";  // serving, not admission, is under test here
+      << "    scheduler: {realtime_deadline_ms: 10000}\n"  // serving, not admission, is under test here
+      // The edge tier's series: a response cache, and an upstream (the daemon itself) for a model no test
+      // request names.
+      << "cache: {enabled: true, max_bytes: 1MiB, ttl_ms: 60000}\n"
+      << "upstreams:\n  - name: self\n    targets: [\"" << Grpc() << "\"]\n    models: [nobody-asks]\n";
     WriteFile(*dir_ + "/inferd.yaml", c.str());
     daemon_ = new Process(
         "/usr/bin/env", {"LD_LIBRARY_PATH=" + std::string(FAKE_NVML_DIR), kInferd, "--config", *dir_ + "/inferd.yaml"},
@@ -314,7 +318,7 @@ TEST_F(ObservabilityTest, EveryMetricNamedInRulesAndDashboardExistsInARealScrape
   for (const auto& p : dash.at("panels")) {
     if (p.at("type") == "row") rows.push_back(p.at("title"));
   }
-  EXPECT_EQ(rows, (std::vector<std::string>{"Hardware", "Model", "Business"}));
+  EXPECT_EQ(rows, (std::vector<std::string>{"Hardware", "Model", "Business", "Edge"}));
 }
 
 // Every family the daemon exports is in the README's series table and nothing else is; every alert has a
@@ -353,7 +357,7 @@ TEST_F(ObservabilityTest, ReadmeRunbookAndRuleTestsCoverEverySeriesAndAlert) {
     EXPECT_NE(runbook.find("\n## " + name + "\n"), std::string::npos) << name << " has no runbook section";
     EXPECT_NE(tests.find("alertname: " + name + "\n"), std::string::npos) << name << " has no promtool test";
   }
-  EXPECT_EQ(n, 12);
+  EXPECT_EQ(n, 15);
 }
 
 TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheSloAlert) {

@@ -229,7 +229,7 @@ TEST(UpstreamOverflowTest, RealtimeWorkTheLocalPoolRefusesGoesUpstream) {
     light.classes = {RequestClass::kRealtime};
     light.max_waiting_realtime = 0;
     server::InferenceServiceOptions options;
-    options.upstreams.push_back(server::BackendRoute{backend, {RequestClass::kComplex}, {"full"}, overflow});
+    options.upstreams.push_back(server::BackendRoute{backend, {RequestClass::kComplex}, {"full"}, overflow, "central"});
     TestServer edge({light}, options);
     v1::RecommendRequest req;
     req.set_context("Bought a tent and");
