@@ -137,7 +137,8 @@ struct UpstreamBreakerConfig {
 struct UpstreamConfig {
   std::string name;
   std::vector<std::string> targets;      // host:port replicas; or
-  std::string dns;                       // host:port resolved (all A/AAAA records) at start-up
+  std::string dns;                       // host:port resolved (all A/AAAA records) at start-up, then
+  double dns_refresh_ms = 30000;         // again this often (0: never); used with dns only
   std::vector<std::string> classes;      // classes routed here when a request names no model
   std::vector<std::string> models;       // model names forwarded here
   bool overflow = false;                 // realtime work the local pool refuses (RESOURCE_EXHAUSTED) goes here

@@ -171,6 +171,7 @@ void ReadUpstream(YamlReader& r, UpstreamConfig* u) {
   r.Get("dns", &u->dns);
   if (!u->dns.empty() && !ValidAddress(u->dns)) r.Error("dns", "expected host:port, found '" + u->dns + "'");
   if (u->targets.empty() == u->dns.empty()) r.Error("", "set exactly one of targets and dns");
+  r.Get("dns_refresh_ms", &u->dns_refresh_ms, 0.0, 8.64e7);
   r.Get("classes", &u->classes);
   for (const auto& c : u->classes) {
     if (c != "realtime" && c != "complex") r.Error("classes", "unknown class '" + c + "' (realtime, complex)");

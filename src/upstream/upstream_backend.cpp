@@ -106,7 +106,9 @@ uint32_t RemainingBudgetMs(const std::optional<TimePoint>& deadline) {
   return static_cast<uint32_t>(std::clamp(std::ceil(ms), 1.0, static_cast<double>(UINT32_MAX)));
 }
 
-std::vector<std::string> Resolve(const std::string& name, const std::string& hostport) {
+}  // namespace
+
+std::vector<std::string> UpstreamBackend::SystemResolve(const std::string& name, const std::string& hostport) {
   const size_t colon = hostport.rfind(':');
   std::string host = hostport.substr(0, colon);
   const std::string port = hostport.substr(colon + 1);
@@ -138,39 +140,80 @@ std::vector<std::string> Resolve(const std::string& name, const std::string& hos
   return out;
 }
 
-}  // namespace
+std::shared_ptr<UpstreamBackend::Replica> UpstreamBackend::MakeReplica(const std::string& address) const {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(config_.keepalive_time_ms));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(config_.keepalive_timeout_ms));
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A replica that comes back is reconnected within about a second.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Retries are ours (only when nothing was sent); gRPC's own would hide attempts from the breaker.
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  auto r = std::make_shared<Replica>();
+  r->address = address;
+  r->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  r->stub = v1::Inference::NewStub(r->channel);
+  r->health = grpc::health::v1::Health::NewStub(r->channel);
+  return r;
+}
 
-UpstreamBackend::UpstreamBackend(const UpstreamConfig& config)
+UpstreamBackend::UpstreamBackend(const UpstreamConfig& config, Resolver resolve)
     : config_(config),
       description_("upstream '" + config.name + "'"),
+      resolve_(std::move(resolve)),
       breaker_(BreakerOptions{config.breaker.failure_threshold,
                               std::chrono::milliseconds(static_cast<int64_t>(config.breaker.open_ms))}) {
   std::vector<std::string> addresses = config.targets;
-  if (!config.dns.empty()) addresses = Resolve(config.name, config.dns);
+  if (!config.dns.empty()) addresses = resolve_(config.name, config.dns);
+  auto list = std::make_shared<ReplicaList>();
   for (const std::string& address : addresses) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(config.keepalive_time_ms));
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(config.keepalive_timeout_ms));
-    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-    // A replica that comes back is reconnected within about a second.
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    // Retries are ours (only when nothing was sent); gRPC's own would hide attempts from the breaker.
-    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-    args.SetMaxReceiveMessageSize(64 << 20);
-    auto r = std::make_shared<Replica>();
-    r->address = address;
-    r->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-    r->stub = v1::Inference::NewStub(r->channel);
-    r->health = grpc::health::v1::Health::NewStub(r->channel);
-    replicas_.push_back(std::move(r));
+    list->push_back(MakeReplica(address));
+    // The first round decides who starts healthy; each replica needs one pass (or fails) to count.
+    list->back()->fails_in_row = config_.health.unhealthy_threshold - 1;
   }
-  // The first round decides who starts healthy; each replica needs one pass (or fails) to count.
-  for (auto& r : replicas_) r->fails_in_row = config_.health.unhealthy_threshold - 1;
+  replicas_ = std::move(list);
   CheckHealthOnce();
   health_thread_ = std::thread([this] { HealthLoop(); });
+}
+
+std::shared_ptr<const UpstreamBackend::ReplicaList> UpstreamBackend::Replicas() const {
+  std::lock_guard<std::mutex> lock(replicas_mu_);
+  return replicas_;
+}
+
+void UpstreamBackend::RefreshDnsOnce() {
+  if (config_.dns.empty()) return;
+  std::vector<std::string> addresses;
+  try {
+    addresses = resolve_(config_.name, config_.dns);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: keeping {} replica(s): {}", description_, Replicas()->size(), e.what());
+    return;
+  }
+  std::lock_guard<std::mutex> check_lock(check_mu_);  // the health round sees one list
+  const std::shared_ptr<const ReplicaList> old = Replicas();
+  auto next = std::make_shared<ReplicaList>();
+  for (const std::string& address : addresses) {
+    auto same = std::find_if(old->begin(), old->end(), [&](const auto& r) { return r->address == address; });
+    if (same != old->end()) {
+      next->push_back(*same);
+      continue;
+    }
+    next->push_back(MakeReplica(address));
+    next->back()->healthy.store(false);  // serves once it passes healthy_threshold checks
+    spdlog::info("{}: replica {} added (dns {})", description_, address, config_.dns);
+  }
+  for (const auto& r : *old) {
+    if (std::none_of(next->begin(), next->end(), [&](const auto& n) { return n == r; })) {
+      spdlog::info("{}: replica {} removed (dns {} no longer lists it)", description_, r->address, config_.dns);
+    }
+  }
+  std::lock_guard<std::mutex> lock(replicas_mu_);
+  replicas_ = std::move(next);
 }
 
 UpstreamBackend::~UpstreamBackend() {
@@ -203,7 +246,8 @@ void UpstreamBackend::CheckHealthOnce() {
     bool done = false;
   };
   std::vector<std::unique_ptr<Pending>> pending;
-  for (auto& r : replicas_) {
+  const std::shared_ptr<const ReplicaList> replicas = Replicas();
+  for (auto& r : *replicas) {
     auto p = std::make_unique<Pending>();
     p->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     p->req.set_service(kServiceName);
@@ -216,13 +260,13 @@ void UpstreamBackend::CheckHealthOnce() {
     });
     pending.push_back(std::move(p));
   }
-  for (size_t i = 0; i < replicas_.size(); ++i) {
+  for (size_t i = 0; i < replicas->size(); ++i) {
     Pending& p = *pending[i];
     {
       std::unique_lock<std::mutex> lock(p.mu);
       p.cv.wait(lock, [&] { return p.done; });
     }
-    Replica& r = *replicas_[i];
+    Replica& r = *(*replicas)[i];
     const bool pass = p.status.ok() && p.resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
     if (pass) {
       r.fails_in_row = 0;
@@ -244,20 +288,27 @@ void UpstreamBackend::CheckHealthOnce() {
 
 void UpstreamBackend::HealthLoop() {
   const auto interval = std::chrono::milliseconds(static_cast<int64_t>(config_.health.interval_ms));
+  const auto refresh = std::chrono::milliseconds(static_cast<int64_t>(config_.dns_refresh_ms));
+  auto next_refresh = Clock::now() + refresh;
   std::unique_lock<std::mutex> lock(health_mu_);
   while (!health_cv_.wait_for(lock, interval, [&] { return stopping_; })) {
     lock.unlock();
+    if (!config_.dns.empty() && refresh.count() > 0 && Clock::now() >= next_refresh) {
+      RefreshDnsOnce();
+      next_refresh = Clock::now() + refresh;
+    }
     CheckHealthOnce();
     lock.lock();
   }
 }
 
 std::shared_ptr<UpstreamBackend::Replica> UpstreamBackend::Pick(const std::vector<Replica*>& tried) {
-  const size_t n = replicas_.size();
+  const std::shared_ptr<const ReplicaList> replicas = Replicas();
+  const size_t n = replicas->size();
   const size_t start = static_cast<size_t>(rr_.fetch_add(1));
   std::shared_ptr<Replica> best;
   for (size_t k = 0; k < n; ++k) {
-    const std::shared_ptr<Replica>& r = replicas_[(start + k) % n];
+    const std::shared_ptr<Replica>& r = (*replicas)[(start + k) % n];
     if (!r->healthy.load() || std::find(tried.begin(), tried.end(), r.get()) != tried.end()) continue;
     if (best == nullptr || r->outstanding.load() < best->outstanding.load()) best = r;
   }
@@ -277,7 +328,7 @@ bool UpstreamBackend::AdmitCall(CircuitBreaker::Admission* admission, std::share
     breaker_.OnAbandon(*admission);
     no_replica_total_.fetch_add(1);
     std::string names;
-    for (const auto& r : replicas_) names += (names.empty() ? "" : ", ") + r->address;
+    for (const auto& r : *Replicas()) names += (names.empty() ? "" : ", ") + r->address;
     *status = Unavailable(description_ + ": no healthy replica (" + names + " failing health checks)");
     return false;
   }
@@ -515,7 +566,7 @@ UpstreamStats UpstreamBackend::stats() const {
   s.failures_total = failures_total_.load();
   s.retries_total = retries_total_.load();
   s.no_replica_total = no_replica_total_.load();
-  for (const auto& r : replicas_) {
+  for (const auto& r : *Replicas()) {
     s.replicas.push_back(ReplicaStats{r->address, r->healthy.load(), r->outstanding.load(), r->calls_total.load(),
                                       r->ejections_total.load()});
   }

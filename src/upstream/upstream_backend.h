@@ -1,5 +1,7 @@
 // UpstreamBackend: another inferd (a central daemon) behind the Backend seam.
-// - Replicas: the configured targets, or every address the DNS name resolves to at start-up; one channel
+// - Replicas: the configured targets, or every address the DNS name resolves to, re-resolved every
+//   `dns_refresh_ms` by the health thread (new addresses join once they pass `healthy_threshold` checks;
+//   vanished ones leave, their in-flight calls finish; a failed lookup keeps the current set); one channel
 //   each (keepalive pings, fast reconnect). A call goes to the healthy replica with the fewest outstanding
 //   calls (ties rotate).
 // - Health: a thread checks every replica over grpc.health.v1 (service inferd.v1.Inference) each
@@ -18,6 +20,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,7 +42,11 @@ class UpstreamBackend final : public server::Backend {
   // Resolves the replicas, runs one round of health checks (bounded by health.timeout_ms) and starts the
   // health thread. An unreachable upstream is not an error here (its replicas start ejected).
   // Throws std::runtime_error naming the upstream when the DNS name does not resolve.
-  explicit UpstreamBackend(const UpstreamConfig& config);
+  // Every address `hostport` names; throws std::runtime_error naming the upstream when it resolves to none.
+  using Resolver = std::function<std::vector<std::string>(const std::string& upstream, const std::string& hostport)>;
+  static std::vector<std::string> SystemResolve(const std::string& upstream, const std::string& hostport);
+
+  explicit UpstreamBackend(const UpstreamConfig& config, Resolver resolve = SystemResolve);
   ~UpstreamBackend() override;
   UpstreamBackend(const UpstreamBackend&) = delete;
   UpstreamBackend& operator=(const UpstreamBackend&) = delete;
@@ -53,6 +60,8 @@ class UpstreamBackend final : public server::Backend {
   UpstreamStats stats() const;
   // Runs one round of health checks now (also done by the health thread).
   void CheckHealthOnce();
+  // Re-resolves the DNS name now (the health thread does it every dns_refresh_ms); a no-op for targets.
+  void RefreshDnsOnce();
 
   struct Replica;
   struct Call;
@@ -60,6 +69,9 @@ class UpstreamBackend final : public server::Backend {
  private:
   // A healthy replica not in `tried` with the fewest outstanding calls, or null.
   std::shared_ptr<Replica> Pick(const std::vector<Replica*>& tried);
+  using ReplicaList = std::vector<std::shared_ptr<Replica>>;
+  std::shared_ptr<const ReplicaList> Replicas() const;
+  std::shared_ptr<Replica> MakeReplica(const std::string& address) const;
   // Breaker and replica admission shared by every RPC; on refusal `status` says why.
   bool AdmitCall(CircuitBreaker::Admission* admission, std::shared_ptr<Replica>* replica, Status* status);
   std::shared_ptr<Call> Register(std::shared_ptr<RequestStream>* stream);
@@ -75,7 +87,9 @@ class UpstreamBackend final : public server::Backend {
 
   const UpstreamConfig config_;
   const std::string description_;
-  std::vector<std::shared_ptr<Replica>> replicas_;  // fixed after construction
+  const Resolver resolve_;
+  mutable std::mutex replicas_mu_;
+  std::shared_ptr<const ReplicaList> replicas_;  // replaced whole (under replicas_mu_) when DNS changes
   CircuitBreaker breaker_;
   std::atomic<uint64_t> rr_{0};
   std::atomic<RequestId> next_id_{1};

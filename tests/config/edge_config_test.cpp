@@ -153,6 +153,13 @@ TEST(EdgeConfig, AForwardingOnlyDaemonNeedsNoLocalModel) {
   Config c = ParseConfig("upstreams: [{name: c, dns: 'localhost:7000', classes: [realtime, complex]}]", "edge.yaml");
   EXPECT_TRUE(c.models.empty());
   EXPECT_EQ(c.upstreams[0].dns, "localhost:7000");
+  EXPECT_EQ(c.upstreams[0].dns_refresh_ms, 30000);
+  Config once =
+      ParseConfig("upstreams: [{name: c, dns: 'localhost:7000', dns_refresh_ms: 0, classes: [complex]}]", "edge.yaml");
+  EXPECT_EQ(once.upstreams[0].dns_refresh_ms, 0);
+  EXPECT_NE(ErrorOf("upstreams: [{name: c, dns: 'localhost:7000', dns_refresh_ms: -5, classes: [complex]}]")
+                .find("upstreams[0].dns_refresh_ms: must be in"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "server/server_test_util.h"
@@ -216,6 +218,59 @@ TEST(UpstreamBackendTest, DnsNameBecomesOneReplicaPerAddress) {
   server::Submitted sub = backend.Generate(Gen(2), Options("dns-1"));
   ASSERT_TRUE(sub.status.ok());
   EXPECT_TRUE(sub.stream->Wait().status.ok());
+}
+
+// The DNS name re-resolved: an address that appears joins once it passes its health checks, one that
+// vanishes leaves (its in-flight call still finishes), and a failed lookup keeps the current set.
+TEST(UpstreamBackendTest, DnsRefreshAddsAndRemovesReplicas) {
+  auto a = Central(std::chrono::microseconds(2000));
+  auto b = Central();
+  std::mutex mu;
+  std::vector<std::string> answer = {Address(*a)};
+  bool fail = false;
+  UpstreamConfig cfg = Config({});
+  cfg.dns = "central.test:50051";
+  cfg.dns_refresh_ms = 3.6e6;  // refreshed only when the test asks
+  UpstreamBackend backend(cfg, [&](const std::string& name, const std::string& hostport) {
+    EXPECT_EQ(name, "central");
+    EXPECT_EQ(hostport, "central.test:50051");
+    std::lock_guard<std::mutex> lock(mu);
+    if (fail) throw std::runtime_error("upstream 'central': dns 'central.test:50051' does not resolve: test");
+    return answer;
+  });
+  ASSERT_EQ(backend.stats().replicas.size(), 1u);
+  server::Submitted long_call = backend.Generate(Gen(300), Options("dns-long"));  // on a, still running below
+  ASSERT_TRUE(long_call.status.ok());
+
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    answer = {Address(*b)};
+  }
+  backend.RefreshDnsOnce();
+  UpstreamStats s = backend.stats();
+  ASSERT_EQ(s.replicas.size(), 1u);
+  EXPECT_EQ(s.replicas[0].address, Address(*b));
+  EXPECT_FALSE(s.replicas[0].healthy);  // not before a health check passed
+  EXPECT_EQ(backend.Generate(Gen(2), Options("dns-none")).status.code(), StatusCode::kUnavailable);
+  backend.CheckHealthOnce();
+  EXPECT_TRUE(backend.stats().replicas[0].healthy);
+  server::Submitted on_b = backend.Generate(Gen(2), Options("dns-b"));
+  ASSERT_TRUE(on_b.status.ok());
+  EXPECT_TRUE(on_b.stream->Wait().status.ok()) << on_b.stream->Wait().status.ToString();
+  EXPECT_EQ(backend.stats().replicas[0].calls_total, 1u);
+  // The call on the removed replica was not cut off.
+  const RequestOutcome& o = long_call.stream->Wait();
+  EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+  EXPECT_EQ(o.generated_tokens, 300);
+
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    fail = true;
+  }
+  backend.RefreshDnsOnce();
+  ASSERT_EQ(backend.stats().replicas.size(), 1u);
+  EXPECT_EQ(backend.stats().replicas[0].address, Address(*b));
+  EXPECT_TRUE(backend.stats().replicas[0].healthy);
 }
 
 // Through an edge front end: a realtime Recommend the local pool refuses (its realtime queue holds 0)
