@@ -9,6 +9,7 @@
 //   --rates r1,r2,... runs one open-loop run per rate (a latency-throughput sweep); plot.py draws it.
 //   JSON on stdout (or --out); a progress line on stderr each second.
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
@@ -384,9 +385,12 @@ class Runner {
 
   void Progress(Clock::duration elapsed, Clock::duration total) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::fprintf(stderr, "\r[%5.1fs/%5.1fs] sent %llu done %llu in flight %zu failed %llu", Ms(elapsed) / 1000,
-                 Ms(total) / 1000, static_cast<unsigned long long>(sent_), static_cast<unsigned long long>(completed_),
-                 live_.size(), static_cast<unsigned long long>(failed_));
+    static const bool tty = isatty(2) != 0;  // a terminal gets one line rewritten, a log one line each
+    std::fprintf(stderr,
+                 tty ? "\r[%5.1fs/%5.1fs] sent %llu done %llu in flight %zu failed %llu"
+                     : "[%5.1fs/%5.1fs] sent %llu done %llu in flight %zu failed %llu\n",
+                 Ms(elapsed) / 1000, Ms(total) / 1000, static_cast<unsigned long long>(sent_),
+                 static_cast<unsigned long long>(completed_), live_.size(), static_cast<unsigned long long>(failed_));
     std::fflush(stderr);
   }
 
@@ -528,7 +532,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < std::max<size_t>(1, sweep.size()); ++i) {
     Runner runner(scenario, channel);
     json r = runner.Run(sweep.empty() ? 0 : sweep[i], concurrency, duration, warmup, drain, !quiet);
-    if (!quiet) std::fprintf(stderr, "\n");
+    if (!quiet && isatty(2)) std::fprintf(stderr, "\n");
     lost += runner.lost();
     runs.push_back(std::move(r));
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Latency-versus-throughput curves from loadgen sweeps: one PNG, a panel per class, p50 and p99 latency
-(ms, log scale) against achieved requests/s, one line per input file (label = file name or --labels).
+(ms, log scale) against achieved requests/s in the order of the offered rates, one line per input file
+(label = file name or --labels).
 
 Usage: plot.py --out curves.png sweep_a.json [sweep_b.json ...] [--labels A,B] [--title TEXT]
 """
@@ -38,7 +39,6 @@ def main():
                    and r["classes"][cls]["ok"] > 0]
             if not pts:
                 continue
-            pts.sort()
             x = [p[0] for p in pts]
             line, = ax.plot(x, [p[2] for p in pts], marker="o", label=f"{label} p99")
             ax.plot(x, [p[1] for p in pts], marker="x", linestyle="--", color=line.get_color(), label=f"{label} p50")
