@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -113,6 +114,10 @@ bool HttpExchange::SendAll(const std::string& data) {
     sent += static_cast<size_t>(n);
   }
   return true;
+}
+
+bool HttpExchange::WriteRaw(const std::string& data) {
+  return SendAll(data);
 }
 
 bool HttpExchange::Send(int status, const std::string& content_type, const std::string& body,
@@ -295,6 +300,7 @@ void HttpServer::Serve(Connection* conn) {
     parser.body_limit(static_cast<std::uint64_t>(config_.max_body_bytes));
     parser.eager(true);
     std::optional<SteadyClock::time_point> read_deadline;  // set at the request's first byte
+    bool sent_continue = false;
     ReadEnd end = ReadEnd::kRequest;
     for (;;) {
       if (!pending.empty()) {
@@ -318,6 +324,14 @@ void HttpServer::Serve(Connection* conn) {
           break;
         }
         if (parser.is_done()) break;
+        // curl and others wait for this before sending a large body.
+        if (parser.is_header_done() && !sent_continue) {
+          sent_continue = true;
+          const auto expect = parser.get().find(bhttp::field::expect);
+          if (expect != parser.get().end() && boost::beast::iequals(expect->value(), "100-continue")) {
+            HttpExchange(fd, true).WriteRaw("HTTP/1.1 100 Continue\r\n\r\n");
+          }
+        }
         if (!ec && used > 0) continue;
       }
       if (stopping_.load() && !read_deadline) {

@@ -52,6 +52,8 @@ class HttpExchange {
   // A chunked (Transfer-Encoding) response; the body follows in WriteChunk calls.
   bool StartStream(int status, const std::string& content_type, const HttpHeaders& extra = {});
   bool WriteChunk(const std::string& data);
+  // Bytes as they are (an interim "100 Continue" response).
+  bool WriteRaw(const std::string& data);
   // Whether the client has closed or reset the connection; does not block or read.
   bool ClientGone() const;
 

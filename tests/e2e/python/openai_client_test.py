@@ -314,6 +314,14 @@ models:
             chunk = json.loads(b[len(b"data: "):])
             self.assertEqual(chunk["object"], "text_completion")
         self.assertEqual(json.loads(blocks[-2][6:])["choices"][0]["finish_reason"], "length")
+        # A client that sends `Expect: 100-continue` (curl does for large bodies) is told to go on instead
+        # of waiting out its timeout.
+        big = json.dumps({"model": "m", "prompt": "word " * 400, "max_tokens": 1})
+        run = subprocess.run(["curl", "-sS", "-v", "-H", "Content-Type: application/json", "-H",
+                              "Expect: 100-continue", "-d", big, self.base + "/v1/completions"],
+                             capture_output=True, timeout=60, check=True)
+        self.assertIn(b"HTTP/1.1 100 Continue", run.stderr)
+        self.assertEqual(json.loads(run.stdout)["usage"]["completion_tokens"], 1)
 
     def test_09_slow_and_idle_clients_time_out_and_the_daemon_keeps_serving(self):
         slow = socket.create_connection(("127.0.0.1", self.http_port))
