@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -462,6 +463,20 @@ models:
         for i, (_, completion, prompt) in enumerate(results):
             self.assertEqual(completion, 8)
             self.assertEqual(prompt, self.prompt_tokens(prompts[i]))
+
+    def test_99_sigterm_drains_and_exits_0(self):
+        stream = self.client.completions.create(model="m", prompt=PROMPT, max_tokens=1000, temperature=0,
+                                                stream=True, extra_body={"ignore_eos": True})
+        next(iter(stream))
+        self.daemon.proc.send_signal(signal.SIGTERM)
+        self.assertTrue(self.daemon.wait_log("draining"), "no drain logged")
+        with self.assertRaises((self.openai.APIConnectionError, self.openai.InternalServerError)):
+            self.client.completions.create(model="m", prompt="x", max_tokens=1)
+        # In flight: cut when the 1 s grace ends, and the daemon exits 0.
+        with self.assertRaises(Exception):
+            for _ in stream:
+                pass
+        self.assertEqual(self.daemon.proc.wait(20), 0)
 
 
 if __name__ == "__main__":
