@@ -17,6 +17,18 @@ struct ServerConfig {
   bool reflection = true;                          // grpc.reflection.v1alpha
 };
 
+// The OpenAI-compatible HTTP front end (http/): completions, chat, models, rerank, health and readiness.
+// Off unless enabled; loopback by default. No authentication: the gRPC API has none either.
+struct HttpConfig {
+  bool enabled = false;
+  std::string address = "127.0.0.1:8000";  // host:port; port 0 picks a free port
+  int64_t max_body_bytes = 4 << 20;        // larger bodies get 413
+  int64_t max_header_bytes = 16 << 10;     // request line + headers; larger gets 431
+  int32_t max_connections = 256;           // open connections (one thread each); beyond: 503 and closed
+  double idle_timeout_ms = 30000;          // keep-alive connection without a request is closed; send timeout
+  double read_timeout_ms = 10000;          // a request's head and body must arrive within this of its first byte
+};
+
 struct MetricsConfig {
   bool enabled = true;
   std::string address = "127.0.0.1:9464";  // HTTP GET /metrics; loopback unless set otherwise
@@ -157,6 +169,7 @@ struct ResponseCacheConfig {
 
 struct Config {
   ServerConfig server;
+  HttpConfig http;
   MetricsConfig metrics;
   LoggingConfig logging;
   std::vector<ModelPoolConfig> models;

@@ -36,6 +36,19 @@ void ReadServer(YamlReader& r, ServerConfig* c) {
   r.Get("reflection", &c->reflection);
 }
 
+void ReadHttp(YamlReader& r, HttpConfig* c) {
+  r.Get("enabled", &c->enabled);
+  r.Get("address", &c->address);
+  if (!ValidAddress(c->address)) r.Error("address", "expected host:port, found '" + c->address + "'");
+  r.GetBytes("max_body_bytes", &c->max_body_bytes, 1024);
+  if (c->max_body_bytes > (int64_t{1} << 30)) r.Error("max_body_bytes", "must be at most 1GiB");
+  r.GetBytes("max_header_bytes", &c->max_header_bytes, 1024);
+  if (c->max_header_bytes > (int64_t{1} << 20)) r.Error("max_header_bytes", "must be at most 1MiB");
+  r.Get("max_connections", &c->max_connections, 1, 65536);
+  r.Get("idle_timeout_ms", &c->idle_timeout_ms, 1.0, 3.6e6);
+  r.Get("read_timeout_ms", &c->read_timeout_ms, 1.0, 3.6e6);
+}
+
 void ReadMetrics(YamlReader& r, MetricsConfig* c) {
   r.Get("enabled", &c->enabled);
   r.Get("address", &c->address);
@@ -209,6 +222,7 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
   std::filesystem::path base_dir = std::filesystem::absolute(source_name).parent_path();
   YamlReader r(root, "", &errors);
   r.Child("server", [&](YamlReader& c) { ReadServer(c, &cfg.server); });
+  r.Child("http", [&](YamlReader& c) { ReadHttp(c, &cfg.http); });
   r.Child("metrics", [&](YamlReader& c) { ReadMetrics(c, &cfg.metrics); });
   r.Child("logging", [&](YamlReader& c) { ReadLogging(c, &cfg.logging); });
   bool has_models = r.List("models", [&](YamlReader& c, size_t) {
@@ -274,6 +288,12 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
   }
   if (cfg.metrics.enabled && cfg.metrics.address == cfg.server.grpc_address) {
     errors.push_back("metrics.address: must differ from server.grpc_address");
+  }
+  if (cfg.http.enabled && cfg.http.address == cfg.server.grpc_address) {
+    errors.push_back("http.address: must differ from server.grpc_address");
+  }
+  if (cfg.http.enabled && cfg.metrics.enabled && cfg.http.address == cfg.metrics.address) {
+    errors.push_back("http.address: must differ from metrics.address");
   }
   if (!errors.empty()) {
     std::ostringstream msg;

@@ -1,5 +1,6 @@
 // inferd: the serving daemon. Start-up order: config -> logging -> metrics -> models (load, KV pool,
-// warm-up) -> gRPC -> SERVING. SIGTERM/SIGINT: NOT_SERVING, in-flight RPCs get the grace period, exit 0.
+// warm-up) -> gRPC -> HTTP (when enabled) -> SERVING. SIGTERM/SIGINT: NOT_SERVING, in-flight RPCs and HTTP
+// requests get the grace period, exit 0.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -8,10 +9,12 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "cache/response_cache.h"
 #include "common/logging.h"
 #include "daemon/model_pool.h"
+#include "http/openai_frontend.h"
 #include "inferd/config.h"
 #include "metrics/edge_collector.h"
 #include "metrics/engine_collector.h"
@@ -95,6 +98,7 @@ int main(int argc, char** argv) {
   std::vector<std::shared_ptr<inferd::upstream::UpstreamBackend>> upstreams;
   std::shared_ptr<inferd::cache::ResponseCache> response_cache;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
+  std::unique_ptr<inferd::http::OpenAiFrontend> http_frontend;
   try {
     CheckModelPaths(cfg);
     if (cfg.metrics.enabled) {
@@ -139,6 +143,10 @@ int main(int argc, char** argv) {
     }
     grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), std::move(options));
     spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
+    if (cfg.http.enabled) {
+      http_frontend = std::make_unique<inferd::http::OpenAiFrontend>(cfg.http, &grpc_server->service());
+      spdlog::info("HTTP (OpenAI API) listening on {} (port {})", cfg.http.address, http_frontend->port());
+    }
     if (metrics) {
       const inferd::server::GrpcServer* g = grpc_server.get();  // outlives `metrics` (reset first below)
       metrics->Add(std::make_shared<inferd::metrics::ServingCollector>([g] { return g->rpc_stats(); },
@@ -171,7 +179,18 @@ int main(int argc, char** argv) {
                cfg.server.drain_grace_seconds);
   auto deadline = std::chrono::system_clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000));
-  grpc_server->Shutdown(deadline);
+  grpc_server->SetServing(false);  // new HTTP requests get 503 while gRPC drains
+  if (http_frontend) {
+    std::thread http_drain([&] {
+      http_frontend->Shutdown(std::chrono::steady_clock::now() +
+                              std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000)));
+    });
+    grpc_server->Shutdown(deadline);
+    http_drain.join();
+  } else {
+    grpc_server->Shutdown(deadline);
+  }
+  http_frontend.reset();  // before the service it calls
   metrics.reset();  // before the server and engines its collectors read
   grpc_server.reset();
   upstreams.clear();  // in-flight forwarded calls are cancelled upstream

@@ -30,6 +30,8 @@ class GrpcServer {
   GrpcServer& operator=(const GrpcServer&) = delete;
 
   int port() const { return port_; }
+  // The service behind the RPCs, for other front ends (http/) to share; lives as long as this server.
+  InferenceService& service() { return *service_; }
   // Overall ("") and per-service health status, and whether the Inference RPCs are admitted.
   void SetServing(bool serving);
   // Feedback counters since start (a copy).

@@ -65,35 +65,60 @@ grpc::StatusCode ToGrpcCode(StatusCode code) {
   return grpc::StatusCode::UNKNOWN;
 }
 
-// A refused Submit; RESOURCE_EXHAUSTED carries its retry hint in trailing metadata.
-grpc::Status Refused(grpc::ServerContext* ctx, const Submitted& result) {
+// A refused Submit; RESOURCE_EXHAUSTED carries its retry hint.
+Status Refused(const Submitted& result, std::chrono::milliseconds* retry_after) {
   if (result.status.code() == StatusCode::kResourceExhausted) {
-    ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(std::max<int64_t>(1, result.retry_after.count())));
+    *retry_after = std::max(std::chrono::milliseconds(1), result.retry_after);
   }
-  return ToGrpcStatus(result.status);
+  return result.status;
 }
 
 // A request's final status. RESOURCE_EXHAUSTED here comes from the scheduler's admission check after
 // Submit accepted the request, which gives no hint: send a fixed one.
-grpc::Status OutcomeStatus(grpc::ServerContext* ctx, const RequestOutcome& outcome) {
+Status OutcomeStatus(const RequestOutcome& outcome, std::chrono::milliseconds* retry_after) {
   if (outcome.status.code() == StatusCode::kResourceExhausted) {
-    ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(kFallbackRetryAfterMs));
+    *retry_after = std::chrono::milliseconds(kFallbackRetryAfterMs);
   }
-  return ToGrpcStatus(outcome.status);
+  return outcome.status;
 }
 
-// The earlier of now + latency_budget_ms (when > 0) and the gRPC deadline (when the client set one).
-std::optional<TimePoint> RequestDeadline(const grpc::ServerContext* ctx, uint32_t latency_budget_ms) {
+// The earlier of now + latency_budget_ms (when > 0) and the transport's deadline (when the client set one).
+std::optional<TimePoint> RequestDeadline(const CallContext& call, uint32_t latency_budget_ms) {
   std::optional<TimePoint> deadline;
-  const TimePoint now = Clock::now();
-  if (latency_budget_ms > 0) deadline = now + std::chrono::milliseconds(latency_budget_ms);
-  const auto grpc_deadline = ctx->deadline();
-  if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
-    const auto left = grpc_deadline - std::chrono::system_clock::now();
-    const TimePoint d = now + std::chrono::duration_cast<Clock::duration>(left);
-    if (!deadline || d < *deadline) deadline = d;
-  }
+  if (latency_budget_ms > 0) deadline = Clock::now() + std::chrono::milliseconds(latency_budget_ms);
+  const std::optional<TimePoint> transport = call.deadline();
+  if (transport && (!deadline || *transport < *deadline)) deadline = transport;
   return deadline;
+}
+
+// A gRPC call as the service core sees it.
+class GrpcCall final : public CallContext {
+ public:
+  explicit GrpcCall(grpc::ServerContext* ctx) : ctx_(ctx) {}
+  bool IsCancelled() override { return ctx_->IsCancelled(); }
+  std::optional<TimePoint> deadline() const override {
+    const auto grpc_deadline = ctx_->deadline();
+    if (grpc_deadline == std::chrono::system_clock::time_point::max()) return std::nullopt;
+    const auto left = grpc_deadline - std::chrono::system_clock::now();
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(left);
+  }
+  std::string_view variant() const override {
+    const auto& md = ctx_->client_metadata();
+    const auto it = md.find("inferd-variant");
+    if (it == md.end()) return {};
+    return {it->second.data(), it->second.size()};
+  }
+
+ private:
+  grpc::ServerContext* ctx_;
+};
+
+// The call's status for gRPC; RESOURCE_EXHAUSTED carries trailing metadata `retry-after-ms`.
+grpc::Status ToGrpc(grpc::ServerContext* ctx, const CallResult& result) {
+  if (result.status.code() == StatusCode::kResourceExhausted) {
+    ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(std::max<int64_t>(1, result.retry_after.count())));
+  }
+  return ToGrpcStatus(result.status);
 }
 
 v1::FinishReason ToProto(FinishReason reason) {
@@ -157,10 +182,10 @@ enum class WaitEnd { kFinished, kCancelled };
 // stream has finished and `delta` holds everything that was left. Cancels the backend request and
 // returns kCancelled when the client cancels or on_delta returns false (the client is gone).
 template <typename OnDelta>
-WaitEnd Consume(grpc::ServerContext* ctx, Backend* engine, RequestStream* stream, std::chrono::milliseconds poll,
+WaitEnd Consume(CallContext& call, Backend* engine, RequestStream* stream, std::chrono::milliseconds poll,
                 OnDelta&& on_delta) {
   for (;;) {
-    if (ctx->IsCancelled()) {
+    if (call.IsCancelled()) {
       engine->Cancel(stream->id());
       return WaitEnd::kCancelled;
     }
@@ -184,8 +209,14 @@ WaitEnd Consume(grpc::ServerContext* ctx, Backend* engine, RequestStream* stream
   }
 }
 
-grpc::Status ClientCancelled() {
-  return {grpc::StatusCode::CANCELLED, "cancelled by the client"};
+Status ClientCancelled() {
+  return Cancelled("cancelled by the client");
+}
+
+void LogEnd(classify::Rpc rpc, const std::string& request_id, const Status& st) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  spdlog::debug("{} request_id={} ended {}", classify::RpcName(rpc), request_id.empty() ? "-" : request_id,
+                StatusCodeName(st.code()));
 }
 
 }  // namespace
@@ -255,12 +286,7 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
   }
 }
 
-uint32_t InferenceService::VariantOf(const grpc::ServerContext& ctx) const {
-  if (options_.experiment_variants.empty()) return 0;
-  const auto& md = ctx.client_metadata();
-  const auto it = md.find("inferd-variant");
-  if (it == md.end()) return 0;
-  const std::string_view v(it->second.data(), it->second.size());
+uint32_t InferenceService::VariantOf(std::string_view v) const {
   for (size_t i = 0; i < options_.experiment_variants.size(); ++i) {
     if (options_.experiment_variants[i] == v) return static_cast<uint32_t>(i + 1);
   }
@@ -300,9 +326,9 @@ StatusOr<const BackendRoute*> InferenceService::Route(const std::string& model, 
 }
 
 template <typename Req>
-grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc, const Req& req, Prepared* prep,
-                                     RpcTag* tag) {
-  if (Status s = ValidateRequestId(req.request_id()); !s.ok()) return ToGrpcStatus(s);
+Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info) {
+  RpcTag* tag = &info->tag;
+  if (Status s = ValidateRequestId(req.request_id()); !s.ok()) return s;
   const Tokenizer* counter =
       classifier_.needs_token_counts() && !pools_.empty() ? pools_.front().tokenizer.get() : nullptr;
   StatusOr<classify::RequestFeatures> features = [&] {
@@ -312,16 +338,16 @@ grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc
       return GenerateFeatures(req, rpc, counter);
     }
   }();
-  if (!features.ok()) return ToGrpcStatus(features.status());
+  if (!features.ok()) return features.status();
   const classify::Decision decision = classifier_.Classify(*features);
   tag->cls = decision.cls;
   StatusOr<const BackendRoute*> route = Route(req.model(), decision.cls);
-  if (!route.ok()) return ToGrpcStatus(route.status());
+  if (!route.ok()) return route.status();
   prep->route = *route;
   tag->pool = static_cast<size_t>(*route - routes_.data());
   rpc_stats_.RecordClass(*tag->pool, static_cast<size_t>(decision.source), decision.cls);
   prep->options.cls = decision.cls;
-  prep->options.deadline = RequestDeadline(ctx, req.latency_budget_ms());
+  prep->options.deadline = RequestDeadline(call, req.latency_budget_ms());
   prep->options.request_id =
       req.request_id().empty() ? NewId(rpc == classify::Rpc::kRecommend ? "rec-" : "gen-") : req.request_id();
   if (spdlog::should_log(spdlog::level::debug)) {
@@ -352,82 +378,107 @@ grpc::Status InferenceService::Start(grpc::ServerContext* ctx, classify::Rpc rpc
       tag->pool = static_cast<size_t>(overflow_ - routes_.data());
     }
   }
-  if (!prep->sub.status.ok()) return Refused(ctx, prep->sub);
-  if (*tag->pool < pools_.size())
-    attribution_.Remember(prep->options.request_id, {*tag->pool, decision.cls, VariantOf(*ctx)});
-  return grpc::Status::OK;
+  if (!prep->sub.status.ok()) return Refused(prep->sub, &info->retry_after);
+  const bool local = *tag->pool < pools_.size();
+  if (local) {
+    call.Routed(pools_[*tag->pool].name, &pools_[*tag->pool]);
+  } else {
+    const std::vector<std::string>& served = prep->route->models;
+    call.Routed(!req.model().empty() ? req.model()
+                : served.empty()     ? prep->route->backend->description()
+                                     : served[0],
+                nullptr);
+  }
+  if (local) attribution_.Remember(prep->options.request_id, {*tag->pool, decision.cls, VariantOf(call.variant())});
+  return Status::Ok();
 }
 
-namespace {
-
-void LogEnd(classify::Rpc rpc, const std::string& request_id, const grpc::Status& st) {
-  if (!spdlog::should_log(spdlog::level::debug)) return;
-  spdlog::debug("{} request_id={} ended {}", classify::RpcName(rpc), request_id.empty() ? "-" : request_id,
-                StatusCodeName(static_cast<StatusCode>(st.error_code())));
+template <typename Impl>
+CallResult InferenceService::Run(RpcMethod method, classify::Rpc rpc, Impl&& impl) {
+  CallInfo info;
+  const Status st = impl(&info);
+  rpc_stats_.RecordRpc(info.tag.pool, info.tag.cls, method, static_cast<int>(st.code()));
+  LogEnd(rpc, info.request_id, st);
+  CallResult result{st, info.retry_after, nullptr};
+  if (info.tag.pool && *info.tag.pool < pools_.size()) result.pool = &pools_[*info.tag.pool];
+  return result;
 }
 
-}  // namespace
+CallResult InferenceService::CallGenerate(CallContext& call, const v1::GenerateRequest& req,
+                                          v1::GenerateResponse* resp) {
+  return Run(RpcMethod::kGenerate, classify::Rpc::kGenerate,
+             [&](CallInfo* info) { return GenerateImpl(call, req, resp, info); });
+}
+
+CallResult InferenceService::CallGenerateStream(CallContext& call, const v1::GenerateRequest& req,
+                                                const DeltaWriter& write) {
+  return Run(RpcMethod::kGenerateStream, classify::Rpc::kGenerateStream,
+             [&](CallInfo* info) { return GenerateStreamImpl(call, req, write, info); });
+}
+
+CallResult InferenceService::CallRecommend(CallContext& call, const v1::RecommendRequest& req,
+                                           v1::RecommendResponse* resp) {
+  return Run(RpcMethod::kRecommend, classify::Rpc::kRecommend,
+             [&](CallInfo* info) { return RecommendImpl(call, req, resp, info); });
+}
+
+std::vector<std::string> InferenceService::model_names() const {
+  std::vector<std::string> names;
+  for (const BackendRoute& r : routes_) names.insert(names.end(), r.models.begin(), r.models.end());
+  return names;
+}
 
 grpc::Status InferenceService::Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                         v1::GenerateResponse* resp) {
-  std::string request_id;
-  RpcTag tag;
-  grpc::Status st = GenerateImpl(ctx, req, resp, &request_id, &tag);
-  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kGenerate, st.error_code());
-  LogEnd(classify::Rpc::kGenerate, request_id, st);
-  return st;
+  GrpcCall call(ctx);
+  return ToGrpc(ctx, CallGenerate(call, *req, resp));
 }
 
 grpc::Status InferenceService::GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                                               grpc::ServerWriter<v1::GenerateDelta>* writer) {
-  std::string request_id;
-  RpcTag tag;
-  grpc::Status st = GenerateStreamImpl(ctx, req, writer, &request_id, &tag);
-  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kGenerateStream, st.error_code());
-  LogEnd(classify::Rpc::kGenerateStream, request_id, st);
-  return st;
+  GrpcCall call(ctx);
+  return ToGrpc(ctx, CallGenerateStream(call, *req, [writer](const v1::GenerateDelta& d) { return writer->Write(d); }));
 }
 
 grpc::Status InferenceService::Recommend(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
                                          v1::RecommendResponse* resp) {
-  std::string request_id;
-  RpcTag tag;
-  grpc::Status st = RecommendImpl(ctx, req, resp, &request_id, &tag);
-  rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kRecommend, st.error_code());
-  LogEnd(classify::Rpc::kRecommend, request_id, st);
-  return st;
+  GrpcCall call(ctx);
+  return ToGrpc(ctx, CallRecommend(call, *req, resp));
 }
 
-grpc::Status InferenceService::GenerateImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                            v1::GenerateResponse* resp, std::string* request_id, RpcTag* tag) {
-  if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
+Status InferenceService::GenerateImpl(CallContext& call, const v1::GenerateRequest& req_ref, v1::GenerateResponse* resp,
+                                      CallInfo* info) {
+  const v1::GenerateRequest* req = &req_ref;
+  std::string* request_id = &info->request_id;
+  if (Status s = Admit(); !s.ok()) return s;
   Prepared prep;
-  grpc::Status started = Start(ctx, classify::Rpc::kGenerate, *req, &prep, tag);
+  Status started = Start(call, classify::Rpc::kGenerate, *req, &prep, info);
   *request_id = prep.options.request_id;
   if (!started.ok()) return started;
   Backend* backend = prep.route->backend.get();
   RequestStream* stream = prep.sub.stream.get();
 
   resp->set_request_id(*request_id);
-  const WaitEnd end = Consume(ctx, backend, stream, options_.poll_interval, [&](TokenDelta&& d, bool) {
+  const WaitEnd end = Consume(call, backend, stream, options_.poll_interval, [&](TokenDelta&& d, bool) {
     resp->mutable_text()->append(d.text);
     AppendTokens(d, resp->mutable_tokens());
     return true;
   });
   if (end == WaitEnd::kCancelled) return ClientCancelled();
   const RequestOutcome& o = stream->Wait();
-  if (!o.status.ok()) return OutcomeStatus(ctx, o);
+  if (!o.status.ok()) return OutcomeStatus(o, &info->retry_after);
   resp->set_finish_reason(ToProto(o.finish_reason));
   FillUsage(o, resp->mutable_usage());
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
-grpc::Status InferenceService::GenerateStreamImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                                  grpc::ServerWriter<v1::GenerateDelta>* writer,
-                                                  std::string* request_id, RpcTag* tag) {
-  if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
+Status InferenceService::GenerateStreamImpl(CallContext& call, const v1::GenerateRequest& req_ref,
+                                            const DeltaWriter& write, CallInfo* info) {
+  const v1::GenerateRequest* req = &req_ref;
+  std::string* request_id = &info->request_id;
+  if (Status s = Admit(); !s.ok()) return s;
   Prepared prep;
-  grpc::Status started = Start(ctx, classify::Rpc::kGenerateStream, *req, &prep, tag);
+  Status started = Start(call, classify::Rpc::kGenerateStream, *req, &prep, info);
   *request_id = prep.options.request_id;
   if (!started.ok()) return started;
   Backend* backend = prep.route->backend.get();
@@ -441,7 +492,7 @@ grpc::Status InferenceService::GenerateStreamImpl(grpc::ServerContext* ctx, cons
     FillUsage(o, msg->mutable_usage());
   };
   bool sent_last = false;
-  const WaitEnd end = Consume(ctx, backend, stream, options_.poll_interval, [&](TokenDelta&& d, bool last) {
+  const WaitEnd end = Consume(call, backend, stream, options_.poll_interval, [&](TokenDelta&& d, bool last) {
     v1::GenerateDelta msg;
     if (first) msg.set_request_id(*request_id);
     first = false;
@@ -451,7 +502,7 @@ grpc::Status InferenceService::GenerateStreamImpl(grpc::ServerContext* ctx, cons
       finish(&msg);
       sent_last = true;
     }
-    return writer->Write(msg);
+    return write(msg);
   });
   if (end == WaitEnd::kCancelled) return ClientCancelled();
   const RequestOutcome& o = stream->Wait();
@@ -460,27 +511,29 @@ grpc::Status InferenceService::GenerateStreamImpl(grpc::ServerContext* ctx, cons
     v1::GenerateDelta msg;
     if (first) msg.set_request_id(*request_id);
     finish(&msg);
-    if (!writer->Write(msg)) return ClientCancelled();
+    if (!write(msg)) return ClientCancelled();
   }
-  return OutcomeStatus(ctx, o);
+  return OutcomeStatus(o, &info->retry_after);
 }
 
-grpc::Status InferenceService::RecommendImpl(grpc::ServerContext* ctx, const v1::RecommendRequest* req,
-                                             v1::RecommendResponse* resp, std::string* request_id, RpcTag* tag) {
-  if (Status s = Admit(); !s.ok()) return ToGrpcStatus(s);
+Status InferenceService::RecommendImpl(CallContext& call, const v1::RecommendRequest& req_ref,
+                                       v1::RecommendResponse* resp, CallInfo* info) {
+  const v1::RecommendRequest* req = &req_ref;
+  std::string* request_id = &info->request_id;
+  if (Status s = Admit(); !s.ok()) return s;
   StatusOr<double> precision = DecodeRankingOptions(*req);
-  if (!precision.ok()) return ToGrpcStatus(precision.status());
+  if (!precision.ok()) return precision.status();
   Prepared prep;
-  grpc::Status started = Start(ctx, classify::Rpc::kRecommend, *req, &prep, tag);
+  Status started = Start(call, classify::Rpc::kRecommend, *req, &prep, info);
   *request_id = prep.options.request_id;
   if (!started.ok()) return started;
   Backend* backend = prep.route->backend.get();
   RequestStream* stream = prep.sub.stream.get();
 
-  const WaitEnd end = Consume(ctx, backend, stream, options_.poll_interval, [](TokenDelta&&, bool) { return true; });
+  const WaitEnd end = Consume(call, backend, stream, options_.poll_interval, [](TokenDelta&&, bool) { return true; });
   if (end == WaitEnd::kCancelled) return ClientCancelled();
   const RequestOutcome& o = stream->Wait();
-  if (!o.status.ok()) return OutcomeStatus(ctx, o);
+  if (!o.status.ok()) return OutcomeStatus(o, &info->retry_after);
   if (prep.sub.on_success) prep.sub.on_success(o);
 
   resp->set_request_id(*request_id);
@@ -489,8 +542,8 @@ grpc::Status InferenceService::RecommendImpl(grpc::ServerContext* ctx, const v1:
   return EncodeRanking(*req, o, *precision, resp);
 }
 
-grpc::Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& o, double precision,
-                                             v1::RecommendResponse* resp) {
+Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& o, double precision,
+                                       v1::RecommendResponse* resp) {
   Ranking ranking;
   ranking.ids.reserve(o.ranked.size());
   ranking.scores.reserve(o.ranked.size());
@@ -522,21 +575,21 @@ grpc::Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, co
       item->set_mean_logprob(c.mean_logprob);
       item->set_num_tokens(c.num_tokens);
     }
-    return grpc::Status::OK;
+    return Status::Ok();
   }
   StatusOr<CompactRanking> compact = EncodeCompact(ranking, precision);
-  if (!compact.ok()) return {grpc::StatusCode::INTERNAL, "ranking encoder: " + compact.status().message()};
+  if (!compact.ok()) return Internal("ranking encoder: " + compact.status().message());
   ToProto(*compact, resp->mutable_compact());
-  if (base == nullptr) return grpc::Status::OK;
+  if (base == nullptr) return Status::Ok();
 
   StatusOr<RankingDiff> diff = EncodeDiff(base->ids, ranking, precision);
-  if (!diff.ok()) return {grpc::StatusCode::INTERNAL, "ranking encoder: " + diff.status().message()};
+  if (!diff.ok()) return Internal("ranking encoder: " + diff.status().message());
   diff->base_response_id = req.previous_response_id();
   v1::RankingDiff diff_proto;
   ToProto(*diff, &diff_proto);
   // A diff is only worth sending when it is smaller than the compact form.
   if (diff_proto.ByteSizeLong() < resp->compact().ByteSizeLong()) *resp->mutable_diff() = std::move(diff_proto);
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
 grpc::Status InferenceService::Feedback(grpc::ServerContext* ctx, const v1::FeedbackRequest* req,
@@ -590,7 +643,7 @@ grpc::Status InferenceService::FeedbackImpl(grpc::ServerContext* ctx, const v1::
     for (const BackendRoute& r : routes_) {
       if (std::find(r.models.begin(), r.models.end(), model) == r.models.end()) continue;
       tag->pool = static_cast<size_t>(&r - routes_.data());
-      return ToGrpcStatus(r.backend->Feedback(*req, RequestDeadline(ctx, 0)));
+      return ToGrpcStatus(r.backend->Feedback(*req, RequestDeadline(GrpcCall(ctx), 0)));
     }
     return {grpc::StatusCode::NOT_FOUND, "model: no model pool named '" + model + "'"};
   }

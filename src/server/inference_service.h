@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/response_cache.h"
@@ -35,6 +36,7 @@
 #include "inferd/v1/inferd.grpc.pb.h"
 #include "server/backend.h"
 #include "server/business_stats.h"
+#include "server/call_context.h"
 #include "server/request_attribution.h"
 #include "server/response_store.h"
 #include "server/rpc_stats.h"
@@ -74,6 +76,10 @@ class InferenceService final : public inferd::v1::Inference::Service {
   explicit InferenceService(std::vector<ServingPool> pools, InferenceServiceOptions options = {});
 
   void SetServing(bool serving) { serving_.store(serving); }
+  bool serving() const { return serving_.load(); }
+  const std::vector<ServingPool>& pools() const { return pools_; }
+  // Every model name a request may name: local pools in order, then upstream models.
+  std::vector<std::string> model_names() const;
   BusinessStats business_stats() const { return business_.Snapshot(); }
   // RPCs by local pool, class, method and code, and class decisions by rule kind, since start (a copy).
   RpcStats rpc_stats() const { return rpc_stats_.Snapshot(); }
@@ -87,29 +93,43 @@ class InferenceService final : public inferd::v1::Inference::Service {
                          v1::RecommendResponse* resp) override;
   grpc::Status Feedback(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, v1::FeedbackResponse* resp) override;
 
+  // The same three calls for any transport (the RPCs above adapt gRPC to them; http/ adapts HTTP): the
+  // same admission, validation, classification, routing, stats and encoding. Each blocks until the request
+  // ends, polling call.IsCancelled() every poll_interval. GenerateStream hands `write` each message in the
+  // order of the GenerateStream protocol above; it is called on this thread only.
+  CallResult CallGenerate(CallContext& call, const v1::GenerateRequest& req, v1::GenerateResponse* resp);
+  CallResult CallGenerateStream(CallContext& call, const v1::GenerateRequest& req, const DeltaWriter& write);
+  CallResult CallRecommend(CallContext& call, const v1::RecommendRequest& req, v1::RecommendResponse* resp);
+
  private:
   struct Prepared;  // a classified, routed, submitted request
+  // What a call learns as it goes; Run records and logs it once at the end.
+  struct CallInfo {
+    std::string request_id;
+    RpcTag tag;  // class, and the local pool once routed to one
+    std::chrono::milliseconds retry_after{0};
+  };
 
   // UNAVAILABLE without backends or while not serving.
   Status Admit() const;
   // The backend serving model name `model`, or when empty the first one serving `cls`. NOT_FOUND otherwise.
   StatusOr<const BackendRoute*> Route(const std::string& model, RequestClass cls) const;
   // Classifies, routes and submits (with overflow); `prep` holds the outcome of each step.
+  // Fills info->tag as it goes and info->retry_after when refused.
   template <typename Req>
-  // Fills `tag` (class, and the local pool once routed to one) as it goes; the overrides count the result.
-  grpc::Status Start(grpc::ServerContext* ctx, classify::Rpc rpc, const Req& req, Prepared* prep, RpcTag* tag);
-  grpc::Status GenerateImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp,
-                            std::string* request_id, RpcTag* tag);
-  grpc::Status GenerateStreamImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                  grpc::ServerWriter<v1::GenerateDelta>* writer, std::string* request_id,
-                                  RpcTag* tag);
-  grpc::Status RecommendImpl(grpc::ServerContext* ctx, const v1::RecommendRequest* req, v1::RecommendResponse* resp,
-                             std::string* request_id, RpcTag* tag);
+  Status Start(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info);
+  // Runs impl(&info), then counts and logs the call's end.
+  template <typename Impl>
+  CallResult Run(RpcMethod method, classify::Rpc rpc, Impl&& impl);
+  Status GenerateImpl(CallContext& call, const v1::GenerateRequest& req, v1::GenerateResponse* resp, CallInfo* info);
+  Status GenerateStreamImpl(CallContext& call, const v1::GenerateRequest& req, const DeltaWriter& write,
+                            CallInfo* info);
+  Status RecommendImpl(CallContext& call, const v1::RecommendRequest& req, v1::RecommendResponse* resp, CallInfo* info);
   grpc::Status FeedbackImpl(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, RpcTag* tag);
-  // The variant slot of the request's `inferd-variant` metadata: 0 unless it is a configured value.
-  uint32_t VariantOf(const grpc::ServerContext& ctx) const;
-  grpc::Status EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& outcome, double precision,
-                             v1::RecommendResponse* resp);
+  // The variant slot of an `inferd-variant` value: 0 unless it is a configured value.
+  uint32_t VariantOf(std::string_view variant) const;
+  Status EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& outcome, double precision,
+                       v1::RecommendResponse* resp);
   // prefix + 8 hex digits of a per-process salt + "-" + a hex counter: unique within a process and
   // unlikely to repeat across restarts (a stale response id is caught by the hash check anyway).
   std::string NewId(const char* prefix);
