@@ -60,6 +60,7 @@ struct InferenceServiceOptions {
   ClassificationConfig classification;          // rules and per-RPC defaults
   std::vector<BackendRoute> upstreams;          // routed after the local pools
   std::shared_ptr<cache::ResponseCache> cache;  // realtime Recommends of local pools; null = no cache
+  size_t max_request_id_bytes = 256;            // server.max_request_id_bytes
 };
 
 // inferd::StatusCode -> grpc::StatusCode, one to one.
@@ -100,8 +101,7 @@ class InferenceService final : public inferd::v1::Inference::Service {
   grpc::Status GenerateImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp,
                             std::string* request_id, RpcTag* tag);
   grpc::Status GenerateStreamImpl(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
-                                  grpc::ServerWriter<v1::GenerateDelta>* writer, std::string* request_id,
-                                  RpcTag* tag);
+                                  grpc::ServerWriter<v1::GenerateDelta>* writer, std::string* request_id, RpcTag* tag);
   grpc::Status RecommendImpl(grpc::ServerContext* ctx, const v1::RecommendRequest* req, v1::RecommendResponse* resp,
                              std::string* request_id, RpcTag* tag);
   grpc::Status FeedbackImpl(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, RpcTag* tag);
@@ -115,6 +115,10 @@ class InferenceService final : public inferd::v1::Inference::Service {
 
   const std::vector<ServingPool> pools_;
   const InferenceServiceOptions options_;
+  // Byte-level prechecks before classification: the element-wise loosest limits of the local pools and the
+  // largest bytes per token of their tokenizers (0 when one is unknown, which skips byte checks).
+  LimitsConfig precheck_limits_;
+  size_t precheck_bytes_per_token_ = 0;
   const classify::Classifier classifier_;
   std::vector<BackendRoute> routes_;  // local pools in order, then options_.upstreams
   const BackendRoute* overflow_ = nullptr;
