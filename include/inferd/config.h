@@ -10,11 +10,34 @@
 
 namespace inferd {
 
+// Server TLS from PEM files; all empty = plaintext. Re-read on SIGHUP.
+struct TlsConfig {
+  std::string cert_file;       // certificate chain presented to clients
+  std::string key_file;        // its private key
+  std::string client_ca_file;  // gRPC only: when set, clients must present a certificate signed by it (mTLS)
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+// Bearer-token authentication of the inferd.v1.Inference RPCs (docs/security.md); health and reflection
+// stay open. Empty token_file = no authentication.
+struct RateLimitConfig {
+  double requests_per_second = 0;  // per authenticated identity; 0 = no limit
+  double burst = 0;                // bucket size in requests; 0 = max(1, requests_per_second)
+};
+
+struct AuthConfig {
+  std::string token_file;  // lines "<identity> sha256:<hex> <permission>[,<permission>]"; re-read on SIGHUP
+  RateLimitConfig rate_limit;
+};
+
 struct ServerConfig {
-  std::string grpc_address = "127.0.0.1:50051";   // host:port; port 0 picks a free port
-  int64_t max_message_bytes = 4 << 20;             // gRPC receive/send cap
-  double drain_grace_seconds = 10.0;               // SIGTERM: time in-flight work gets to finish
-  bool reflection = true;                          // grpc.reflection.v1alpha
+  std::string grpc_address = "127.0.0.1:50051";  // host:port; port 0 picks a free port
+  int64_t max_message_bytes = 4 << 20;           // gRPC receive/send cap
+  double drain_grace_seconds = 10.0;             // SIGTERM: time in-flight work gets to finish
+  bool reflection = true;                        // grpc.reflection.v1alpha
+  int32_t max_request_id_bytes = 256;            // request_id of every RPC
+  TlsConfig tls;
+  AuthConfig auth;
 };
 
 // The OpenAI-compatible HTTP front end (http/): completions, chat, models, rerank, health and readiness.
@@ -32,7 +55,9 @@ struct HttpConfig {
 struct MetricsConfig {
   bool enabled = true;
   std::string address = "127.0.0.1:9464";  // HTTP GET /metrics; loopback unless set otherwise
-  double realtime_slo_ms = 80;              // exported as inferd_realtime_latency_slo_seconds for the p99 alert
+  TlsConfig tls;                           // HTTPS when cert_file is set (client_ca_file is not used here)
+  double header_timeout_ms = 5000;         // a connection that has not sent its request head by then is closed
+  double realtime_slo_ms = 80;             // exported as inferd_realtime_latency_slo_seconds for the p99 alert
   // Values the `inferd-variant` request header may carry; business series then get a `variant` label
   // ("none" for requests without a listed value). Empty: no variant label.
   std::vector<std::string> experiment_variants;
@@ -44,42 +69,48 @@ struct LoggingConfig {
 };
 
 struct KvCacheConfig {
-  int32_t block_size = 16;                  // tokens per block
-  int64_t memory_bytes = 256LL << 20;       // budget for the block pool
+  int32_t block_size = 16;             // tokens per block
+  int64_t memory_bytes = 256LL << 20;  // budget for the block pool
   bool prefix_caching = true;
 };
 
 struct SchedulerConfig {
-  int32_t max_batched_tokens = 512;     // token budget per engine step
-  int32_t max_running = 64;             // running sequences cap
-  int32_t prefill_chunk_tokens = 256;   // longest prefill slice in one step
-  int32_t max_waiting_realtime = 256;   // bounded queues: beyond these, RESOURCE_EXHAUSTED
+  int32_t max_batched_tokens = 512;    // token budget per engine step
+  int32_t max_running = 64;            // running sequences cap
+  int32_t prefill_chunk_tokens = 256;  // longest prefill slice in one step
+  int32_t max_waiting_realtime = 256;  // bounded queues: beyond these, RESOURCE_EXHAUSTED
   int32_t max_waiting_complex = 1024;
-  double realtime_deadline_ms = 100;    // default deadline for realtime requests
-  double complex_max_wait_ms = 2000;    // starvation bound: past it the longest-waiting complex request
-                                        // is promoted ahead of realtime work, one at a time
+  double realtime_deadline_ms = 100;  // default deadline for realtime requests
+  double complex_max_wait_ms = 2000;  // starvation bound: past it the longest-waiting complex request
+                                      // is promoted ahead of realtime work, one at a time
   // Realtime protection, by the step-cost model fitted from the engine's own step timings:
-  double realtime_step_budget_ms = 25;  // while realtime work waits or runs, complex chunks join a step only
-                                        // while its predicted time stays within this...
-  double complex_min_share = 0.2;       // ...but complex work keeps this share of each step's time (0..0.9)
-  double realtime_max_request_share = 0.5;  // one realtime request's share of a step's tokens while others wait
+  double realtime_step_budget_ms = 25;       // while realtime work waits or runs, complex chunks join a step only
+                                             // while its predicted time stays within this...
+  double complex_min_share = 0.2;            // ...but complex work keeps this share of each step's time (0..0.9)
+  double realtime_max_request_share = 0.5;   // one realtime request's share of a step's tokens while others wait
   std::string realtime_overload = "refuse";  // refuse | best_effort: a realtime request predicted to miss its
                                              // deadline is refused (RESOURCE_EXHAUSTED) or served and counted
 };
 
+// Request caps, checked before anything is queued; over a cap = INVALID_ARGUMENT naming the field and cap.
 struct LimitsConfig {
-  int32_t max_prompt_tokens = 4096;
-  int32_t max_tokens = 1024;             // cap on a request's max_tokens
+  int32_t max_prompt_tokens = 4096;  // Generate prompt
+  int32_t max_tokens = 1024;         // cap on a request's max_tokens
   int32_t default_max_tokens = 256;
-  int32_t max_candidates = 256;          // per Recommend
+  int32_t max_candidates = 256;                // per Recommend
+  int32_t max_context_tokens = 4096;           // Recommend context
+  int32_t max_candidate_tokens = 256;          // one Recommend candidate
+  int32_t max_total_candidate_tokens = 16384;  // all candidates of one Recommend together
+  int32_t max_stop_strings = 16;               // sampling.stop entries
+  int32_t max_stop_string_bytes = 256;         // one stop string
 };
 
 struct ModelPoolConfig {
   std::string name = "default";
-  std::string path;                 // HF checkpoint dir; relative paths are relative to the config file
-  std::string device = "cpu";       // cpu | cuda | cuda:N
-  std::string dtype = "bf16";       // bf16 | fp16 | fp32 (fp16 on CUDA only)
-  int32_t num_threads = 0;          // intra-op threads; 0 = all cores
+  std::string path;            // HF checkpoint dir; relative paths are relative to the config file
+  std::string device = "cpu";  // cpu | cuda | cuda:N
+  std::string dtype = "bf16";  // bf16 | fp16 | fp32 (fp16 on CUDA only)
+  int32_t num_threads = 0;     // intra-op threads; 0 = all cores
   std::vector<std::string> classes = {"realtime", "complex"};  // classes routed to this pool
   KvCacheConfig kv_cache;
   SchedulerConfig scheduler;
@@ -135,15 +166,15 @@ struct ClassificationConfig {
 };
 
 struct UpstreamHealthConfig {
-  double interval_ms = 1000;       // grpc.health.v1 Check per replica
+  double interval_ms = 1000;  // grpc.health.v1 Check per replica
   double timeout_ms = 500;
   int32_t unhealthy_threshold = 2;  // consecutive failures that eject a replica
   int32_t healthy_threshold = 1;    // consecutive successes that re-admit it
 };
 
 struct UpstreamBreakerConfig {
-  int32_t failure_threshold = 5;   // consecutive failed calls that open the breaker
-  double open_ms = 2000;           // open -> half-open after this long; one probe call decides
+  int32_t failure_threshold = 5;  // consecutive failed calls that open the breaker
+  double open_ms = 2000;          // open -> half-open after this long; one probe call decides
 };
 
 struct UpstreamConfig {
@@ -175,8 +206,8 @@ struct Config {
   std::vector<ModelPoolConfig> models;
   ClassificationConfig classification;
   std::vector<UpstreamConfig> upstreams;
-  ResponseCacheConfig cache;           // realtime Recommend responses of local pools
-  std::string source_path;          // file it was read from ("" for a string)
+  ResponseCacheConfig cache;  // realtime Recommend responses of local pools
+  std::string source_path;    // file it was read from ("" for a string)
 };
 
 // Thrown for any invalid configuration. what() lists every problem, one per line,

@@ -113,8 +113,7 @@ class Tokenizer : public std::enable_shared_from_this<Tokenizer> {
 
   // Renders the chat template of tokenizer_config.json (DeepSeek-V3 template semantics, equal to
   // transformers' apply_chat_template(..., tokenize=False)). UNIMPLEMENTED for other templates.
-  StatusOr<std::string> ApplyChatTemplate(const std::vector<ChatMessage>& messages,
-                                          bool add_generation_prompt) const;
+  StatusOr<std::string> ApplyChatTemplate(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
   bool has_chat_template() const;
 
   DecodeStream NewStream(StreamOptions options = {}) const;
@@ -128,6 +127,10 @@ class Tokenizer : public std::enable_shared_from_this<Tokenizer> {
   std::optional<TokenId> TokenToId(std::string_view token) const;
   std::optional<std::string> IdToToken(TokenId id) const;
   bool IsSpecial(TokenId id) const;
+  // An upper bound on the input bytes one token of Encode's output covers (the longest token's bytes), so
+  // a text of B bytes encodes to at least B / max_bytes_per_token() tokens; 0 when a normalizer makes the
+  // bound unknown.
+  size_t max_bytes_per_token() const { return max_bytes_per_token_; }
 
   // Private implementation; exposed for the stream and for tests of the internals.
   const tokenizer::TokenizerImpl& impl() const { return *impl_; }
@@ -135,6 +138,7 @@ class Tokenizer : public std::enable_shared_from_this<Tokenizer> {
  private:
   explicit Tokenizer(std::unique_ptr<tokenizer::TokenizerImpl> impl);
   std::unique_ptr<tokenizer::TokenizerImpl> impl_;
+  size_t max_bytes_per_token_ = 0;
 };
 
 }  // namespace inferd

@@ -28,12 +28,38 @@ bool ValidAddress(const std::string& addr) {
   return std::stoi(port) <= 65535;
 }
 
+// Relative paths are resolved against the config file's directory in ParseNode; the files are read at start-up.
+void ReadTls(YamlReader& r, TlsConfig* c, bool allow_client_ca) {
+  r.Get("cert_file", &c->cert_file);
+  r.Get("key_file", &c->key_file);
+  if (allow_client_ca) r.Get("client_ca_file", &c->client_ca_file);
+  if (c->cert_file.empty() != c->key_file.empty()) r.Error("", "set both cert_file and key_file, or neither");
+  if (!c->client_ca_file.empty() && c->cert_file.empty()) {
+    r.Error("client_ca_file", "mutual TLS needs the server's cert_file and key_file");
+  }
+}
+
 void ReadServer(YamlReader& r, ServerConfig* c) {
   r.Get("grpc_address", &c->grpc_address);
   if (!ValidAddress(c->grpc_address)) r.Error("grpc_address", "expected host:port, found '" + c->grpc_address + "'");
   r.GetBytes("max_message_bytes", &c->max_message_bytes, 1024);
   r.Get("drain_grace_seconds", &c->drain_grace_seconds, 0.0, 3600.0);
   r.Get("reflection", &c->reflection);
+  r.Get("max_request_id_bytes", &c->max_request_id_bytes, 1, 4096);
+  r.Child("tls", [&](YamlReader& t) { ReadTls(t, &c->tls, /*allow_client_ca=*/true); });
+  r.Child("auth", [&](YamlReader& a) {
+    a.Get("token_file", &c->auth.token_file);
+    a.Child("rate_limit", [&](YamlReader& l) {
+      l.Get("requests_per_second", &c->auth.rate_limit.requests_per_second, 0.0, 1e6);
+      l.Get("burst", &c->auth.rate_limit.burst, 0.0, 1e6);
+      if (c->auth.rate_limit.requests_per_second > 0 && c->auth.token_file.empty()) {
+        l.Error("requests_per_second", "limits are per authenticated identity; set server.auth.token_file");
+      }
+      if (c->auth.rate_limit.burst > 0 && c->auth.rate_limit.requests_per_second == 0) {
+        l.Error("burst", "needs requests_per_second > 0");
+      }
+    });
+  });
 }
 
 void ReadHttp(YamlReader& r, HttpConfig* c) {
@@ -53,6 +79,8 @@ void ReadMetrics(YamlReader& r, MetricsConfig* c) {
   r.Get("enabled", &c->enabled);
   r.Get("address", &c->address);
   r.Get("realtime_slo_ms", &c->realtime_slo_ms, 0.001, 3600000.0);
+  r.Child("tls", [&](YamlReader& t) { ReadTls(t, &c->tls, /*allow_client_ca=*/false); });
+  r.Get("header_timeout_ms", &c->header_timeout_ms, 10.0, 600000.0);
   r.Get("experiment_variants", &c->experiment_variants);
   if (c->experiment_variants.size() > 16) r.Error("experiment_variants", "at most 16 values");
   for (size_t i = 0; i < c->experiment_variants.size(); ++i) {
@@ -95,7 +123,8 @@ void ReadScheduler(YamlReader& r, SchedulerConfig* c) {
   r.Get("realtime_max_request_share", &c->realtime_max_request_share, 0.01, 1.0);
   r.GetEnum("realtime_overload", &c->realtime_overload, {"refuse", "best_effort"});
   if (c->prefill_chunk_tokens > c->max_batched_tokens) {
-    r.Error("prefill_chunk_tokens", "must not exceed max_batched_tokens (" + std::to_string(c->max_batched_tokens) + ")");
+    r.Error("prefill_chunk_tokens",
+            "must not exceed max_batched_tokens (" + std::to_string(c->max_batched_tokens) + ")");
   }
 }
 
@@ -104,6 +133,15 @@ void ReadLimits(YamlReader& r, LimitsConfig* c) {
   r.Get("max_tokens", &c->max_tokens, 1, 1 << 24);
   r.Get("default_max_tokens", &c->default_max_tokens, 1, 1 << 24);
   r.Get("max_candidates", &c->max_candidates, 1, 1 << 16);
+  r.Get("max_context_tokens", &c->max_context_tokens, 1, 1 << 24);
+  r.Get("max_candidate_tokens", &c->max_candidate_tokens, 1, 1 << 24);
+  r.Get("max_total_candidate_tokens", &c->max_total_candidate_tokens, 1, 1 << 30);
+  r.Get("max_stop_strings", &c->max_stop_strings, 0, 1024);
+  r.Get("max_stop_string_bytes", &c->max_stop_string_bytes, 1, 65536);
+  if (c->max_candidate_tokens > c->max_total_candidate_tokens) {
+    r.Error("max_candidate_tokens",
+            "must not exceed max_total_candidate_tokens (" + std::to_string(c->max_total_candidate_tokens) + ")");
+  }
   if (c->default_max_tokens > c->max_tokens) {
     r.Error("default_max_tokens", "must not exceed max_tokens (" + std::to_string(c->max_tokens) + ")");
   }
@@ -123,7 +161,8 @@ void ReadModel(YamlReader& r, ModelPoolConfig* m, const std::filesystem::path& b
     r.Error("device", "must be cpu, cuda or cuda:N, found '" + m->device + "'");
   }
   r.GetEnum("dtype", &m->dtype, {"bf16", "fp16", "fp32"});
-  if (m->dtype == "fp16" && m->device == "cpu") r.Error("dtype", "fp16 is supported on CUDA only; use bf16 or fp32 on cpu");
+  if (m->dtype == "fp16" && m->device == "cpu")
+    r.Error("dtype", "fp16 is supported on CUDA only; use bf16 or fp32 on cpu");
   r.Get("num_threads", &m->num_threads, 0, 1024);
   r.Get("classes", &m->classes);
   for (const auto& c : m->classes) {
@@ -236,6 +275,12 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
   });
   r.Child("cache", [&](YamlReader& c) { ReadCache(c, &cfg.cache); });
   r.Finish();
+  for (std::string* file : {&cfg.server.tls.cert_file, &cfg.server.tls.key_file, &cfg.server.tls.client_ca_file,
+                            &cfg.server.auth.token_file, &cfg.metrics.tls.cert_file, &cfg.metrics.tls.key_file}) {
+    if (!file->empty() && std::filesystem::path(*file).is_relative()) {
+      *file = (base_dir / *file).lexically_normal().string();
+    }
+  }
   if ((!has_models || cfg.models.empty()) && cfg.upstreams.empty() && errors.empty()) {
     errors.push_back("models: at least one model pool is required (or an upstream to forward to)");
   }
@@ -246,8 +291,9 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
                     rule.match.candidate_tokens.min || rule.match.candidate_tokens.max;
   }
   if (counts_tokens && cfg.models.empty()) {
-    errors.push_back("classification.rules: prompt_tokens and candidate_tokens are counted with a local model "
-                     "pool's tokenizer; configure one under models");
+    errors.push_back(
+        "classification.rules: prompt_tokens and candidate_tokens are counted with a local model "
+        "pool's tokenizer; configure one under models");
   }
   std::set<std::string> names;
   std::set<std::string> served;

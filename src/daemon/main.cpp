@@ -1,6 +1,7 @@
-// inferd: the serving daemon. Start-up order: config -> logging -> metrics -> models (load, KV pool,
-// warm-up) -> gRPC -> HTTP (when enabled) -> SERVING. SIGTERM/SIGINT: NOT_SERVING, in-flight RPCs and HTTP
-// requests get the grace period, exit 0.
+// inferd: the serving daemon. Start-up order: config -> logging -> metrics -> gRPC port (health NOT_SERVING,
+// RPCs UNAVAILABLE) -> models (load, KV pool, warm-up) -> HTTP (when enabled) -> SERVING. SIGTERM/SIGINT:
+// NOT_SERVING, in-flight RPCs and HTTP requests get the grace period, exit 0. SIGHUP: re-read the TLS files
+// and the token file (a bad file keeps the old).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -26,12 +27,13 @@
 
 namespace {
 
-// Blocks SIGTERM and SIGINT in this thread and every thread it starts afterwards; main waits for them.
+// Blocks SIGTERM, SIGINT and SIGHUP in this thread and every thread it starts afterwards; main waits for them.
 sigset_t BlockTerminationSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
@@ -102,8 +104,12 @@ int main(int argc, char** argv) {
   try {
     CheckModelPaths(cfg);
     if (cfg.metrics.enabled) {
-      metrics = std::make_unique<inferd::metrics::MetricsServer>(cfg.metrics.address);
-      spdlog::info("metrics on http://{}/metrics", cfg.metrics.address);
+      inferd::metrics::MetricsServerOptions mo;
+      mo.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.metrics.header_timeout_ms));
+      mo.tls_cert_file = cfg.metrics.tls.cert_file;
+      mo.tls_key_file = cfg.metrics.tls.key_file;
+      metrics = std::make_unique<inferd::metrics::MetricsServer>(cfg.metrics.address, mo);
+      spdlog::info("metrics on {}://{}/metrics", cfg.metrics.tls.enabled() ? "https" : "http", cfg.metrics.address);
       engine_metrics = std::make_shared<inferd::metrics::EngineCollector>();
       metrics->Add(engine_metrics);
       metrics->Add(std::make_shared<inferd::metrics::GpuCollector>());
@@ -111,6 +117,12 @@ int main(int argc, char** argv) {
                                 "Configured realtime latency objective (metrics.realtime_slo_ms).",
                                 cfg.metrics.realtime_slo_ms / 1000.0);
     }
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server);
+    spdlog::info(
+        "gRPC listening on {} (port {}, {}{}), NOT_SERVING until the models are warm", cfg.server.grpc_address,
+        grpc_server->port(),
+        cfg.server.tls.enabled() ? (cfg.server.tls.client_ca_file.empty() ? "TLS" : "mutual TLS") : "plaintext",
+        cfg.server.auth.token_file.empty() ? "" : ", bearer tokens");
     std::vector<inferd::server::ServingPool> serving;
     for (const auto& m : cfg.models) {
       auto t0 = std::chrono::steady_clock::now();
@@ -141,8 +153,7 @@ int main(int argc, char** argv) {
       options.upstreams.push_back({upstreams.back(), ParseClasses(u.classes), u.models, u.overflow, u.name});
       spdlog::info("upstream '{}': {} replica(s)", u.name, upstreams.back()->stats().replicas.size());
     }
-    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, std::move(serving), std::move(options));
-    spdlog::info("gRPC listening on {} (port {})", cfg.server.grpc_address, grpc_server->port());
+    grpc_server->Attach(std::move(serving), std::move(options));
     if (cfg.http.enabled) {
       http_frontend = std::make_unique<inferd::http::OpenAiFrontend>(cfg.http, &grpc_server->service());
       spdlog::info("HTTP (OpenAI API) listening on {} (port {})", cfg.http.address, http_frontend->port());
@@ -174,7 +185,13 @@ int main(int argc, char** argv) {
   spdlog::info("inferd {} SERVING", INFERD_VERSION);
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    spdlog::info("received SIGHUP, reloading TLS and token files");
+    if (inferd::Status st = grpc_server->Reload(); !st.ok()) spdlog::error("reload: {}", st.message());
+    if (metrics) {
+      if (inferd::Status st = metrics->Reload(); !st.ok()) spdlog::error("reload: {}", st.message());
+    }
+  }
   spdlog::info("received {}, draining for up to {:.1f}s", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                cfg.server.drain_grace_seconds);
   auto deadline = std::chrono::system_clock::now() +

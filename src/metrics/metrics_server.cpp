@@ -1,12 +1,14 @@
 #include "metrics/metrics_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,7 +21,7 @@ namespace inferd::metrics {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 8192;
-constexpr int kIoTimeoutMs = 5000;
+using SteadyClock = std::chrono::steady_clock;
 
 // Splits "host:port" / "[v6]:port"; throws on a malformed address.
 std::pair<std::string, std::string> SplitAddress(const std::string& address) {
@@ -30,13 +32,109 @@ std::pair<std::string, std::string> SplitAddress(const std::string& address) {
   return {host, address.substr(colon + 1)};
 }
 
-void SendAll(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    sent += static_cast<size_t>(n);
+struct SslDeleter {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
+// One non-blocking connection, plain or TLS; every operation gives up at its deadline.
+class Conn {
+ public:
+  Conn(int fd, SSL_CTX* ctx) : fd_(fd), tls_wanted_(ctx != nullptr) {
+    if (ctx != nullptr) {
+      ssl_.reset(SSL_new(ctx));
+      if (ssl_) SSL_set_fd(ssl_.get(), fd);
+    }
   }
+
+  // TLS handshake (no-op in plaintext).
+  bool Handshake(SteadyClock::time_point deadline) {
+    if (!ssl_) return !tls_wanted_;
+    return Retry(deadline, [&] { return SSL_accept(ssl_.get()); });
+  }
+  // Some bytes, or <= 0 on EOF, error or deadline.
+  ssize_t Read(char* buf, size_t n, SteadyClock::time_point deadline) {
+    if (ssl_) {
+      int got = 0;
+      if (!Retry(deadline, [&] { return got = SSL_read(ssl_.get(), buf, static_cast<int>(n)); })) return -1;
+      return got;
+    }
+    for (;;) {
+      ssize_t r = recv(fd_, buf, n, 0);
+      if (r >= 0) return r;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+      if (!Wait(POLLIN, deadline)) return -1;
+    }
+  }
+  void WriteAll(const std::string& data, SteadyClock::time_point deadline) {
+    size_t sent = 0;
+    while (sent < data.size()) {
+      if (ssl_) {
+        int n = 0;
+        if (!Retry(deadline, [&] {
+              return n = SSL_write(ssl_.get(), data.data() + sent, static_cast<int>(data.size() - sent));
+            })) {
+          return;
+        }
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      ssize_t n = send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (!Wait(POLLOUT, deadline)) return;
+      } else {
+        return;
+      }
+    }
+    if (ssl_) SSL_shutdown(ssl_.get());
+  }
+
+ private:
+  bool Wait(short events, SteadyClock::time_point deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd_, events, 0};
+    return poll(&p, 1, static_cast<int>(left)) > 0 && (p.revents & (events | POLLHUP | POLLERR));
+  }
+  // Repeats an SSL call while it wants I/O; true once it returns > 0.
+  template <typename F>
+  bool Retry(SteadyClock::time_point deadline, F&& op) {
+    for (;;) {
+      const int r = op();
+      if (r > 0) return true;
+      const int err = SSL_get_error(ssl_.get(), r);
+      ERR_clear_error();
+      if (err == SSL_ERROR_WANT_READ) {
+        if (!Wait(POLLIN, deadline)) return false;
+      } else if (err == SSL_ERROR_WANT_WRITE) {
+        if (!Wait(POLLOUT, deadline)) return false;
+      } else {
+        return false;
+      }
+    }
+  }
+
+  int fd_;
+  const bool tls_wanted_;
+  std::unique_ptr<SSL, SslDeleter> ssl_;
+};
+
+StatusOr<std::shared_ptr<SSL_CTX>> MakeTlsContext(const std::string& cert_file, const std::string& key_file) {
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  if (!ctx) return Internal("metrics.tls: cannot create an OpenSSL context");
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  Status st;
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1) {
+    st = InvalidArgument("metrics.tls.cert_file: " + cert_file + ": cannot read a PEM certificate chain");
+  } else if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    st = InvalidArgument("metrics.tls.key_file: " + key_file + ": cannot read a PEM private key");
+  } else if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    st = InvalidArgument("metrics.tls.key_file: " + key_file + " does not match the certificate in " + cert_file);
+  }
+  ERR_clear_error();
+  if (!st.ok()) return st;
+  return ctx;
 }
 
 std::string Response(int code, const char* reason, const std::string& content_type, const std::string& body,
@@ -49,7 +147,13 @@ std::string Response(int code, const char* reason, const std::string& content_ty
 
 }  // namespace
 
-MetricsServer::MetricsServer(const std::string& address) : registry_(std::make_shared<prometheus::Registry>()) {
+MetricsServer::MetricsServer(const std::string& address, MetricsServerOptions options)
+    : options_(std::move(options)), registry_(std::make_shared<prometheus::Registry>()) {
+  if (!options_.tls_cert_file.empty()) {
+    StatusOr<std::shared_ptr<SSL_CTX>> ctx = MakeTlsContext(options_.tls_cert_file, options_.tls_key_file);
+    if (!ctx.ok()) throw std::runtime_error(ctx.status().message());
+    tls_ = *std::move(ctx);
+  }
   auto [host, port] = SplitAddress(address);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -92,6 +196,11 @@ MetricsServer::~MetricsServer() {
   char b = 1;
   if (write(wake_fd_[1], &b, 1) != 1) spdlog::warn("metrics: cannot wake the server thread");
   if (thread_.joinable()) thread_.join();
+  {
+    std::unique_lock<std::mutex> lock(conn_mu_);
+    for (int fd : open_fds_) shutdown(fd, SHUT_RDWR);  // their threads see EOF or an error and finish
+    conn_cv_.wait(lock, [&] { return open_fds_.empty(); });
+  }
   close(listen_fd_);
   close(wake_fd_[0]);
   close(wake_fd_[1]);
@@ -132,6 +241,21 @@ std::string MetricsServer::Render() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
+Status MetricsServer::Reload() {
+  if (options_.tls_cert_file.empty()) return Status::Ok();
+  StatusOr<std::shared_ptr<SSL_CTX>> ctx = MakeTlsContext(options_.tls_cert_file, options_.tls_key_file);
+  if (!ctx.ok()) return ctx.status();
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  tls_ = *std::move(ctx);
+  spdlog::info("metrics.tls: reloaded {}", options_.tls_cert_file);
+  return Status::Ok();
+}
+
+std::shared_ptr<SSL_CTX> MetricsServer::tls_context() const {
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  return tls_;
+}
+
 void MetricsServer::Serve() {
   pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};
   while (true) {
@@ -142,23 +266,43 @@ void MetricsServer::Serve() {
     }
     if (fds[1].revents) return;
     if (fds[0].revents & POLLIN) {
-      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) continue;
-      HandleConnection(fd);
-      close(fd);
+      std::unique_lock<std::mutex> lock(conn_mu_);
+      if (open_fds_.size() >= static_cast<size_t>(kMaxConnections)) {
+        lock.unlock();
+        static const std::string busy =
+            Response(503, "Service Unavailable", "text/plain", "too many open metrics connections\n", false);
+        if (tls_context() == nullptr) send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
+        close(fd);
+        continue;
+      }
+      open_fds_.insert(fd);
+      lock.unlock();
+      std::thread([this, fd] {
+        HandleConnection(fd);
+        std::lock_guard<std::mutex> done(conn_mu_);
+        close(fd);
+        open_fds_.erase(fd);
+        conn_cv_.notify_all();
+      }).detach();
     }
   }
 }
 
-// One request per connection: read the head (bounded in size and time), answer, close.
-void MetricsServer::HandleConnection(int fd) const {
-  timeval tv{kIoTimeoutMs / 1000, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+// One request per connection: read the head (bounded in size and, in total, by header_timeout), answer, close.
+void MetricsServer::HandleConnection(int fd) {
+  const std::shared_ptr<SSL_CTX> ctx = tls_context();
+  Conn conn(fd, ctx.get());
+  const auto head_deadline = SteadyClock::now() + options_.header_timeout;
+  if (!conn.Handshake(head_deadline)) return;
+  auto SendAll = [&](int, const std::string& data) {
+    conn.WriteAll(data, SteadyClock::now() + options_.write_timeout);
+  };
   std::string req;
   char buf[1024];
   while (req.find("\r\n\r\n") == std::string::npos && req.find("\n\n") == std::string::npos) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ssize_t n = conn.Read(buf, sizeof buf, head_deadline);
     if (n <= 0) return;
     req.append(buf, static_cast<size_t>(n));
     if (req.size() > kMaxRequestBytes) {

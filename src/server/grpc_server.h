@@ -1,15 +1,19 @@
-// GrpcServer: owns the grpc::Server with the Inference service, grpc.health.v1.Health and reflection.
+// GrpcServer: owns the grpc::Server with the Inference service (behind InferenceFront), grpc.health.v1.Health
+// and reflection, and the TLS files and token set it re-reads on Reload (SIGHUP).
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "inferd/config.h"
 #include "server/business_stats.h"
+#include "server/inference_front.h"
 #include "server/inference_service.h"
 #include "server/serving_pool.h"
+#include "server/tls_files.h"
 
 namespace grpc {
 class Server;
@@ -19,33 +23,47 @@ namespace inferd::server {
 
 class GrpcServer {
  public:
-  // Binds and starts serving; health reports NOT_SERVING and every RPC answers UNAVAILABLE until
-  // SetServing(true). With no pools every RPC answers UNAVAILABLE "no model pool".
-  // Throws std::runtime_error naming the address when it cannot listen, std::invalid_argument naming
-  // the pool when a pool is incomplete. Each pool's engine must outlive the server.
-  explicit GrpcServer(const ServerConfig& config, std::vector<ServingPool> pools = {},
-                      InferenceServiceOptions options = {});
+  // Binds and starts serving at once, before any model is attached: health reports NOT_SERVING and every
+  // Inference RPC answers UNAVAILABLE until Attach and SetServing(true). config.tls: TLS from its files
+  // (mutual TLS with client_ca_file: a client without a certificate signed by it fails the handshake).
+  // config.auth: bearer tokens and rate limits for the Inference RPCs (health and reflection stay open).
+  // Throws std::runtime_error naming the address when it cannot listen, and naming the key and file when a
+  // TLS or token file is unusable.
+  explicit GrpcServer(const ServerConfig& config);
+  // The above, then Attach(pools, options). Throws std::invalid_argument naming the pool when a pool is
+  // incomplete. Each pool's engine must outlive the server.
+  GrpcServer(const ServerConfig& config, std::vector<ServingPool> pools, InferenceServiceOptions options = {});
   ~GrpcServer();
   GrpcServer(const GrpcServer&) = delete;
   GrpcServer& operator=(const GrpcServer&) = delete;
+
+  // Once. With no pools and no upstreams every RPC answers UNAVAILABLE "no model pool".
+  // options.max_request_id_bytes is taken from the config.
+  void Attach(std::vector<ServingPool> pools, InferenceServiceOptions options = {});
 
   int port() const { return port_; }
   // The service behind the RPCs, for other front ends (http/) to share; lives as long as this server.
   InferenceService& service() { return *service_; }
   // Overall ("") and per-service health status, and whether the Inference RPCs are admitted.
   void SetServing(bool serving);
-  // Feedback counters since start (a copy).
+  // Re-reads the TLS files (new handshakes use them within about a second) and the token file. A file that
+  // fails keeps what was loaded before; returns the problems, one per line (OK when none).
+  Status Reload();
+  // Feedback counters since start (a copy; empty before Attach).
   BusinessStats business_stats() const;
-  // RPCs by pool, class, method and code, and class decisions by rule, since start (a copy).
+  // RPCs by pool, class, method and code, and class decisions by rule, since start (a copy; empty before Attach).
   RpcStats rpc_stats() const;
-  // Classification decisions by rule since start (a copy).
-  classify::ClassifierStats classifier_stats() const { return service_->classifier_stats(); }
+  // Classification decisions by rule since start (a copy; empty before Attach).
+  classify::ClassifierStats classifier_stats() const;
   // New RPCs answer UNAVAILABLE; in-flight RPCs may finish until `deadline`, then gRPC cancels them
   // and their handlers cancel the engine requests. Blocks. The engines are not drained here.
   void Shutdown(std::chrono::system_clock::time_point deadline);
 
  private:
-  std::unique_ptr<InferenceService> service_;
+  const ServerConfig config_;
+  std::unique_ptr<TlsFiles> tls_;  // null without TLS
+  std::unique_ptr<InferenceFront> front_;
+  std::unique_ptr<InferenceService> service_;  // set once by Attach; outlives server_
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

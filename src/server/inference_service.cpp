@@ -61,6 +61,8 @@ grpc::StatusCode ToGrpcCode(StatusCode code) {
       return grpc::StatusCode::UNAVAILABLE;
     case StatusCode::kDataLoss:
       return grpc::StatusCode::DATA_LOSS;
+    case StatusCode::kUnauthenticated:
+      return grpc::StatusCode::UNAUTHENTICATED;
   }
   return grpc::StatusCode::UNKNOWN;
 }
@@ -223,7 +225,7 @@ void LogEnd(classify::Rpc rpc, const std::string& request_id, const Status& st) 
 
 grpc::Status ToGrpcStatus(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return {ToGrpcCode(status.code()), status.message()};
+  return {ToGrpcCode(status.code()), BoundMessage(status.message())};
 }
 
 namespace {
@@ -284,6 +286,22 @@ InferenceService::InferenceService(std::vector<ServingPool> pools, InferenceServ
   for (const BackendRoute& r : routes_) {
     if (r.overflow) overflow_ = &r;
   }
+  if (!pools_.empty()) {
+    precheck_limits_ = pools_.front().limits;
+    precheck_bytes_per_token_ = pools_.front().tokenizer->max_bytes_per_token();
+  }
+  for (const ServingPool& p : pools_) {
+    LimitsConfig& l = precheck_limits_;
+    l.max_prompt_tokens = std::max(l.max_prompt_tokens, p.limits.max_prompt_tokens);
+    l.max_candidates = std::max(l.max_candidates, p.limits.max_candidates);
+    l.max_context_tokens = std::max(l.max_context_tokens, p.limits.max_context_tokens);
+    l.max_candidate_tokens = std::max(l.max_candidate_tokens, p.limits.max_candidate_tokens);
+    l.max_total_candidate_tokens = std::max(l.max_total_candidate_tokens, p.limits.max_total_candidate_tokens);
+    l.max_stop_strings = std::max(l.max_stop_strings, p.limits.max_stop_strings);
+    l.max_stop_string_bytes = std::max(l.max_stop_string_bytes, p.limits.max_stop_string_bytes);
+    const size_t bpt = p.tokenizer->max_bytes_per_token();
+    precheck_bytes_per_token_ = bpt == 0 ? 0 : std::max(precheck_bytes_per_token_, bpt);
+  }
 }
 
 uint32_t InferenceService::VariantOf(std::string_view v) const {
@@ -316,7 +334,7 @@ StatusOr<const BackendRoute*> InferenceService::Route(const std::string& model, 
         names += (names.empty() ? "" : ", ") + m;
       }
     }
-    return NotFound("model: no model pool named '" + model + "' (serving: " + names + ")");
+    return NotFound("model: no model pool named " + Excerpt(model) + " (serving: " + names + ")");
   }
   for (const BackendRoute& r : routes_) {
     if (std::find(r.classes.begin(), r.classes.end(), cls) != r.classes.end()) return &r;
@@ -328,9 +346,21 @@ StatusOr<const BackendRoute*> InferenceService::Route(const std::string& model, 
 template <typename Req>
 Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info) {
   RpcTag* tag = &info->tag;
-  if (Status s = ValidateRequestId(req.request_id()); !s.ok()) return s;
+  if (Status s = ValidateRequestId(req.request_id(), options_.max_request_id_bytes); !s.ok()) return s;
   const Tokenizer* counter =
       classifier_.needs_token_counts() && !pools_.empty() ? pools_.front().tokenizer.get() : nullptr;
+  // Rules that count tokens would tokenize before any pool's caps are checked: bound that work first by
+  // the loosest local caps (each local pool checks its own caps again when decoding).
+  if (counter != nullptr) {
+    Status pre = [&] {
+      if constexpr (std::is_same_v<Req, v1::RecommendRequest>) {
+        return PrecheckRecommend(req, precheck_limits_, precheck_bytes_per_token_);
+      } else {
+        return PrecheckGenerate(req, precheck_limits_, precheck_bytes_per_token_);
+      }
+    }();
+    if (!pre.ok()) return pre;
+  }
   StatusOr<classify::RequestFeatures> features = [&] {
     if constexpr (std::is_same_v<Req, v1::RecommendRequest>) {
       return RecommendFeatures(req, counter);
@@ -605,7 +635,7 @@ grpc::Status InferenceService::FeedbackImpl(grpc::ServerContext* ctx, const v1::
   // while no pool is attached.
   auto bad = [](const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); };
   if (req->request_id().empty()) return bad("request_id: must not be empty");
-  if (Status s = ValidateRequestId(req->request_id()); !s.ok()) return ToGrpcStatus(s);
+  if (Status s = ValidateRequestId(req->request_id(), options_.max_request_id_bytes); !s.ok()) return ToGrpcStatus(s);
   using Event = BusinessStatsRecorder::Event;
   std::optional<Event> event;
   switch (req->event_case()) {
@@ -645,7 +675,7 @@ grpc::Status InferenceService::FeedbackImpl(grpc::ServerContext* ctx, const v1::
       tag->pool = static_cast<size_t>(&r - routes_.data());
       return ToGrpcStatus(r.backend->Feedback(*req, RequestDeadline(GrpcCall(ctx), 0)));
     }
-    return {grpc::StatusCode::NOT_FOUND, "model: no model pool named '" + model + "'"};
+    return {grpc::StatusCode::NOT_FOUND, "model: no model pool named " + Excerpt(model)};
   }
   // Counted against the local pool and class that served the named request; an id no longer (or never)
   // remembered is counted apart, whatever `model` says.

@@ -63,6 +63,7 @@ struct InferenceServiceOptions {
   ClassificationConfig classification;          // rules and per-RPC defaults
   std::vector<BackendRoute> upstreams;          // routed after the local pools
   std::shared_ptr<cache::ResponseCache> cache;  // realtime Recommends of local pools; null = no cache
+  size_t max_request_id_bytes = 256;            // server.max_request_id_bytes
 };
 
 // inferd::StatusCode -> grpc::StatusCode, one to one.
@@ -136,6 +137,10 @@ class InferenceService final : public inferd::v1::Inference::Service {
 
   const std::vector<ServingPool> pools_;
   const InferenceServiceOptions options_;
+  // Byte-level prechecks before classification: the element-wise loosest limits of the local pools and the
+  // largest bytes per token of their tokenizers (0 when one is unknown, which skips byte checks).
+  LimitsConfig precheck_limits_;
+  size_t precheck_bytes_per_token_ = 0;
   const classify::Classifier classifier_;
   std::vector<BackendRoute> routes_;  // local pools in order, then options_.upstreams
   const BackendRoute* overflow_ = nullptr;

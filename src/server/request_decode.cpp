@@ -49,7 +49,7 @@ StatusOr<std::vector<TokenId>> DecodeInput(const v1::GenerateRequest& req, const
         const std::string& role = msgs[i].role();
         if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
           return Bad(*field + "[" + std::to_string(i) + "].role",
-                     "must be system, user, assistant or tool, got '" + role + "'");
+                     "must be system, user, assistant or tool, got " + Excerpt(role));
         }
         chat.push_back(ChatMessage{role, msgs[i].content(), {}});
       }
@@ -82,12 +82,21 @@ StatusOr<std::vector<TokenId>> DecodeInput(const v1::GenerateRequest& req, const
   return Bad(*field, "set one of prompt, messages, prompt_token_ids");
 }
 
-Status CheckPromptLength(size_t n, const ServingPool& pool, const std::string& field) {
-  if (static_cast<int64_t>(n) > pool.limits.max_prompt_tokens) {
+Status CheckTokens(size_t n, int64_t cap, const std::string& field, const char* cap_key) {
+  if (static_cast<int64_t>(n) > cap) {
     return Bad(field,
-               std::to_string(n) + " tokens exceeds the limit of " + std::to_string(pool.limits.max_prompt_tokens));
+               std::to_string(n) + " tokens exceeds the limit of " + std::to_string(cap) + " (limits." + cap_key + ")");
   }
   return Status::Ok();
+}
+
+// INVALID_ARGUMENT when `bytes` of text must encode to more than `cap` tokens.
+Status CheckBytes(size_t bytes, int64_t cap, size_t max_bytes_per_token, const std::string& field,
+                  const char* cap_key) {
+  if (max_bytes_per_token == 0 || bytes <= static_cast<size_t>(cap) * max_bytes_per_token) return Status::Ok();
+  return Bad(field, std::to_string(bytes) + " bytes encode to more than the limit of " + std::to_string(cap) +
+                        " tokens (limits." + cap_key + "; a token covers at most " +
+                        std::to_string(max_bytes_per_token) + " bytes)");
 }
 
 }  // namespace
@@ -161,12 +170,67 @@ StatusOr<classify::RequestFeatures> RecommendFeatures(const v1::RecommendRequest
   return f;
 }
 
-Status ValidateRequestId(const std::string& request_id) {
-  if (request_id.size() > kMaxRequestIdBytes) {
-    return Bad("request_id", "must be at most " + std::to_string(kMaxRequestIdBytes) + " bytes, got " +
-                                 std::to_string(request_id.size()));
+Status ValidateRequestId(const std::string& request_id, size_t max_bytes) {
+  if (request_id.size() > max_bytes) {
+    return Bad("request_id", "must be at most " + std::to_string(max_bytes) +
+                                 " bytes (server.max_request_id_bytes), got " + std::to_string(request_id.size()));
   }
   return Status::Ok();
+}
+
+Status PrecheckGenerate(const v1::GenerateRequest& req, const LimitsConfig& limits, size_t max_bytes_per_token) {
+  const v1::SamplingParams& s = req.sampling();
+  if (s.stop_size() > limits.max_stop_strings) {
+    return Bad("sampling.stop", "at most " + std::to_string(limits.max_stop_strings) +
+                                    " stop strings (limits.max_stop_strings), got " + std::to_string(s.stop_size()));
+  }
+  for (int i = 0; i < s.stop_size(); ++i) {
+    if (s.stop(i).size() > static_cast<size_t>(limits.max_stop_string_bytes)) {
+      return Bad("sampling.stop[" + std::to_string(i) + "]",
+                 "must be at most " + std::to_string(limits.max_stop_string_bytes) +
+                     " bytes (limits.max_stop_string_bytes), got " + std::to_string(s.stop(i).size()));
+    }
+  }
+  switch (req.input_case()) {
+    case v1::GenerateRequest::kPrompt:
+      return CheckBytes(req.prompt().size(), limits.max_prompt_tokens, max_bytes_per_token, "prompt",
+                        "max_prompt_tokens");
+    case v1::GenerateRequest::kMessages: {
+      size_t bytes = 0;
+      for (const auto& m : req.messages().messages()) bytes += m.content().size();
+      return CheckBytes(bytes, limits.max_prompt_tokens, max_bytes_per_token, "messages.messages", "max_prompt_tokens");
+    }
+    case v1::GenerateRequest::kPromptTokenIds:
+      return CheckTokens(req.prompt_token_ids().ids_size(), limits.max_prompt_tokens, "prompt_token_ids.ids",
+                         "max_prompt_tokens");
+    case v1::GenerateRequest::INPUT_NOT_SET:
+      break;
+  }
+  return Status::Ok();
+}
+
+Status PrecheckRecommend(const v1::RecommendRequest& req, const LimitsConfig& limits, size_t max_bytes_per_token) {
+  if (req.candidates_size() > limits.max_candidates) {
+    return Bad("candidates", std::to_string(req.candidates_size()) + " exceeds the limit of " +
+                                 std::to_string(limits.max_candidates) + " (limits.max_candidates)");
+  }
+  if (Status s = CheckBytes(req.context().size(), limits.max_context_tokens, max_bytes_per_token, "context",
+                            "max_context_tokens");
+      !s.ok()) {
+    return s;
+  }
+  size_t total = 0;
+  for (int i = 0; i < req.candidates_size(); ++i) {
+    const size_t bytes = req.candidates(i).text().size();
+    if (Status s = CheckBytes(bytes, limits.max_candidate_tokens, max_bytes_per_token,
+                              "candidates[" + std::to_string(i) + "].text", "max_candidate_tokens");
+        !s.ok()) {
+      return s;
+    }
+    total += bytes;
+  }
+  return CheckBytes(total, limits.max_total_candidate_tokens, max_bytes_per_token, "candidates",
+                    "max_total_candidate_tokens");
 }
 
 StatusOr<SamplingParams> DecodeSampling(const v1::SamplingParams& s) {
@@ -208,7 +272,7 @@ StatusOr<SamplingParams> DecodeSampling(const v1::SamplingParams& s) {
 }
 
 StatusOr<GenerateRequest> DecodeGenerate(const v1::GenerateRequest& req, const ServingPool& pool) {
-  if (Status s = ValidateRequestId(req.request_id()); !s.ok()) return s;
+  if (Status s = PrecheckGenerate(req, pool.limits, pool.tokenizer->max_bytes_per_token()); !s.ok()) return s;
   StatusOr<SamplingParams> sampling = DecodeSampling(req.sampling());
   if (!sampling.ok()) return sampling.status();
   const v1::SamplingParams& s = req.sampling();
@@ -217,22 +281,16 @@ StatusOr<GenerateRequest> DecodeGenerate(const v1::GenerateRequest& req, const S
     return Bad("sampling.max_tokens",
                "must be <= " + std::to_string(pool.limits.max_tokens) + ", got " + std::to_string(s.max_tokens()));
   }
-  if (s.stop_size() > kMaxStopStrings) {
-    return Bad("sampling.stop",
-               "at most " + std::to_string(kMaxStopStrings) + " stop strings, got " + std::to_string(s.stop_size()));
-  }
   for (int i = 0; i < s.stop_size(); ++i) {
-    const std::string field = "sampling.stop[" + std::to_string(i) + "]";
-    if (s.stop(i).empty()) return Bad(field, "must not be empty");
-    if (s.stop(i).size() > kMaxStopStringBytes) {
-      return Bad(field, "must be at most " + std::to_string(kMaxStopStringBytes) + " bytes");
-    }
+    if (s.stop(i).empty()) return Bad("sampling.stop[" + std::to_string(i) + "]", "must not be empty");
   }
 
   std::string field;
   StatusOr<std::vector<TokenId>> prompt = DecodeInput(req, pool, &field);
   if (!prompt.ok()) return prompt.status();
-  if (Status st = CheckPromptLength(prompt->size(), pool, field); !st.ok()) return st;
+  if (Status st = CheckTokens(prompt->size(), pool.limits.max_prompt_tokens, field, "max_prompt_tokens"); !st.ok()) {
+    return st;
+  }
   if (static_cast<int64_t>(prompt->size()) >= pool.max_model_len) {
     return Bad(field, std::to_string(prompt->size()) + " tokens leave no room to generate (model context length " +
                           std::to_string(pool.max_model_len) + ")");
@@ -249,19 +307,18 @@ StatusOr<GenerateRequest> DecodeGenerate(const v1::GenerateRequest& req, const S
 }
 
 StatusOr<RecommendRequest> DecodeRecommend(const v1::RecommendRequest& req, const ServingPool& pool) {
-  if (Status s = ValidateRequestId(req.request_id()); !s.ok()) return s;
   if (req.context().empty()) return Bad("context", "must not be empty");
   if (req.candidates().empty()) return Bad("candidates", "must not be empty");
-  if (req.candidates_size() > pool.limits.max_candidates) {
-    return Bad("candidates", std::to_string(req.candidates_size()) + " exceeds the limit of " +
-                                 std::to_string(pool.limits.max_candidates));
-  }
+  if (Status s = PrecheckRecommend(req, pool.limits, pool.tokenizer->max_bytes_per_token()); !s.ok()) return s;
   if (req.top_k() < 0) return Bad("top_k", "must be >= 0, got " + std::to_string(req.top_k()));
 
   RecommendRequest out;
   StatusOr<std::vector<TokenId>> context = EncodeWithBos(*pool.tokenizer, req.context(), "context");
   if (!context.ok()) return context.status();
-  if (Status s = CheckPromptLength(context->size(), pool, "context"); !s.ok()) return s;
+  if (Status s = CheckTokens(context->size(), pool.limits.max_context_tokens, "context", "max_context_tokens");
+      !s.ok()) {
+    return s;
+  }
   out.context = std::move(context).value();
 
   std::unordered_map<uint64_t, int> seen;
@@ -269,6 +326,7 @@ StatusOr<RecommendRequest> DecodeRecommend(const v1::RecommendRequest& req, cons
   EncodeOptions opts;
   opts.add_special_tokens = false;
   out.candidates.reserve(req.candidates_size());
+  size_t total_candidate_tokens = 0;
   for (int i = 0; i < req.candidates_size(); ++i) {
     const v1::Candidate& c = req.candidates(i);
     const std::string field = "candidates[" + std::to_string(i) + "]";
@@ -280,6 +338,17 @@ StatusOr<RecommendRequest> DecodeRecommend(const v1::RecommendRequest& req, cons
     StatusOr<std::vector<TokenId>> ids = pool.tokenizer->Encode(c.text(), opts);
     if (!ids.ok()) return Bad(field + ".text", ids.status().message());
     if (ids->empty()) return Bad(field + ".text", "encodes to no tokens");
+    if (Status s = CheckTokens(ids->size(), pool.limits.max_candidate_tokens, field + ".text", "max_candidate_tokens");
+        !s.ok()) {
+      return s;
+    }
+    total_candidate_tokens += ids->size();
+    if (static_cast<int64_t>(total_candidate_tokens) > pool.limits.max_total_candidate_tokens) {
+      return Bad("candidates", "candidates[0.." + std::to_string(i) + "] are already " +
+                                   std::to_string(total_candidate_tokens) + " tokens, over the limit of " +
+                                   std::to_string(pool.limits.max_total_candidate_tokens) +
+                                   " (limits.max_total_candidate_tokens)");
+    }
     const int64_t total = static_cast<int64_t>(out.context.size() + ids->size());
     if (total > pool.max_model_len) {
       return Bad(field + ".text", "context + candidate is " + std::to_string(total) +

@@ -17,11 +17,14 @@
 
 namespace inferd::server {
 
-// Request-size caps beyond LimitsConfig (fixed for now).
-inline constexpr size_t kMaxRequestIdBytes = 256;
-inline constexpr int kMaxStopStrings = 16;
-inline constexpr size_t kMaxStopStringBytes = 256;
 inline constexpr int32_t kMaxTopLogprobs = 20;
+
+// Size checks that need no tokenizing, against `limits` (LimitsConfig): candidate count, stop strings, and
+// text fields whose byte length alone proves them over their token cap (a token covers at most
+// `max_bytes_per_token` input bytes; 0 skips those). O(number of fields); run before classification so an
+// oversized request costs no tokenizing. INVALID_ARGUMENT names the field, its size and the cap's key.
+Status PrecheckGenerate(const v1::GenerateRequest& request, const LimitsConfig& limits, size_t max_bytes_per_token);
+Status PrecheckRecommend(const v1::RecommendRequest& request, const LimitsConfig& limits, size_t max_bytes_per_token);
 
 // nullopt for UNSPECIFIED; INVALID_ARGUMENT "class_hint: ..." for values the enum does not name.
 StatusOr<std::optional<RequestClass>> DecodeClassHint(int value);
@@ -38,10 +41,12 @@ StatusOr<classify::RequestFeatures> RecommendFeatures(const v1::RecommendRequest
 // BOS when tokenizer_config.json's add_bos_token says so (never EOS); chat messages are rendered
 // with the chat template and a generation prompt, then encoded without adding special tokens;
 // token ids must be in [0, vocab_size). stop_token_ids = the tokenizer's EOS unless ignore_eos.
-// max_tokens 0 becomes limits.default_max_tokens.
+// max_tokens 0 becomes limits.default_max_tokens. Runs PrecheckGenerate first.
 StatusOr<GenerateRequest> DecodeGenerate(const v1::GenerateRequest& request, const ServingPool& pool);
 
 // Context encoded with BOS as above; candidates without special tokens. Item ids must be unique.
+// Caps: limits.max_context_tokens, max_candidate_tokens, max_total_candidate_tokens; candidates are encoded
+// in order and decoding stops at the first one that takes the total over its cap.
 StatusOr<RecommendRequest> DecodeRecommend(const v1::RecommendRequest& request, const ServingPool& pool);
 
 // Checks of Recommend fields the ranking encoder needs: encoding, score_precision (0 = the default).
@@ -50,6 +55,7 @@ StatusOr<double> DecodeRankingOptions(const v1::RecommendRequest& request);
 
 StatusOr<SamplingParams> DecodeSampling(const v1::SamplingParams& sampling);
 
-Status ValidateRequestId(const std::string& request_id);
+// INVALID_ARGUMENT when longer than `max_bytes` (server.max_request_id_bytes).
+Status ValidateRequestId(const std::string& request_id, size_t max_bytes);
 
 }  // namespace inferd::server

@@ -1,5 +1,6 @@
 #include "inferd/tokenizer.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "tokenizer/tokenizer_impl.h"
@@ -15,8 +16,7 @@ void TokenizerImpl::EncodePlain(std::string_view text, std::vector<TokenId>* out
   pre_tokenizer_.Run(text, &scratch, [&](std::string_view piece) { model_.EncodeWord(piece, byte_level, out); });
 }
 
-void TokenizerImpl::EncodeNormalizedPiece(std::string_view text, bool skip_special,
-                                          std::vector<TokenId>* out) const {
+void TokenizerImpl::EncodeNormalizedPiece(std::string_view text, bool skip_special, std::vector<TokenId>* out) const {
   std::string normalized;
   if (!normalizer_.empty()) {
     normalizer_.Apply(text, &normalized);
@@ -68,7 +68,10 @@ std::optional<std::string> TokenizerImpl::IdToToken(TokenId id) const {
 
 }  // namespace tokenizer
 
-Tokenizer::Tokenizer(std::unique_ptr<tokenizer::TokenizerImpl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(std::unique_ptr<tokenizer::TokenizerImpl> impl) : impl_(std::move(impl)) {
+  if (!impl_->normalizer_.empty()) return;
+  for (const std::string& b : impl_->token_bytes_) max_bytes_per_token_ = std::max(max_bytes_per_token_, b.size());
+}
 Tokenizer::~Tokenizer() = default;
 
 StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::Load(const std::string& dir) {
@@ -129,13 +132,29 @@ DecodeStream Tokenizer::NewStream(StreamOptions options) const {
   return DecodeStream(shared_from_this(), std::move(options));
 }
 
-std::optional<TokenId> Tokenizer::bos_id() const { return impl_->bos_id_; }
-std::optional<TokenId> Tokenizer::eos_id() const { return impl_->eos_id_; }
-bool Tokenizer::add_bos_token() const { return impl_->add_bos_; }
-bool Tokenizer::add_eos_token() const { return impl_->add_eos_; }
-int32_t Tokenizer::vocab_size() const { return impl_->vocab_size(); }
-std::optional<TokenId> Tokenizer::TokenToId(std::string_view token) const { return impl_->TokenToId(token); }
-std::optional<std::string> Tokenizer::IdToToken(TokenId id) const { return impl_->IdToToken(id); }
-bool Tokenizer::IsSpecial(TokenId id) const { return impl_->IsSpecial(id); }
+std::optional<TokenId> Tokenizer::bos_id() const {
+  return impl_->bos_id_;
+}
+std::optional<TokenId> Tokenizer::eos_id() const {
+  return impl_->eos_id_;
+}
+bool Tokenizer::add_bos_token() const {
+  return impl_->add_bos_;
+}
+bool Tokenizer::add_eos_token() const {
+  return impl_->add_eos_;
+}
+int32_t Tokenizer::vocab_size() const {
+  return impl_->vocab_size();
+}
+std::optional<TokenId> Tokenizer::TokenToId(std::string_view token) const {
+  return impl_->TokenToId(token);
+}
+std::optional<std::string> Tokenizer::IdToToken(TokenId id) const {
+  return impl_->IdToToken(id);
+}
+bool Tokenizer::IsSpecial(TokenId id) const {
+  return impl_->IsSpecial(id);
+}
 
 }  // namespace inferd

@@ -1,10 +1,10 @@
+#include "inferd/config.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include "inferd/config.h"
 
 namespace inferd {
 namespace {
@@ -136,14 +136,35 @@ INSTANTIATE_TEST_SUITE_P(
                     "models[0].scheduler.realtime_overload: must be one of refuse, best_effort, found 'drop'"},
         InvalidCase{"unknown_class", "models: [{name: m, path: /m, classes: [batch]}]",
                     "models[0].classes: unknown class 'batch'"},
-        InvalidCase{"dup_name", "models: [{name: m, path: /a, classes: [realtime]}, {name: m, path: /b, classes: [complex]}]",
+        InvalidCase{"dup_name",
+                    "models: [{name: m, path: /a, classes: [realtime]}, {name: m, path: /b, classes: [complex]}]",
                     "models[1].name: duplicate model name 'm'"},
         InvalidCase{"class_twice", "models: [{name: a, path: /a}, {name: b, path: /b}]",
                     "models[1].classes: class 'realtime' is already routed"},
         InvalidCase{"unknown_model_key", "models: [{name: m, path: /m, quantize: yes}]",
                     "models[0].quantize: unknown key"},
-        InvalidCase{"same_ports", MODEL "server: {grpc_address: '127.0.0.1:9000'}\nmetrics: {address: '127.0.0.1:9000'}",
+        InvalidCase{"same_ports",
+                    MODEL "server: {grpc_address: '127.0.0.1:9000'}\nmetrics: {address: '127.0.0.1:9000'}",
                     "metrics.address: must differ"},
+        InvalidCase{"tls_cert_without_key", MODEL "server: {tls: {cert_file: c.pem}}",
+                    "server.tls: set both cert_file and key_file, or neither"},
+        InvalidCase{"tls_ca_without_cert", MODEL "server: {tls: {client_ca_file: ca.pem}}",
+                    "server.tls.client_ca_file: mutual TLS needs the server's cert_file and key_file"},
+        InvalidCase{"metrics_tls_no_client_ca", MODEL "metrics: {tls: {cert_file: c, key_file: k, client_ca_file: a}}",
+                    "metrics.tls.client_ca_file: unknown key"},
+        InvalidCase{"unknown_auth_key", MODEL "server: {auth: {tokens: t}}", "server.auth.tokens: unknown key"},
+        InvalidCase{"rate_limit_without_auth", MODEL "server: {auth: {rate_limit: {requests_per_second: 5}}}",
+                    "server.auth.rate_limit.requests_per_second: limits are per authenticated identity"},
+        InvalidCase{"burst_without_rate", MODEL "server: {auth: {token_file: t, rate_limit: {burst: 5}}}",
+                    "server.auth.rate_limit.burst: needs requests_per_second > 0"},
+        InvalidCase{"request_id_cap", MODEL "server: {max_request_id_bytes: 0}", "server.max_request_id_bytes:"},
+        InvalidCase{"header_timeout", MODEL "metrics: {header_timeout_ms: 1}", "metrics.header_timeout_ms:"},
+        InvalidCase{"candidate_over_total",
+                    "models: [{name: m, path: /m, limits: {max_candidate_tokens: 100, "
+                    "max_total_candidate_tokens: 50}}]",
+                    "models[0].limits.max_candidate_tokens: must not exceed max_total_candidate_tokens (50)"},
+        InvalidCase{"zero_context_cap", "models: [{name: m, path: /m, limits: {max_context_tokens: 0}}]",
+                    "models[0].limits.max_context_tokens:"},
         InvalidCase{"yaml_syntax", "models: [{name: m", "YAML syntax error at line"},
         InvalidCase{"top_level_list", "- a\n- b", "the top level must be a mapping"}),
     [](const ::testing::TestParamInfo<InvalidCase>& info) { return std::string(info.param.name); });
@@ -158,6 +179,42 @@ TEST(Config, EveryErrorIsReportedNotJustTheFirst) {
     EXPECT_NE(w.find("server.bogus: unknown key"), std::string::npos) << w;
     EXPECT_NE(w.find("models[0].path: is required"), std::string::npos) << w;
   }
+}
+
+TEST(Config, SecurityKeysAndCapsAreReadAndPathsResolved) {
+  Config c = ParseConfig(R"(
+server:
+  max_request_id_bytes: 64
+  tls: {cert_file: tls/server.pem, key_file: /abs/server.key, client_ca_file: tls/ca.pem}
+  auth:
+    token_file: tokens.txt
+    rate_limit: {requests_per_second: 20, burst: 40}
+metrics:
+  header_timeout_ms: 250
+  tls: {cert_file: m.pem, key_file: m.key}
+models:
+  - name: m
+    path: /m
+    limits: {max_context_tokens: 100, max_candidate_tokens: 10, max_total_candidate_tokens: 20,
+             max_stop_strings: 2, max_stop_string_bytes: 8}
+)",
+                         "/etc/inferd/inferd.yaml");
+  EXPECT_EQ(c.server.max_request_id_bytes, 64);
+  EXPECT_EQ(c.server.tls.cert_file, "/etc/inferd/tls/server.pem");
+  EXPECT_EQ(c.server.tls.key_file, "/abs/server.key");
+  EXPECT_EQ(c.server.tls.client_ca_file, "/etc/inferd/tls/ca.pem");
+  EXPECT_EQ(c.server.auth.token_file, "/etc/inferd/tokens.txt");
+  EXPECT_EQ(c.server.auth.rate_limit.requests_per_second, 20);
+  EXPECT_EQ(c.server.auth.rate_limit.burst, 40);
+  EXPECT_EQ(c.metrics.header_timeout_ms, 250);
+  EXPECT_EQ(c.metrics.tls.cert_file, "/etc/inferd/m.pem");
+  EXPECT_EQ(c.metrics.tls.key_file, "/etc/inferd/m.key");
+  const LimitsConfig& l = c.models[0].limits;
+  EXPECT_EQ(l.max_context_tokens, 100);
+  EXPECT_EQ(l.max_candidate_tokens, 10);
+  EXPECT_EQ(l.max_total_candidate_tokens, 20);
+  EXPECT_EQ(l.max_stop_strings, 2);
+  EXPECT_EQ(l.max_stop_string_bytes, 8);
 }
 
 TEST(Config, MissingFileNamesThePath) {
@@ -185,6 +242,12 @@ TEST(Config, ExampleDocumentsTheDefaults) {
   EXPECT_EQ(example.server.grpc_address, defaults.server.grpc_address);
   EXPECT_EQ(example.server.max_message_bytes, defaults.server.max_message_bytes);
   EXPECT_EQ(example.server.drain_grace_seconds, defaults.server.drain_grace_seconds);
+  EXPECT_EQ(example.server.max_request_id_bytes, defaults.server.max_request_id_bytes);
+  EXPECT_EQ(example.server.tls.cert_file, defaults.server.tls.cert_file);
+  EXPECT_EQ(example.server.auth.token_file, defaults.server.auth.token_file);
+  EXPECT_EQ(example.server.auth.rate_limit.requests_per_second, defaults.server.auth.rate_limit.requests_per_second);
+  EXPECT_EQ(example.metrics.header_timeout_ms, defaults.metrics.header_timeout_ms);
+  EXPECT_EQ(example.metrics.tls.cert_file, defaults.metrics.tls.cert_file);
   EXPECT_EQ(example.metrics.address, defaults.metrics.address);
   EXPECT_EQ(example.metrics.realtime_slo_ms, defaults.metrics.realtime_slo_ms);
   EXPECT_EQ(example.metrics.experiment_variants, defaults.metrics.experiment_variants);
@@ -214,6 +277,11 @@ TEST(Config, ExampleDocumentsTheDefaults) {
   EXPECT_EQ(a.limits.max_tokens, b.limits.max_tokens);
   EXPECT_EQ(a.limits.default_max_tokens, b.limits.default_max_tokens);
   EXPECT_EQ(a.limits.max_candidates, b.limits.max_candidates);
+  EXPECT_EQ(a.limits.max_context_tokens, b.limits.max_context_tokens);
+  EXPECT_EQ(a.limits.max_candidate_tokens, b.limits.max_candidate_tokens);
+  EXPECT_EQ(a.limits.max_total_candidate_tokens, b.limits.max_total_candidate_tokens);
+  EXPECT_EQ(a.limits.max_stop_strings, b.limits.max_stop_strings);
+  EXPECT_EQ(a.limits.max_stop_string_bytes, b.limits.max_stop_string_bytes);
 }
 
 }  // namespace

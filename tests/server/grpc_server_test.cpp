@@ -36,7 +36,7 @@ TEST(GrpcServerTest, HealthFollowsSetServing) {
 TEST(GrpcServerTest, WithoutPoolsEveryRpcIsUnavailable) {
   ServerConfig cfg;
   cfg.grpc_address = "127.0.0.1:0";
-  GrpcServer server(cfg);
+  GrpcServer server(cfg, {}, {});
   server.SetServing(true);
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()), grpc::InsecureChannelCredentials());
   auto stub = v1::Inference::NewStub(channel);

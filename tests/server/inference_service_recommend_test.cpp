@@ -225,7 +225,7 @@ TEST(RecommendTest, TooManyCandidatesIsInvalid) {
   auto ctx = Ctx();
   grpc::Status s = ts.stub().Recommend(ctx.get(), MakeRequest(9, 0), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(s.error_message(), "candidates: 9 exceeds the limit of 8");
+  EXPECT_EQ(s.error_message(), "candidates: 9 exceeds the limit of 8 (limits.max_candidates)");
 }
 
 TEST(RecommendTest, UnknownModelIsNotFound) {

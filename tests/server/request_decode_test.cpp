@@ -147,6 +147,7 @@ std::vector<Case> Cases() {
 TEST(ValidationTest, EveryInvalidArgumentNamesItsField) {
   PoolSpec spec;
   spec.limits.max_prompt_tokens = 64;
+  spec.limits.max_context_tokens = 64;
   spec.limits.max_candidates = 8;
   std::atomic<int> engine_steps{0};  // declared before the server: its engine calls back into it
   TestServer ts({spec});

@@ -40,31 +40,39 @@ struct PoolSpec {
   std::chrono::microseconds step_delay{0};
 };
 
+// Pools over fresh fake-executor engines, appended to `engines` (which must outlive the pools' server).
+inline std::vector<ServingPool> BuildPools(const std::vector<PoolSpec>& specs,
+                                           std::vector<std::unique_ptr<Engine>>* engines) {
+  std::vector<ServingPool> pools;
+  for (const PoolSpec& spec : specs) {
+    EngineOptions eo;
+    eo.kv_cache.num_blocks_override = spec.num_blocks;
+    eo.kv_cache.block_size = 16;
+    eo.scheduler.max_model_len = spec.max_model_len;
+    eo.scheduler.max_running = spec.max_running;
+    eo.scheduler.max_waiting_realtime = spec.max_waiting_realtime;
+    eo.scheduler.max_waiting_complex = spec.max_waiting_complex;
+    engine::FakeExecutorOptions fx;
+    fx.vocab_size = TestTokenizer()->vocab_size();
+    fx.step_delay = spec.step_delay;
+    auto engine =
+        Engine::Create(eo, std::make_unique<engine::FakeExecutor>(fx), TokenizerTextStreamFactory(TestTokenizer()));
+    if (!engine.ok()) throw std::runtime_error(engine.status().ToString());
+    engines->push_back(std::move(engine).value());
+    pools.push_back(ServingPool{spec.name, spec.classes, TestTokenizer(), engines->back().get(), spec.limits,
+                                spec.max_model_len, spec.name + "@test"});
+  }
+  return pools;
+}
+
 class TestServer {
  public:
-  explicit TestServer(std::vector<PoolSpec> specs = {PoolSpec{}}, InferenceServiceOptions options = {}) {
-    std::vector<ServingPool> pools;
-    for (const PoolSpec& spec : specs) {
-      EngineOptions eo;
-      eo.kv_cache.num_blocks_override = spec.num_blocks;
-      eo.kv_cache.block_size = 16;
-      eo.scheduler.max_model_len = spec.max_model_len;
-      eo.scheduler.max_running = spec.max_running;
-      eo.scheduler.max_waiting_realtime = spec.max_waiting_realtime;
-      eo.scheduler.max_waiting_complex = spec.max_waiting_complex;
-      engine::FakeExecutorOptions fx;
-      fx.vocab_size = TestTokenizer()->vocab_size();
-      fx.step_delay = spec.step_delay;
-      auto engine =
-          Engine::Create(eo, std::make_unique<engine::FakeExecutor>(fx), TokenizerTextStreamFactory(TestTokenizer()));
-      if (!engine.ok()) throw std::runtime_error(engine.status().ToString());
-      engines_.push_back(std::move(engine).value());
-      pools.push_back(ServingPool{spec.name, spec.classes, TestTokenizer(), engines_.back().get(), spec.limits,
-                                  spec.max_model_len, spec.name + "@test"});
-    }
-    ServerConfig cfg;
-    cfg.grpc_address = "127.0.0.1:0";
-    server_ = std::make_unique<GrpcServer>(cfg, std::move(pools), options);
+  // `config` is used as given except grpc_address (127.0.0.1:0); the stub's channel is plaintext.
+  explicit TestServer(std::vector<PoolSpec> specs = {PoolSpec{}}, InferenceServiceOptions options = {},
+                      ServerConfig config = {}) {
+    std::vector<ServingPool> pools = BuildPools(specs, &engines_);
+    config.grpc_address = "127.0.0.1:0";
+    server_ = std::make_unique<GrpcServer>(config, std::move(pools), options);
     server_->SetServing(true);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
     stub_ = v1::Inference::NewStub(channel_);

@@ -191,6 +191,15 @@ TEST(LoadTest, UnsupportedComponentsAreRejectedByName) {
               {"continuing_subword_prefix"});
 }
 
+TEST(DeepSeekV3Test, MaxBytesPerTokenIsTheLongestToken) {
+  const char* dir = std::getenv("INFERD_TOKENIZER_V3");
+  ASSERT_NE(dir, nullptr);
+  auto tok = Tokenizer::LoadOrThrow(dir);
+  // From tokenizer.json: the longest model.vocab key has 128 byte-level characters (one byte each); the
+  // longest added token is 33 bytes. The tokenizer has no normalizer, so the bound is known.
+  EXPECT_EQ(tok->max_bytes_per_token(), 128u);
+}
+
 TEST(DeepSeekV3Test, BasicsAndStreamingNeverSplitsACharacter) {
   const char* dir = std::getenv("INFERD_TOKENIZER_V3");
   ASSERT_NE(dir, nullptr);
