@@ -180,8 +180,8 @@ def scrape(metrics_addr):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--inferd", required=True)
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--inferd", required=True, type=os.path.abspath)
+    ap.add_argument("--model", required=True, type=os.path.abspath)
     ap.add_argument("--proto-dir", default=os.path.join(ROOT, "proto"))
     ap.add_argument("--duration", type=float, default=600)
     ap.add_argument("--load", type=float, default=0.9)

@@ -69,7 +69,7 @@ StatusOr<std::vector<double>> GetScores(const CompactRanking& c, size_t n, const
         return InvalidArgument(field + ".score_deltas[" + std::to_string(i - 1) + "]: " + std::to_string(delta) +
                                " takes the score quantum below -2^62");
       }
-      q -= static_cast<int64_t>(delta);
+      q = static_cast<int64_t>(static_cast<uint64_t>(q) - delta);  // >= -kMaxQuantum: exact
     }
     scores[i] = static_cast<double>(q) * c.precision;
   }
