@@ -20,11 +20,20 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/scripts/tsan.supp}
 
+# The tokenizer's reference comparison (thousands of texts against the Python `tokenizers` library) runs past
+# its 300 s limit under the sanitizers on 2 cores; the tokenizer is covered here by tokenizer_unit_test and
+# fuzz_tokenizer / fuzz_chat_template, and by the reference test in the main build.
+TOKENIZER_REFERENCE='^tokenizer_(reference_data|reference_test|inferctl_test)$'
 for kind in ${INFERD_SANITIZE_BUILDS:-asan tsan}; do
   dir=build-$kind
   case $kind in
-    asan) flags=(-DINFERD_SANITIZE=ON -DINFERD_FUZZ=ON "-DINFERD_FUZZ_SECONDS=${INFERD_FUZZ_SECONDS:-20}") ;;
-    tsan) flags=(-DINFERD_TSAN=ON) ;;
+    asan) flags=(-DINFERD_SANITIZE=ON -DINFERD_FUZZ=ON "-DINFERD_FUZZ_SECONDS=${INFERD_FUZZ_SECONDS:-20}")
+          exclude=$TOKENIZER_REFERENCE ;;
+    # Debian's gRPC is not built with -fsanitize=thread: the gRPC headers' inlined code (instrumented) and the
+    # library's own synchronisation (not) make TSan report races inside gRPC's call machinery in every test
+    # that runs a real server or channel. Those suites run under ASan only.
+    tsan) flags=(-DINFERD_TSAN=ON)
+          exclude="$TOKENIZER_REFERENCE|^(GrpcServerTest|GenerateTest|RecommendTest|FeedbackTest|ValidationTest|ClassificationRoutingTest|ResponseCacheServingTest|RpcStatsTest|UpstreamBackendTest|UpstreamOverflowTest)\\." ;;
     *) echo "unknown sanitizer build $kind" >&2; exit 2 ;;
   esac
   start=$(date +%s)
@@ -33,10 +42,6 @@ for kind in ${INFERD_SANITIZE_BUILDS:-asan tsan}; do
   cmake --build "$dir" -j"$(nproc)"
   built=$(date +%s)
   log "testing $dir"
-  # The tokenizer's reference comparison (thousands of texts against the Python `tokenizers` library) runs past
-  # its 300 s limit under ASan on 2 cores; the tokenizer is covered here by tokenizer_unit_test and
-  # fuzz_tokenizer / fuzz_chat_template, and by the reference test in the main build.
-  ctest --test-dir "$dir" --output-on-failure --timeout 900 -j"$(nproc)" \
-    -E '^tokenizer_(reference_data|reference_test|inferctl_test)$' "$@"
+  ctest --test-dir "$dir" --output-on-failure --timeout 900 -j"$(nproc)" -E "$exclude" "$@"
   log "$dir: build $((built - start)) s, tests $(($(date +%s) - built)) s"
 done
