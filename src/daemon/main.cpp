@@ -2,11 +2,13 @@
 // RPCs UNAVAILABLE) -> models (load, KV pool, warm-up) -> HTTP (when enabled) -> SERVING. SIGTERM/SIGINT:
 // NOT_SERVING, in-flight RPCs and HTTP requests get the grace period, exit 0. SIGHUP: re-read the TLS files
 // and the token file (a bad file keeps the old).
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -26,6 +28,16 @@
 #include "upstream/upstream_backend.h"
 
 namespace {
+
+// glibc gives a thread that allocates while the arenas are busy an arena of its own, up to 8 per core, and an
+// arena keeps what its threads freed. Under load the gRPC sync server runs a thread per in-flight RPC (17 -> 273
+// threads in benchmarks/soak/RESULTS.md), so resident memory grew with the load and the core count. The
+// bound keeps it flat; MALLOC_ARENA_MAX in the environment, if set, wins.
+constexpr int kMallocArenaMax = 4;
+
+void BoundMallocArenas() {
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, kMallocArenaMax);
+}
 
 // Blocks SIGTERM, SIGINT and SIGHUP in this thread and every thread it starts afterwards; main waits for them.
 sigset_t BlockTerminationSignals() {
@@ -72,6 +84,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format, "Overrides logging.format")->check(CLI::IsMember({"text", "json"}));
   app.set_version_flag("--version", std::string("inferd ") + INFERD_VERSION);
   CLI11_PARSE(app, argc, argv);
+  BoundMallocArenas();
 
   sigset_t signals = BlockTerminationSignals();
   inferd::SetupLogging(inferd::LogFormat::kText, 2);

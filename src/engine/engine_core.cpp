@@ -1,6 +1,7 @@
 #include "engine/engine_core.h"
 
 #include <algorithm>
+#include <exception>
 #include <string>
 
 #include "engine/scoring.h"
@@ -9,7 +10,9 @@
 namespace inferd::engine {
 namespace {
 
-double Seconds(TimePoint a, TimePoint b) { return std::chrono::duration<double>(b - a).count(); }
+double Seconds(TimePoint a, TimePoint b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 Status ValidateSampling(const SamplingParams& p) {
   if (!(p.temperature >= 0.0f)) return InvalidArgument("sampling.temperature: must be >= 0");
@@ -23,11 +26,15 @@ Status ValidateSampling(const SamplingParams& p) {
 
 Status StatusFor(FinishReason reason, const Status& execute_error) {
   switch (reason) {
-    case FinishReason::kCancelled: return Cancelled("request cancelled");
-    case FinishReason::kDeadlineExceeded: return DeadlineExceeded("deadline exceeded");
+    case FinishReason::kCancelled:
+      return Cancelled("request cancelled");
+    case FinishReason::kDeadlineExceeded:
+      return DeadlineExceeded("deadline exceeded");
     case FinishReason::kError:
-      return Internal("forward pass failed: " + (execute_error.ok() ? std::string("unknown") : execute_error.message()));
-    default: return Status::Ok();
+      return Internal("forward pass failed: " +
+                      (execute_error.ok() ? std::string("unknown") : execute_error.message()));
+    default:
+      return Status::Ok();
   }
 }
 
@@ -36,6 +43,16 @@ Status StatusFor(FinishReason reason, const Status& execute_error) {
 EngineCore::EngineCore(const EngineOptions& options, std::unique_ptr<Executor> executor, TextStreamFactory text,
                        std::function<TimePoint()> now)
     : options_(options), executor_(std::move(executor)), text_factory_(std::move(text)), now_(std::move(now)) {}
+
+StatusOr<StepResult> EngineCore::ExecuteNoThrow(const ForwardBatch& batch) {
+  try {
+    return executor_->Execute(batch);
+  } catch (const std::exception& e) {
+    return Internal(std::string("executor threw: ") + e.what());
+  } catch (...) {
+    return Internal("executor threw a non-standard exception");
+  }
+}
 
 Status EngineCore::Init() {
   StatusOr<int32_t> blocks = ComputeNumBlocks(options_.kv_cache, executor_->CacheLayout());
@@ -129,14 +146,14 @@ SubmitResult EngineCore::Enqueue(scheduler::RequestSpec spec, Live live, const s
   }
   const int c = static_cast<int>(spec.cls);
   const int32_t cap = spec.cls == RequestClass::kRealtime ? options_.scheduler.max_waiting_realtime
-                                                         : options_.scheduler.max_waiting_complex;
+                                                          : options_.scheduler.max_waiting_complex;
   int32_t queued = queued_[c].load();
   do {
     if (queued >= cap) {
       result.retry_after = RetryAfter(queued);
-      result.status = ResourceExhausted(std::string(RequestClassName(spec.cls)) + " queue is full (" +
-                                        std::to_string(queued) + " waiting); retry after " +
-                                        std::to_string(result.retry_after.count()) + " ms");
+      result.status =
+          ResourceExhausted(std::string(RequestClassName(spec.cls)) + " queue is full (" + std::to_string(queued) +
+                            " waiting); retry after " + std::to_string(result.retry_after.count()) + " ms");
       ReleaseRealtimeWork(live);
       return result;
     }
@@ -185,8 +202,8 @@ Status EngineCore::AdmitRealtime(const scheduler::RequestSpec& spec, Live* live,
   ReleaseRealtimeWork(*live);
   realtime_refused_total_.fetch_add(1);
   const auto ms = [](double sec) { return static_cast<int64_t>(sec * 1000.0 + 0.5); };
-  *retry_after = std::max(options_.min_retry_after,
-                          std::chrono::milliseconds(ms(d.predicted_seconds - in.seconds_to_deadline)));
+  *retry_after =
+      std::max(options_.min_retry_after, std::chrono::milliseconds(ms(d.predicted_seconds - in.seconds_to_deadline)));
   return ResourceExhausted("realtime deadline cannot be met: predicted " + std::to_string(ms(d.predicted_seconds)) +
                            " ms (" + std::to_string(ms(in.ahead_marginal_seconds)) +
                            " ms of realtime work admitted ahead) against " +
@@ -215,7 +232,9 @@ bool EngineCore::HasWork() {
   return scheduler_ != nullptr && scheduler_->HasWork();
 }
 
-void EngineCore::Unqueue(RequestClass cls) { queued_[static_cast<int>(cls)].fetch_sub(1); }
+void EngineCore::Unqueue(RequestClass cls) {
+  queued_[static_cast<int>(cls)].fetch_sub(1);
+}
 
 void EngineCore::DrainIntake() {
   std::vector<Intake> intake;
@@ -256,7 +275,7 @@ bool EngineCore::Step() {
   auto wall2 = wall1;
   if (!out.empty()) {
     ran = true;
-    StatusOr<StepResult> result = executor_->Execute(out.batch);
+    StatusOr<StepResult> result = ExecuteNoThrow(out.batch);
     wall2 = Clock::now();
     // The first forward passes carry one-time initialisation (allocator, kernel selection, page faults).
     if (++steps_ran_ > kColdSteps) scheduler_->ObserveStep(out, std::chrono::duration<double>(wall2 - wall0).count());

@@ -18,8 +18,9 @@ namespace inferd::engine {
 
 class EngineCore {
  public:
-  EngineCore(const EngineOptions& options, std::unique_ptr<Executor> executor, TextStreamFactory text,
-             std::function<TimePoint()> now = [] { return Clock::now(); });
+  EngineCore(
+      const EngineOptions& options, std::unique_ptr<Executor> executor, TextStreamFactory text,
+      std::function<TimePoint()> now = [] { return Clock::now(); });
   EngineCore(const EngineCore&) = delete;
   EngineCore& operator=(const EngineCore&) = delete;
 
@@ -68,6 +69,8 @@ class EngineCore {
 
   SubmitResult Enqueue(scheduler::RequestSpec spec, Live live, const std::vector<std::string>& stop);
   void DrainIntake();
+  // executor_->Execute with any exception turned into INTERNAL naming it: the batch fails, the engine lives.
+  StatusOr<StepResult> ExecuteNoThrow(const ForwardBatch& batch);
   void ProcessEvents(TimePoint now, EngineStats* stats);
   void OnToken(RequestId id, Live& live, const scheduler::RequestEvent& ev, TimePoint now);
   void OnFinished(RequestId id, Live& live, const scheduler::RequestEvent& ev, TimePoint now, EngineStats* stats);
@@ -98,22 +101,22 @@ class EngineCore {
     bool complex_present = false;
   };
   mutable std::mutex admission_mu_;
-  AdmissionView admission_view_;      // guarded by admission_mu_
+  AdmissionView admission_view_;  // guarded by admission_mu_
   std::atomic<int64_t> realtime_ahead_ns_{0};
   std::atomic<uint64_t> realtime_refused_total_{0};
   std::atomic<uint64_t> realtime_predicted_late_total_{0};
   uint64_t realtime_late_total_ = 0;  // engine thread only
 
   std::mutex intake_mu_;
-  std::vector<Intake> intake_;        // guarded by intake_mu_
-  std::vector<RequestId> cancels_;    // guarded by intake_mu_
+  std::vector<Intake> intake_;      // guarded by intake_mu_
+  std::vector<RequestId> cancels_;  // guarded by intake_mu_
 
   std::unordered_map<RequestId, Live> live_;  // engine thread only
   uint64_t step_ = 0;
   static constexpr uint64_t kColdSteps = 2;  // steps that ran before the cost model and step time learn
   uint64_t steps_ran_ = 0;
   mutable std::mutex stats_mu_;
-  EngineStats last_stats_;            // guarded by stats_mu_
+  EngineStats last_stats_;  // guarded by stats_mu_
 };
 
 }  // namespace inferd::engine

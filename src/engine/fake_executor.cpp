@@ -1,6 +1,7 @@
 #include "engine/fake_executor.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -79,6 +80,7 @@ StatusOr<StepResult> FakeExecutor::Execute(const ForwardBatch& batch) {
     }
   }
   if (step == options_.fail_at_step) return Internal("fake executor: injected failure");
+  if (step == options_.throw_at_step) throw std::runtime_error("fake executor: injected exception");
   if (batch.block_size != block_size_) return Internal("fake executor: block size mismatch");
   released_.insert(released_.end(), batch.released.begin(), batch.released.end());
   StepResult result;

@@ -21,6 +21,7 @@ struct FakeExecutorOptions {
   std::chrono::microseconds step_delay{0};  // sleep per Execute, to mimic a model
   std::chrono::nanoseconds token_delay{0};  // busy wait per fed token, to mimic a model's per-token cost
   int64_t fail_at_step = -1;                // Execute number (0-based) that returns INTERNAL
+  int64_t throw_at_step = -1;               // Execute number (0-based) that throws std::runtime_error
   KvCacheLayout layout{KvCacheKind::kMha, 1, 1, 8, 0, 0, 2};
 };
 

@@ -2,12 +2,10 @@
 
 #include <dlfcn.h>
 
-namespace inferd::metrics {
-namespace {
-
-// Declarations from NVML's public API (nvml.h), ABI-stable since the _v2 entry points.
-using nvmlReturn_t = int;  // NVML_SUCCESS = 0
-using nvmlDevice_t = struct nvmlDevice_st*;
+// Declarations from NVML's public API (nvml.h), ABI-stable since the _v2 entry points. At global scope, as in
+// nvml.h, so the function pointer types are the library's own (UBSan's -fsanitize=function compares them).
+extern "C" {
+struct nvmlDevice_st;
 struct nvmlUtilization_t {
   unsigned int gpu;     // percent
   unsigned int memory;  // percent
@@ -17,6 +15,13 @@ struct nvmlMemory_t {
   unsigned long long free;
   unsigned long long used;
 };
+}
+
+namespace inferd::metrics {
+namespace {
+
+using nvmlReturn_t = int;  // NVML_SUCCESS = 0
+using nvmlDevice_t = ::nvmlDevice_st*;
 constexpr int kNvmlTemperatureGpu = 0;
 constexpr unsigned kUuidBytes = 96;
 constexpr unsigned kNameBytes = 96;

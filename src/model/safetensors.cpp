@@ -1,25 +1,19 @@
 // SafetensorsCheckpoint: POSIX mmap of every shard, header validation at Open, copy-out at Load.
 //
-// File layout (https://github.com/huggingface/safetensors): u64 little-endian header length N, N bytes of
-// JSON header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}, then the
-// data section; offsets are relative to the start of the data section.
+// File layout and header checks: safetensors_header.h.
 //
 // Decisions beyond the header's contract:
 //  - `dir`/model.safetensors wins over the index when both exist (transformers' order).
 //  - A sharded checkpoint holds the union of the shards' tensors; a tensor in two shards is an error, and
 //    every weight_map entry must name the shard that holds it. Shard names must be plain relative paths.
-//  - Gaps between tensors in the data section are allowed; overlaps are not.
 //  - No std::filesystem calls: the torch wheel's libtorch.so exports its own copies of them (remove_all, status,
 //    ...) which interpose on libstdc++'s and have crashed; plain POSIX calls are used instead.
 //  - Load(F8_E4M3 weight, dtype = Float8_e4m3fn) returns the raw fp8 values without applying `_scale_inv`
 //    (the caller wants the quantised form); any other dtype dequantises first, in float32.
 #include "model/safetensors.h"
 
-#include "model/fp8.h"
-
 #include <ATen/ops/empty.h>
 #include <fcntl.h>
-#include <nlohmann/json.hpp>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,9 +25,13 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
+
+#include "model/fp8.h"
+#include "model/safetensors_header.h"
 
 namespace inferd::model {
 
@@ -41,7 +39,6 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "safetensors data is little-endian");
 
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the reference implementation's limit
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 
@@ -60,25 +57,24 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 struct DtypeEntry {
   const char* name;
   c10::ScalarType type;
-  uint64_t bytes;
 };
 
 constexpr DtypeEntry kDtypes[] = {
-    {"BOOL", c10::ScalarType::Bool, 1},
-    {"U8", c10::ScalarType::Byte, 1},
-    {"I8", c10::ScalarType::Char, 1},
-    {"I16", c10::ScalarType::Short, 2},
-    {"U16", c10::ScalarType::UInt16, 2},
-    {"I32", c10::ScalarType::Int, 4},
-    {"U32", c10::ScalarType::UInt32, 4},
-    {"I64", c10::ScalarType::Long, 8},
-    {"U64", c10::ScalarType::UInt64, 8},
-    {"F16", c10::ScalarType::Half, 2},
-    {"BF16", c10::ScalarType::BFloat16, 2},
-    {"F32", c10::ScalarType::Float, 4},
-    {"F64", c10::ScalarType::Double, 8},
-    {"F8_E4M3", c10::ScalarType::Float8_e4m3fn, 1},
-    {"F8_E5M2", c10::ScalarType::Float8_e5m2, 1},
+    {"BOOL", c10::ScalarType::Bool},
+    {"U8", c10::ScalarType::Byte},
+    {"I8", c10::ScalarType::Char},
+    {"I16", c10::ScalarType::Short},
+    {"U16", c10::ScalarType::UInt16},
+    {"I32", c10::ScalarType::Int},
+    {"U32", c10::ScalarType::UInt32},
+    {"I64", c10::ScalarType::Long},
+    {"U64", c10::ScalarType::UInt64},
+    {"F16", c10::ScalarType::Half},
+    {"BF16", c10::ScalarType::BFloat16},
+    {"F32", c10::ScalarType::Float},
+    {"F64", c10::ScalarType::Double},
+    {"F8_E4M3", c10::ScalarType::Float8_e4m3fn},
+    {"F8_E5M2", c10::ScalarType::Float8_e5m2},
 };
 
 const DtypeEntry* FindDtype(const std::string& name) {
@@ -127,11 +123,11 @@ class MappedFile {
 };
 
 struct Shard {
-  std::string file;                   // relative to the checkpoint dir
-  std::string path;                   // dir/file, for messages
+  std::string file;  // relative to the checkpoint dir
+  std::string path;  // dir/file, for messages
   std::unique_ptr<MappedFile> map;
-  uint64_t data_start = 0;            // 8 + header length
-  uint64_t data_size = 0;             // file size - data_start
+  uint64_t data_start = 0;  // 8 + header length
+  uint64_t data_size = 0;   // file size - data_start
 };
 
 struct Entry {
@@ -140,112 +136,28 @@ struct Entry {
   c10::ScalarType stored = c10::ScalarType::Undefined;
 };
 
-uint64_t ReadU64Le(const uint8_t* p) {
-  uint64_t v = 0;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-// Parses and validates one shard's header; appends its tensors to `entries`.
-void ParseShard(const Shard& shard, size_t shard_index, std::map<std::string, Entry>* entries) {
-  const std::string& file = shard.path;
-  const uint64_t file_size = shard.map->size();
-  if (file_size < 8) {
-    Fail(file, "truncated: " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
-  }
-  const uint64_t header_len = ReadU64Le(shard.map->data());
-  if (header_len > kMaxHeaderBytes) {
-    Fail(file, "header length " + std::to_string(header_len) + " exceeds the " +
-                   std::to_string(kMaxHeaderBytes) + "-byte limit (file " + std::to_string(file_size) +
-                   " bytes)");
-  }
-  if (8 + header_len > file_size) {
-    Fail(file, "truncated: header length " + std::to_string(header_len) + " runs past the end of the file (" +
-                   std::to_string(file_size) + " bytes)");
-  }
-  const char* header_begin = reinterpret_cast<const char*>(shard.map->data() + 8);
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(header_begin, header_begin + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    Fail(file, std::string("bad header JSON: ") + e.what());
-  }
-  if (!header.is_object()) Fail(file, "bad header JSON: top level is not an object");
-
-  const uint64_t data_size = file_size - 8 - header_len;
-  struct Span {
-    uint64_t begin, end;
-    std::string name;
-  };
-  std::vector<Span> spans;
-  for (const auto& [name, desc] : header.items()) {
-    if (name == "__metadata__") continue;
-    const std::string where = "tensor '" + name + "'";
-    if (!desc.is_object()) Fail(file, where + ": header entry is not an object");
-    const auto dtype_it = desc.find("dtype");
-    const auto shape_it = desc.find("shape");
-    const auto offsets_it = desc.find("data_offsets");
-    if (dtype_it == desc.end() || !dtype_it->is_string()) Fail(file, where + ": missing or non-string dtype");
-    if (shape_it == desc.end() || !shape_it->is_array()) Fail(file, where + ": missing or non-array shape");
-    if (offsets_it == desc.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
-        !(*offsets_it)[0].is_number_unsigned() || !(*offsets_it)[1].is_number_unsigned()) {
-      Fail(file, where + ": data_offsets must be [begin, end] with non-negative integers");
-    }
+// Parses and validates one shard's header (safetensors_header.h); appends its tensors to `entries`.
+void ParseShard(Shard* shard, size_t shard_index, std::map<std::string, Entry>* entries) {
+  SafetensorsHeader header = ParseSafetensorsHeader(shard->map->data(), shard->map->size(), shard->path);
+  shard->data_start = header.data_start;
+  shard->data_size = header.data_size;
+  for (HeaderTensor& tensor : header.tensors) {
     Entry entry;
     entry.shard = shard_index;
-    entry.info.name = name;
-    entry.info.file = shard.file;
-    entry.info.dtype = dtype_it->get<std::string>();
-    const DtypeEntry* dtype = FindDtype(entry.info.dtype);
-    if (dtype == nullptr) Fail(file, where + ": unknown dtype \"" + entry.info.dtype + "\"");
+    const DtypeEntry* dtype = FindDtype(tensor.dtype);
+    if (dtype == nullptr)
+      Fail(shard->path, "tensor '" + tensor.name + "': dtype " + tensor.dtype + " has no torch type");
     entry.stored = dtype->type;
-
-    uint64_t numel = 1;
-    for (const auto& dim : *shape_it) {
-      if (!dim.is_number_unsigned()) Fail(file, where + ": shape entries must be non-negative integers");
-      const uint64_t d = dim.get<uint64_t>();
-      if (d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-          (d != 0 && numel > std::numeric_limits<uint64_t>::max() / d)) {
-        Fail(file, where + ": shape overflows");
-      }
-      numel *= d;
-      entry.info.shape.push_back(static_cast<int64_t>(d));
-    }
-    if (numel > std::numeric_limits<uint64_t>::max() / dtype->bytes) Fail(file, where + ": shape overflows");
-    const uint64_t begin = (*offsets_it)[0].get<uint64_t>();
-    const uint64_t end = (*offsets_it)[1].get<uint64_t>();
-    const std::string offsets = "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "]";
-    if (begin > end) Fail(file, where + ": " + offsets + " has begin after end");
-    if (end > data_size) {
-      Fail(file, where + ": " + offsets + " runs past the end of the data section (" +
-                     std::to_string(data_size) + " bytes at file offset " + std::to_string(8 + header_len) +
-                     "; file " + std::to_string(file_size) + " bytes): file truncated or header corrupt");
-    }
-    if (end - begin != numel * dtype->bytes) {
-      Fail(file, where + ": " + offsets + " holds " + std::to_string(end - begin) + " bytes but " +
-                     entry.info.dtype + " " + ShapeString(entry.info.shape) + " needs " +
-                     std::to_string(numel * dtype->bytes));
-    }
-    entry.info.data_begin = begin;
-    entry.info.data_end = end;
-    spans.push_back({begin, end, name});
-
-    const auto [it, inserted] = entries->emplace(name, std::move(entry));
+    entry.info.name = tensor.name;
+    entry.info.dtype = std::move(tensor.dtype);
+    entry.info.shape = std::move(tensor.shape);
+    entry.info.file = shard->file;
+    entry.info.data_begin = tensor.data_begin;
+    entry.info.data_end = tensor.data_end;
+    const auto [it, inserted] = entries->emplace(tensor.name, std::move(entry));
     if (!inserted) {
-      Fail(file, where + " is also in " + it->second.info.file + " (tensor names must be unique)");
-    }
-  }
-
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
-  for (size_t i = 1; i < spans.size(); ++i) {
-    const Span& prev = spans[i - 1];
-    const Span& cur = spans[i];
-    if (cur.begin < prev.end && cur.begin != cur.end && prev.begin != prev.end) {
-      Fail(file, "tensors '" + prev.name + "' [" + std::to_string(prev.begin) + ", " + std::to_string(prev.end) +
-                     ") and '" + cur.name + "' [" + std::to_string(cur.begin) + ", " +
-                     std::to_string(cur.end) + ") overlap");
+      Fail(shard->path,
+           "tensor '" + tensor.name + "' is also in " + it->second.info.file + " (tensor names must be unique)");
     }
   }
 }
@@ -299,7 +211,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
         const std::string shard_name = shard.get<std::string>();
         if (!IsPlainRelativePath(shard_name)) {
           Fail(index_display, "weight_map['" + name + "'] = \"" + shard_name +
-                               "\" is not a relative path inside the checkpoint directory");
+                                  "\" is not a relative path inside the checkpoint directory");
         }
         weight_map[name] = shard_name;
         if (std::find(files.begin(), files.end(), shard_name) == files.end()) files.push_back(shard_name);
@@ -308,8 +220,8 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
       std::sort(files.begin(), files.end());
       for (const auto& f : files) {
         if (!S_ISREG(StatMode(JoinPath(dir, f)))) {
-          const auto it = std::find_if(weight_map.begin(), weight_map.end(),
-                                       [&](const auto& kv) { return kv.second == f; });
+          const auto it =
+              std::find_if(weight_map.begin(), weight_map.end(), [&](const auto& kv) { return kv.second == f; });
           Fail(index_display, "names shard \"" + f + "\" (for '" + it->first + "') which is missing");
         }
       }
@@ -323,10 +235,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
       shard.path = JoinPath(dir, files[i]);
       shard.map = std::make_unique<MappedFile>(shard.path, shard.path);
       shards_.push_back(std::move(shard));
-      ParseShard(shards_.back(), i, &entries_);
-      const uint64_t file_size = shards_.back().map->size();
-      shards_.back().data_start = 8 + ReadU64Le(shards_.back().map->data());
-      shards_.back().data_size = file_size - shards_.back().data_start;
+      ParseShard(&shards_.back(), i, &entries_);
     }
     for (const auto& [name, file] : weight_map) {
       const auto it = entries_.find(name);
@@ -334,8 +243,8 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
         Fail(index_display, "weight_map names tensor '" + name + "' but " + file + " does not contain it");
       }
       if (it->second.info.file != file) {
-        Fail(index_display, "weight_map puts tensor '" + name + "' in " + file + " but it is in " +
-                             it->second.info.file);
+        Fail(index_display,
+             "weight_map puts tensor '" + name + "' in " + file + " but it is in " + it->second.info.file);
       }
     }
   }
@@ -360,8 +269,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     }
     at::Tensor raw = CopyOut(entry);
     const std::string scale_name = name + "_scale_inv";
-    if (entry.stored == c10::ScalarType::Float8_e4m3fn && dtype != c10::ScalarType::Float8_e4m3fn &&
-        Has(scale_name)) {
+    if (entry.stored == c10::ScalarType::Float8_e4m3fn && dtype != c10::ScalarType::Float8_e4m3fn && Has(scale_name)) {
       at::Tensor scale = CopyOut(Find(scale_name));
       if (!device.is_cpu()) {
         raw = raw.to(device);

@@ -53,11 +53,25 @@ StatusOr<std::vector<double>> GetScores(const CompactRanking& c, size_t n, const
     return InvalidArgument(field + ".score_deltas: " + std::to_string(c.score_deltas.size()) + " entries for " +
                            std::to_string(n) + " items (want " + std::to_string(want) + ")");
   }
+  // Quanta stay in [-kMaxQuantum, kMaxQuantum] (what the encoder writes), so the subtraction never wraps and
+  // the scores are non-increasing.
+  if (n > 0 && (c.first_score_quantum > kMaxQuantum || c.first_score_quantum < -kMaxQuantum)) {
+    return InvalidArgument(field + ".first_score_quantum: " + std::to_string(c.first_score_quantum) +
+                           " is outside +-2^62");
+  }
   std::vector<double> scores(n);
-  uint64_t q = static_cast<uint64_t>(c.first_score_quantum);
+  int64_t q = c.first_score_quantum;
   for (size_t i = 0; i < n; ++i) {
-    if (i > 0) q -= c.score_deltas[i - 1];
-    scores[i] = static_cast<double>(static_cast<int64_t>(q)) * c.precision;
+    if (i > 0) {
+      const uint64_t delta = c.score_deltas[i - 1];
+      // q + kMaxQuantum in [0, 2^63]: computed modulo 2^64 so it cannot overflow.
+      if (delta > static_cast<uint64_t>(q) + static_cast<uint64_t>(kMaxQuantum)) {
+        return InvalidArgument(field + ".score_deltas[" + std::to_string(i - 1) + "]: " + std::to_string(delta) +
+                               " takes the score quantum below -2^62");
+      }
+      q = static_cast<int64_t>(static_cast<uint64_t>(q) - delta);  // >= -kMaxQuantum: exact
+    }
+    scores[i] = static_cast<double>(q) * c.precision;
   }
   return scores;
 }

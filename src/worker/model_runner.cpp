@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
 
+#include "common/fault_injection.h"
 #include "model/model.h"
 #include "ops/linear.h"
 #include "ops/parallel.h"
@@ -83,13 +85,15 @@ struct ModelRunner::Impl {
                                " blocks do not cover " + std::to_string(end) + " positions");
       }
       for (BlockId b : c.block_table) {
-        if (b < 0 || b >= cache.num_blocks) return InvalidArgument(where + "block_table: block " + std::to_string(b) + " out of range");
+        if (b < 0 || b >= cache.num_blocks)
+          return InvalidArgument(where + "block_table: block " + std::to_string(b) + " out of range");
       }
       if (c.score_index.size() != c.score_targets.size()) {
         return InvalidArgument(where + "score_index and score_targets differ in length");
       }
       for (int32_t s : c.score_index) {
-        if (s < 0 || s >= static_cast<int32_t>(c.tokens.size())) return InvalidArgument(where + "score_index out of range");
+        if (s < 0 || s >= static_cast<int32_t>(c.tokens.size()))
+          return InvalidArgument(where + "score_index out of range");
       }
       for (TokenId t : c.score_targets) {
         if (t < 0 || t >= vocab) return InvalidArgument(where + "score_targets: id out of vocab");
@@ -183,8 +187,12 @@ struct ModelRunner::Impl {
     }
     if (!rows.empty()) {
       const auto dev = logits.device();
-      auto f32 = [&](const std::vector<float>& v) { return at::tensor(v, at::TensorOptions().dtype(at::kFloat)).to(dev); };
-      auto i64 = [&](const std::vector<int64_t>& v) { return at::tensor(v, at::TensorOptions().dtype(at::kLong)).to(dev); };
+      auto f32 = [&](const std::vector<float>& v) {
+        return at::tensor(v, at::TensorOptions().dtype(at::kFloat)).to(dev);
+      };
+      auto i64 = [&](const std::vector<int64_t>& v) {
+        return at::tensor(v, at::TensorOptions().dtype(at::kLong)).to(dev);
+      };
       at::Tensor raw = logits.index_select(0, i64(rows));  // [B, vocab]
       at::Tensor penalised = ops::ApplyPenalties(raw, i64(hist_rows), i64(hist_ids), f32(rep), f32(pres), f32(freq));
       at::Tensor chosen = ops::SampleFromLogits(penalised, f32(temp), i64(top_k), f32(top_p), f32(min_p), f32(uniform));
@@ -219,9 +227,10 @@ struct ModelRunner::Impl {
     if (!score_rows.empty()) {
       const auto dev = logits.device();
       at::Tensor sel = logits.index_select(0, at::tensor(score_rows).to(dev));  // [S, vocab]
-      at::Tensor got = (sel.gather(1, at::tensor(score_targets).to(dev).unsqueeze(1)).squeeze(1) - ops::RowLogSumExp(sel))
-                           .to(at::kCPU)
-                           .contiguous();
+      at::Tensor got =
+          (sel.gather(1, at::tensor(score_targets).to(dev).unsqueeze(1)).squeeze(1) - ops::RowLogSumExp(sel))
+              .to(at::kCPU)
+              .contiguous();
       const float* g = got.data_ptr<float>();
       size_t at_idx = 0;
       for (size_t i = 0; i < batch.chunks.size(); ++i) {
@@ -257,7 +266,8 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
     ops::SetPoolThreads(at::get_num_threads());
     c10::InferenceMode guard;
     impl->model = model::LoadModel(model_dir, dtype, device);
-    if (options.kv_num_blocks > 0) impl->cache = impl->model->AllocateKvCache(options.kv_num_blocks, options.block_size);
+    if (options.kv_num_blocks > 0)
+      impl->cache = impl->model->AllocateKvCache(options.kv_num_blocks, options.block_size);
   } catch (const std::exception& e) {
     return InvalidArgument(model_dir + ": " + e.what());
   }
@@ -299,15 +309,27 @@ KvCacheLayout ModelRunner::CacheLayout() const {
   return layout;
 }
 
-int64_t ModelRunner::BytesPerBlock() const { return impl_->model->KvBytesPerBlock(impl_->options.block_size); }
-int64_t ModelRunner::NumBlocks() const { return impl_->cache.num_blocks; }
-int32_t ModelRunner::BlockSize() const { return impl_->options.block_size; }
+int64_t ModelRunner::BytesPerBlock() const {
+  return impl_->model->KvBytesPerBlock(impl_->options.block_size);
+}
+int64_t ModelRunner::NumBlocks() const {
+  return impl_->cache.num_blocks;
+}
+int32_t ModelRunner::BlockSize() const {
+  return impl_->options.block_size;
+}
 int32_t ModelRunner::MaxPositionEmbeddings() const {
   return static_cast<int32_t>(impl_->model->config().max_position_embeddings);
 }
-int32_t ModelRunner::VocabSize() const { return static_cast<int32_t>(impl_->model->config().vocab_size); }
-const std::vector<TokenId>& ModelRunner::EosTokenIds() const { return impl_->eos; }
-const std::string& ModelRunner::Architecture() const { return impl_->arch; }
+int32_t ModelRunner::VocabSize() const {
+  return static_cast<int32_t>(impl_->model->config().vocab_size);
+}
+const std::vector<TokenId>& ModelRunner::EosTokenIds() const {
+  return impl_->eos;
+}
+const std::string& ModelRunner::Architecture() const {
+  return impl_->arch;
+}
 
 StatusOr<StepResult> ModelRunner::Execute(const ForwardBatch& batch) {
   if (Status s = impl_->Validate(batch); !s.ok()) return s;
@@ -317,7 +339,13 @@ StatusOr<StepResult> ModelRunner::Execute(const ForwardBatch& batch) {
     IntraOpThreadsForStep threads(batch);
     std::vector<RowPlan> plans;
     model::ForwardInputs in = impl_->Build(batch, /*all_logits=*/false, &plans);
+    if (INFERD_FAULT("forward_throw")) throw std::runtime_error("injected fault forward_throw");
     at::Tensor logits = impl_->model->Forward(in, impl_->cache);  // [num_logit_rows, vocab] float32
+    if (INFERD_FAULT("nan_logits")) logits.fill_(std::numeric_limits<float>::quiet_NaN());
+    // A NaN or infinite logit (overflow, corrupt weights) would sample garbage: the batch fails instead.
+    if (logits.numel() > 0 && !at::isfinite(logits).all().item<bool>()) {
+      return Internal("forward pass produced non-finite logits");
+    }
     return impl_->Sample(batch, plans, logits);
   } catch (const std::exception& e) {
     return Internal(std::string("forward failed: ") + e.what());

@@ -210,6 +210,33 @@ TEST_F(EngineCoreTest, ExecutorFailureFailsBatchAndKeepsServing) {
   EXPECT_EQ(ReadAll(*rb.stream).token_ids, FakeExecutor::ReferenceGenerate(a.prompt, 5, kVocab));
 }
 
+// An executor that throws (not only one that returns an error) fails its batch and leaves the engine serving.
+TEST_F(EngineCoreTest, ExecutorExceptionFailsBatchWithInternalAndKeepsServing) {
+  FakeExecutorOptions fx;
+  fx.throw_at_step = 1;
+  Make({}, fx);
+  GenerateRequest a;
+  a.prompt = Prompt(10, 1);
+  a.max_tokens = 5;
+  GenerateRequest b = a;
+  b.prompt = Prompt(12, 2);
+  SubmitResult ra = core_->Submit(a);
+  SubmitResult rb = core_->Submit(b);
+  RunUntilIdle();
+  for (SubmitResult* r : {&ra, &rb}) {
+    const RequestOutcome& out = r->stream->Wait();
+    EXPECT_EQ(out.status.code(), StatusCode::kInternal);
+    EXPECT_NE(out.status.message().find("fake executor: injected exception"), std::string::npos)
+        << out.status.message();
+    EXPECT_EQ(out.finish_reason, FinishReason::kError);
+  }
+  EXPECT_EQ(core_->scheduler().kv().NumFreeBlocks(), core_->num_blocks());
+  SubmitResult rc = core_->Submit(a);
+  RunUntilIdle();
+  EXPECT_TRUE(rc.stream->Wait().status.ok());
+  EXPECT_EQ(ReadAll(*rc.stream).token_ids, FakeExecutor::ReferenceGenerate(a.prompt, 5, kVocab));
+}
+
 }  // namespace
 }  // namespace inferd::engine
 

@@ -219,6 +219,40 @@ TEST(RankingCodecTest, DiffDecoderRejectsMalformedInput) {
   EXPECT_FALSE(DecodeCompact(c).ok());
 }
 
+// Found by fuzz_ranking_codec: a first quantum near INT64_MIN minus a delta wrapped around to a large
+// positive score, so the decoded ranking had increasing scores.
+TEST(RankingCodecTest, DecoderRejectsQuantaOutsideTheEncodersRange) {
+  CompactRanking c;
+  c.id_deltas = {1, 1};
+  c.precision = 1.0;
+  c.first_score_quantum = std::numeric_limits<int64_t>::min() + 1;
+  c.score_deltas = {2};
+  auto got = DecodeCompact(c);
+  ASSERT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(got.status().message().find("compact.first_score_quantum"), std::string::npos) << got.status().message();
+
+  c.first_score_quantum = -(int64_t{1} << 62) + 5;  // in range; a delta of 6 crosses -2^62
+  c.score_deltas = {6};
+  got = DecodeCompact(c);
+  ASSERT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(got.status().message().find("compact.score_deltas[0]"), std::string::npos) << got.status().message();
+
+  c.score_deltas = {5};  // lands exactly on -2^62: allowed
+  got = DecodeCompact(c);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->scores[1], -std::ldexp(1.0, 62));
+  EXPECT_GE(got->scores[0], got->scores[1]);
+
+  c.first_score_quantum = int64_t{1} << 62;  // the top of the range with the largest delta to the bottom
+  c.score_deltas = {uint64_t{1} << 63};
+  got = DecodeCompact(c);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(got->scores[0], std::ldexp(1.0, 62));
+  EXPECT_EQ(got->scores[1], -std::ldexp(1.0, 62));
+  c.score_deltas = {(uint64_t{1} << 63) + 1};
+  EXPECT_EQ(DecodeCompact(c).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(RankingCodecTest, HashDependsOnOrderAndLength) {
   const std::vector<uint64_t> a = {1, 2, 3}, b = {2, 1, 3}, c = {1, 2, 3, 0}, empty;
   EXPECT_EQ(RankingHash(a), RankingHash(std::vector<uint64_t>{1, 2, 3}));
