@@ -413,12 +413,14 @@ models:
         fillers = []
         try:
             refused = None
-            for _ in range(14):
+            for _ in range(20):
                 fillers.append(subprocess.Popen(["curl", "-sN", "-d", body, self.base + "/v1/completions"],
                                                 stdout=subprocess.DEVNULL))
                 time.sleep(0.3)
                 try:
-                    self.client.with_options(timeout=1).completions.create(model="tight", prompt="x", max_tokens=1)
+                    # No client retries: the client would retry a 429 after Retry-After and could end on a timeout.
+                    self.client.with_options(timeout=1, max_retries=0).completions.create(model="tight", prompt="x",
+                                                                                          max_tokens=1)
                 except self.openai.RateLimitError as e:
                     refused = e
                     break
