@@ -44,6 +44,20 @@ def generate_stubs(proto_dir, out_dir):
     sys.path.insert(0, out_dir)
 
 
+def run_tests(module):
+    """Entry point of the daemon clients: reads --inferd, --model and --proto-dir into `module.ARGS`, runs its
+    tests, and exits 0, 1 on a failure, or 77 (ctest's SKIP_RETURN_CODE) when tests were skipped."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--inferd", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--proto-dir", required=True)
+    module.ARGS, rest = parser.parse_known_args()
+    result = unittest.main(module=module, argv=[sys.argv[0]] + rest, verbosity=2, exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    sys.exit(77 if result.skipped else 0)
+
+
 def wait_serving(grpc, call, probe, addr, daemon, timeout=120):
     """Until SERVING every RPC answers UNAVAILABLE; any other answer to `call(probe)` means it serves."""
     until = time.time() + timeout
