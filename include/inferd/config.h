@@ -50,6 +50,9 @@ struct HttpConfig {
   int32_t max_connections = 256;           // open connections (one thread each); beyond: 503 and closed
   double idle_timeout_ms = 30000;          // keep-alive connection without a request is closed; send timeout
   double read_timeout_ms = 10000;          // a request's head and body must arrive within this of its first byte
+  // Deadline of a completion, chat or rerank request without an `inferd-timeout-ms` header (0 = none); past
+  // it the request ends with 504. The header may set a shorter or longer one.
+  double request_timeout_ms = 0;
 };
 
 struct MetricsConfig {

@@ -123,7 +123,7 @@ StatusOr<std::shared_ptr<const TokenAuthenticator>> TokenAuthenticator::Load(con
 StatusOr<Identity> TokenAuthenticator::Authorize(std::string_view authorization, Permission needed,
                                                  std::string_view rpc) const {
   if (authorization.empty()) {
-    return Unauthenticated("missing bearer token (send metadata 'authorization: Bearer <token>')");
+    return Unauthenticated("missing bearer token (send the header or metadata 'authorization: Bearer <token>')");
   }
   constexpr std::string_view kScheme = "Bearer ";
   if (authorization.size() <= kScheme.size() || authorization.substr(0, kScheme.size()) != kScheme) {

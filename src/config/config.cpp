@@ -73,6 +73,7 @@ void ReadHttp(YamlReader& r, HttpConfig* c) {
   r.Get("max_connections", &c->max_connections, 1, 65536);
   r.Get("idle_timeout_ms", &c->idle_timeout_ms, 1.0, 3.6e6);
   r.Get("read_timeout_ms", &c->read_timeout_ms, 1.0, 3.6e6);
+  r.Get("request_timeout_ms", &c->request_timeout_ms, 0.0, 3.6e6);
 }
 
 void ReadMetrics(YamlReader& r, MetricsConfig* c) {

@@ -168,7 +168,8 @@ int main(int argc, char** argv) {
     }
     grpc_server->Attach(std::move(serving), std::move(options));
     if (cfg.http.enabled) {
-      http_frontend = std::make_unique<inferd::http::OpenAiFrontend>(cfg.http, &grpc_server->service());
+      http_frontend = std::make_unique<inferd::http::OpenAiFrontend>(cfg.http, &grpc_server->service(),
+                                                                       grpc_server->gate());
       spdlog::info("HTTP (OpenAI API) listening on {} (port {})", cfg.http.address, http_frontend->port());
     }
     if (metrics) {

@@ -410,6 +410,8 @@ int HttpStatusOf(StatusCode code) {
     case StatusCode::kFailedPrecondition:
     case StatusCode::kOutOfRange:
       return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
     case StatusCode::kPermissionDenied:
       return 403;
     case StatusCode::kNotFound:
@@ -459,6 +461,9 @@ ApiError HttpError(int http_status, const std::string& message) {
   e.message = message;
   e.type = TypeOf(http_status);
   switch (http_status) {
+    case 401:
+      e.code = "invalid_api_key";
+      break;
     case 429:
       e.code = "rate_limit_exceeded";
       break;

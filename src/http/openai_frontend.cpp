@@ -18,9 +18,11 @@ constexpr const char* kJson = "application/json";
 // An HTTP request as the service core sees it.
 class HttpCall final : public server::CallContext {
  public:
-  HttpCall(HttpExchange& ex, const HttpRequest& req) : ex_(ex), variant_(req.header("inferd-variant")) {}
+  // deadline: from the inferd-timeout-ms header or the config's default (nullopt: none).
+  HttpCall(HttpExchange& ex, const HttpRequest& req, std::optional<TimePoint> deadline)
+      : ex_(ex), variant_(req.header("inferd-variant")), deadline_(deadline) {}
   bool IsCancelled() override { return ex_.ClientGone(); }
-  std::optional<TimePoint> deadline() const override { return std::nullopt; }
+  std::optional<TimePoint> deadline() const override { return deadline_; }
   std::string_view variant() const override { return variant_; }
   void Routed(const std::string& model, const server::ServingPool* pool) override {
     model_ = model;
@@ -41,6 +43,7 @@ class HttpCall final : public server::CallContext {
  private:
   HttpExchange& ex_;
   const std::string variant_;
+  const std::optional<TimePoint> deadline_;
   std::string model_;
   const server::ServingPool* pool_ = nullptr;
 };
@@ -55,6 +58,31 @@ void SendError(HttpExchange& ex, const ApiError& e, std::chrono::milliseconds re
   ex.Send(e.http_status, kJson, ErrorJson(e), headers);
 }
 
+constexpr double kMaxTimeoutMs = 3.6e6;
+
+// The request's deadline: inferd-timeout-ms when sent (a whole number of ms in [1, kMaxTimeoutMs]), else
+// `default_ms` from now (0: none). INVALID_ARGUMENT naming the header for anything else.
+StatusOr<std::optional<TimePoint>> Deadline(const HttpRequest& req, double default_ms) {
+  const std::string& v = req.header("inferd-timeout-ms");
+  double ms = default_ms;
+  if (!v.empty()) {
+    int64_t parsed = 0;
+    bool ok = v.size() <= 7;
+    for (char c : v) {
+      ok = ok && c >= '0' && c <= '9';
+      parsed = parsed * 10 + (c - '0');
+    }
+    if (!ok || parsed < 1 || parsed > kMaxTimeoutMs) {
+      return InvalidArgument("inferd-timeout-ms: expected whole milliseconds in [1, 3600000], found '" +
+                             Excerpt(v, 32) + "'");
+    }
+    ms = static_cast<double>(parsed);
+  }
+  if (ms <= 0) return std::optional<TimePoint>();
+  return std::optional<TimePoint>(
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(ms)));
+}
+
 // The request_id for the core: the x-request-id header, when sent.
 template <typename Req>
 void TakeRequestId(const HttpRequest& req, Req* out) {
@@ -64,8 +92,12 @@ void TakeRequestId(const HttpRequest& req, Req* out) {
 
 }  // namespace
 
-OpenAiFrontend::OpenAiFrontend(const HttpConfig& config, server::InferenceService* service)
-    : service_(service), created_(static_cast<int64_t>(std::time(nullptr))) {
+OpenAiFrontend::OpenAiFrontend(const HttpConfig& config, server::InferenceService* service,
+                               std::shared_ptr<const auth::Gate> gate)
+    : service_(service),
+      gate_(std::move(gate)),
+      request_timeout_ms_(config.request_timeout_ms),
+      created_(static_cast<int64_t>(std::time(nullptr))) {
   HttpHandlers handlers;
   handlers.handle = [this](const HttpRequest& req, HttpExchange& ex) { Handle(req, ex); };
   handlers.error_body = [](int status, const std::string& message) { return ErrorJson(HttpError(status, message)); };
@@ -105,6 +137,8 @@ void OpenAiFrontend::Handle(const HttpRequest& req, HttpExchange& ex) {
     } else {
       SendError(ex, HttpError(503, "not ready: models loading or warming up, or the daemon is draining"));
     }
+  } else if (!Admit(req, ex, path.c_str())) {
+    return;
   } else if (path == "/v1/completions") {
     Generate(Endpoint::kCompletions, req, ex);
   } else if (path == "/v1/chat/completions") {
@@ -114,6 +148,21 @@ void OpenAiFrontend::Handle(const HttpRequest& req, HttpExchange& ex) {
   } else {
     Models(req, ex);
   }
+}
+
+bool OpenAiFrontend::Admit(const HttpRequest& req, HttpExchange& ex, const char* endpoint) {
+  if (gate_ == nullptr) return true;
+  const auth::Admission a = gate_->Admit(req.header("authorization"), auth::Permission::kInference, endpoint,
+                                         auth::RateLimiter::Clock::now());
+  if (a.status.ok()) return true;
+  spdlog::debug("{} refused: {}", endpoint, a.status.ToString());
+  const ApiError e = HttpError(HttpStatusOf(a.status.code()), a.status.message());
+  if (e.http_status == 401) {
+    ex.Send(401, kJson, ErrorJson(e), {{"WWW-Authenticate", "Bearer"}});
+  } else {
+    SendError(ex, e, a.retry_after);
+  }
+  return false;
 }
 
 void OpenAiFrontend::Models(const HttpRequest& req, HttpExchange& ex) {
@@ -150,9 +199,14 @@ void OpenAiFrontend::Generate(Endpoint endpoint, const HttpRequest& req, HttpExc
   }
   GenerateCall& call = *parsed;
   TakeRequestId(req, &call.request);
+  const StatusOr<std::optional<TimePoint>> deadline = Deadline(req, request_timeout_ms_);
+  if (!deadline.ok()) {
+    SendError(ex, ToApiError(deadline.status(), endpoint));
+    return;
+  }
   const char* id_prefix = endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-";
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
-  HttpCall http_call(ex, req);
+  HttpCall http_call(ex, req, *deadline);
 
   if (!call.stream) {
     v1::GenerateResponse resp;
@@ -199,7 +253,12 @@ void OpenAiFrontend::Rerank(const HttpRequest& req, HttpExchange& ex) {
   }
   RerankCall& call = *parsed;
   TakeRequestId(req, &call.request);
-  HttpCall http_call(ex, req);
+  const StatusOr<std::optional<TimePoint>> deadline = Deadline(req, request_timeout_ms_);
+  if (!deadline.ok()) {
+    SendError(ex, ToApiError(deadline.status(), Endpoint::kRerank));
+    return;
+  }
+  HttpCall http_call(ex, req, *deadline);
   v1::RecommendResponse resp;
   const server::CallResult r = service_->CallRecommend(http_call, call.request, &resp);
   if (!r.status.ok()) {

@@ -31,25 +31,19 @@ void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line, c
   }
 }
 
-FrontPolicy LoadPolicy(const AuthConfig& auth) {
-  FrontPolicy policy;
-  if (auth.token_file.empty()) return policy;
-  StatusOr<std::shared_ptr<const auth::TokenAuthenticator>> tokens = auth::TokenAuthenticator::Load(auth.token_file);
-  if (!tokens.ok()) throw std::runtime_error("server.auth.token_file: " + tokens.status().message());
-  policy.tokens = *tokens;
-  if (auth.rate_limit.requests_per_second > 0) {
-    const double burst =
-        auth.rate_limit.burst > 0 ? auth.rate_limit.burst : std::max(1.0, auth.rate_limit.requests_per_second);
-    policy.limiter = std::make_shared<auth::RateLimiter>(auth.rate_limit.requests_per_second, burst);
-  }
-  return policy;
+std::shared_ptr<auth::Gate> LoadGate(const AuthConfig& auth) {
+  StatusOr<std::shared_ptr<auth::Gate>> gate =
+      auth::Gate::Load(auth.token_file, auth.rate_limit.requests_per_second, auth.rate_limit.burst);
+  if (!gate.ok()) throw std::runtime_error("server.auth.token_file: " + gate.status().message());
+  return *std::move(gate);
 }
 
 }  // namespace
 
 GrpcServer::GrpcServer(const ServerConfig& config) : config_(config) {
   google::protobuf::SetLogHandler(&ProtobufLog);
-  front_ = std::make_unique<InferenceFront>(LoadPolicy(config.auth));
+  gate_ = LoadGate(config.auth);
+  front_ = std::make_unique<InferenceFront>(gate_);
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (config.tls.enabled()) {
     tls_ = std::make_unique<TlsFiles>(config.tls, "server.tls");
@@ -129,7 +123,7 @@ Status GrpcServer::Reload() {
       problems += (problems.empty() ? "" : "\n") + ("server.auth.token_file: " + tokens.status().message());
     } else {
       spdlog::info("server.auth.token_file: reloaded {} ({} tokens)", config_.auth.token_file, (*tokens)->size());
-      front_->SetAuthenticator(*std::move(tokens));
+      gate_->SetTokens(*std::move(tokens));
     }
   }
   return problems.empty() ? Status::Ok() : InvalidArgument(problems);

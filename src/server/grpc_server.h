@@ -44,6 +44,9 @@ class GrpcServer {
   int port() const { return port_; }
   // The service behind the RPCs, for other front ends (http/) to share; lives as long as this server.
   InferenceService& service() { return *service_; }
+  // The authentication and rate-limit gate of config.auth, for other front ends to share (never null; an
+  // open gate without a token file). Reload swaps its tokens.
+  std::shared_ptr<const auth::Gate> gate() const { return gate_; }
   // Overall ("") and per-service health status, and whether the Inference RPCs are admitted.
   void SetServing(bool serving);
   // Re-reads the TLS files (new handshakes use them within about a second) and the token file. A file that
@@ -62,6 +65,7 @@ class GrpcServer {
  private:
   const ServerConfig config_;
   std::unique_ptr<TlsFiles> tls_;  // null without TLS
+  std::shared_ptr<auth::Gate> gate_;
   std::unique_ptr<InferenceFront> front_;
   std::unique_ptr<InferenceService> service_;  // set once by Attach; outlives server_
   std::unique_ptr<grpc::Server> server_;

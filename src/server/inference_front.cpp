@@ -78,8 +78,7 @@ Status ParseRequest(const std::string& bytes, google::protobuf::Message* msg) {
                          msg->GetDescriptor()->full_name());
 }
 
-InferenceFront::InferenceFront(FrontPolicy policy)
-    : tokens_(std::move(policy.tokens)), limiter_(std::move(policy.limiter)) {
+InferenceFront::InferenceFront(std::shared_ptr<const auth::Gate> gate) : gate_(std::move(gate)) {
   using grpc::internal::RpcMethod;
   using grpc::internal::RpcServiceMethod;
   using Unary = grpc::ServerContext*;
@@ -117,37 +116,16 @@ InferenceFront::InferenceFront(FrontPolicy policy)
                                this)));
 }
 
-void InferenceFront::SetAuthenticator(std::shared_ptr<const auth::TokenAuthenticator> tokens) {
-  if (tokens == nullptr) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  tokens_ = std::move(tokens);
-}
-
 grpc::Status InferenceFront::Admit(grpc::ServerContext* ctx, auth::Permission needed, const char* rpc) {
-  std::shared_ptr<const auth::TokenAuthenticator> tokens;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    tokens = tokens_;
-  }
-  if (tokens == nullptr) return grpc::Status::OK;
   const auto& md = ctx->client_metadata();
   const auto it = md.find("authorization");
   const std::string_view header =
       it == md.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
-  StatusOr<auth::Identity> id = tokens->Authorize(header, needed, rpc);
-  if (!id.ok()) {
-    spdlog::debug("{} refused: {} (peer {})", rpc, id.status().ToString(), ctx->peer());
-    return ToGrpcStatus(id.status());
-  }
-  if (limiter_ != nullptr) {
-    const std::chrono::milliseconds wait = limiter_->Acquire(id->name, auth::RateLimiter::Clock::now());
-    if (wait.count() > 0) {
-      ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(wait.count()));
-      return {grpc::StatusCode::RESOURCE_EXHAUSTED, "rate limit of identity '" + id->name + "' reached; retry after " +
-                                                        std::to_string(wait.count()) + " ms (server.auth.rate_limit)"};
-    }
-  }
-  return grpc::Status::OK;
+  const auth::Admission a = gate_->Admit(header, needed, rpc, auth::RateLimiter::Clock::now());
+  if (a.status.ok()) return grpc::Status::OK;
+  spdlog::debug("{} refused: {} (peer {})", rpc, a.status.ToString(), ctx->peer());
+  if (a.retry_after.count() > 0) ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(a.retry_after.count()));
+  return ToGrpcStatus(a.status);
 }
 
 template <typename Req, typename Resp, typename Out>

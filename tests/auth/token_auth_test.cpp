@@ -45,7 +45,7 @@ TEST(TokenAuthenticatorTest, RefusalsNeverEchoTheToken) {
     std::string message;
   };
   for (const Case& c : std::vector<Case>{
-           {"", "missing bearer token (send metadata 'authorization: Bearer <token>')"},
+           {"", "missing bearer token (send the header or metadata 'authorization: Bearer <token>')"},
            {"Bearer ", "malformed authorization header (expected 'Bearer <token>')"},
            {"bearer s3cret-inference", "malformed authorization header (expected 'Bearer <token>')"},
            {"Bearer s3cret-inferencE", "unknown bearer token"},

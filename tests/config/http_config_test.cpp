@@ -28,11 +28,13 @@ TEST(HttpConfig, OffByDefaultAndOnLoopback) {
   EXPECT_EQ(c.http.max_connections, 256);
   EXPECT_EQ(c.http.idle_timeout_ms, 30000);
   EXPECT_EQ(c.http.read_timeout_ms, 10000);
+  EXPECT_EQ(c.http.request_timeout_ms, 0);
 }
 
 TEST(HttpConfig, SectionIsReadIntoTheStruct) {
   const Config c = ParseConfig(MODEL R"(http: {enabled: true, address: "0.0.0.0:9001", max_body_bytes: 64KiB,
-  max_header_bytes: 2KiB, max_connections: 8, idle_timeout_ms: 1500, read_timeout_ms: 250.5})");
+  max_header_bytes: 2KiB, max_connections: 8, idle_timeout_ms: 1500, read_timeout_ms: 250.5,
+  request_timeout_ms: 20000})");
   EXPECT_TRUE(c.http.enabled);
   EXPECT_EQ(c.http.address, "0.0.0.0:9001");
   EXPECT_EQ(c.http.max_body_bytes, 65536);
@@ -40,6 +42,7 @@ TEST(HttpConfig, SectionIsReadIntoTheStruct) {
   EXPECT_EQ(c.http.max_connections, 8);
   EXPECT_EQ(c.http.idle_timeout_ms, 1500);
   EXPECT_EQ(c.http.read_timeout_ms, 250.5);
+  EXPECT_EQ(c.http.request_timeout_ms, 20000);
 }
 
 TEST(HttpConfig, InvalidKeysNameTheField) {
@@ -52,6 +55,8 @@ TEST(HttpConfig, InvalidKeysNameTheField) {
       {"http: {max_connections: 0}", "http.max_connections: must be in [1"},
       {"http: {idle_timeout_ms: 0}", "http.idle_timeout_ms: must be in [1"},
       {"http: {read_timeout_ms: -5}", "http.read_timeout_ms: must be in [1"},
+      {"http: {request_timeout_ms: -1}", "http.request_timeout_ms: must be in [0"},
+      {"http: {request_timeout_ms: 4e6}", "http.request_timeout_ms: must be in [0"},
       {"http: {enabled: true, address: '127.0.0.1:50051'}", "http.address: must differ from server.grpc_address"},
       {"http: {enabled: true, address: '127.0.0.1:9464'}", "http.address: must differ from metrics.address"},
   };
@@ -73,6 +78,7 @@ TEST(HttpConfig, ExampleDocumentsTheDefaults) {
   EXPECT_EQ(example.http.max_connections, defaults.max_connections);
   EXPECT_EQ(example.http.idle_timeout_ms, defaults.idle_timeout_ms);
   EXPECT_EQ(example.http.read_timeout_ms, defaults.read_timeout_ms);
+  EXPECT_EQ(example.http.request_timeout_ms, defaults.request_timeout_ms);
 }
 
 }  // namespace

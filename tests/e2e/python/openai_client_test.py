@@ -442,6 +442,63 @@ models:
             time.sleep(0.05)
         self.assertEqual(self.metric("inferd_running_requests", "tight"), 0, "closed streams were not cancelled")
 
+    def test_14_deadline_is_504_unary_and_an_error_event_once_streaming(self):
+        # inferd-timeout-ms sets the request's deadline; 1000 tokens take far longer than 300 ms here.
+        t0 = time.time()
+        with self.assertRaises(self.openai.APIStatusError) as caught:
+            self.client.completions.create(model="m", prompt=PROMPT, max_tokens=1000, temperature=0,
+                                           extra_body={"ignore_eos": True},
+                                           extra_headers={"inferd-timeout-ms": "300"})
+        e = caught.exception
+        self.assertEqual(e.status_code, 504, e.body)
+        self.assertEqual(e.body["type"], "timeout_error")
+        self.assertEqual(e.body["code"], "deadline_exceeded")
+        self.assertLess(time.time() - t0, 20, "the deadline ended the request early")
+        body = json.dumps({"model": "m", "prompt": PROMPT, "max_tokens": 1000, "temperature": 0, "ignore_eos": True,
+                           "stream": True})
+        out = subprocess.run(["curl", "-sS", "-N", "-H", "inferd-timeout-ms: 300", "-d", body,
+                              self.base + "/v1/completions"], capture_output=True, timeout=60, check=True).stdout
+        blocks = [b for b in out.split(b"\n\n") if b]
+        self.assertEqual(blocks[-1], b"data: [DONE]")
+        last = json.loads(blocks[-2][len(b"data: "):])
+        self.assertEqual(last["error"]["type"], "timeout_error", last)
+        self.assertGreater(len(blocks), 2, "tokens were streamed before the deadline")
+        for bad in ["0", "-5", "1.5", "soon", "99999999"]:
+            with self.subTest(header=bad):
+                got, _, resp = self.http("POST", "/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1},
+                                         headers={"inferd-timeout-ms": bad})
+                self.assertEqual(got, 400, resp)
+                self.assertIn("inferd-timeout-ms: expected whole milliseconds", resp["error"]["message"])
+        got, _, resp = self.http("POST", "/v1/rerank", {"model": "m", "query": "q", "documents": ["a", "b"]},
+                                 headers={"inferd-timeout-ms": "30000"})
+        self.assertEqual(got, 200, resp)
+        until = time.time() + 10
+        while time.time() < until and self.metric("inferd_running_requests") != 0:
+            time.sleep(0.05)
+        self.assertEqual(self.metric("inferd_running_requests"), 0.0)
+
+    def test_15_client_disconnect_during_a_unary_request_frees_the_kv_blocks(self):
+        baseline = self.metric("inferd_kv_cache_usage_ratio")
+        body = json.dumps({"model": "m", "prompt": PROMPT, "max_tokens": 1000, "temperature": 0,
+                           "ignore_eos": True}).encode()
+        conn = socket.create_connection(("127.0.0.1", self.http_port))
+        conn.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"x-request-id: unary-gone\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        until = time.time() + 20
+        while time.time() < until and self.metric("inferd_running_requests") != 1:
+            time.sleep(0.05)
+        self.assertEqual(self.metric("inferd_running_requests"), 1.0)
+        self.assertGreater(self.metric("inferd_kv_cache_usage_ratio"), baseline)
+        conn.close()
+        until = time.time() + 10
+        while time.time() < until and (self.metric("inferd_running_requests") != 0 or
+                                       self.metric("inferd_kv_cache_usage_ratio") != baseline):
+            time.sleep(0.05)
+        self.assertEqual(self.metric("inferd_running_requests"), 0.0)
+        self.assertEqual(self.metric("inferd_kv_cache_usage_ratio"), baseline)
+        self.assertTrue(self.daemon.wait_log(r"generate request_id=unary-gone ended CANCELLED"),
+                        "the request did not end CANCELLED")
+
     def test_12_concurrent_clients(self):
         prompts = [f"Item {i}: a short description of product number {i}." for i in range(8)]
 

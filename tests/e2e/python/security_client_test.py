@@ -4,8 +4,9 @@ generated from proto/ at test time, against the real inferd on loopback with a c
 openssl and token hashes made with hashlib. Checks: a plaintext client cannot talk to the TLS port; no,
 wrong, under-privileged and right tokens; bytes with invalid UTF-8 sent raw get INVALID_ARGUMENT naming the
 field; a 64 KiB model name gives a bounded NOT_FOUND; an identity over its rate limit gets
-RESOURCE_EXHAUSTED with retry-after-ms while another identity is served; the log (at debug level) never
-shows a token.
+RESOURCE_EXHAUSTED with retry-after-ms while another identity is served; the OpenAI HTTP port, through the
+official `openai` client, takes the same tokens (401, 403, 429 with Retry-After) and shares each identity's
+rate limit with gRPC; SIGHUP reloads the tokens for both; the log (at debug level) never shows a token.
 
 Usage: security_client_test.py --inferd build/bin/inferd --model build/e2e-model --proto-dir proto
 """
@@ -13,19 +14,27 @@ Usage: security_client_test.py --inferd build/bin/inferd --model build/e2e-model
 import argparse
 import hashlib
 import importlib
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import edge_client_test as support  # noqa: E402  (free_port, generate_stubs, Daemon)
 
 ARGS = None
-TOKENS = {"main": "py-main-token-51c2", "fb": "py-feedback-token-9d0e", "limited": "py-limited-token-77aa"}
-PERMS = {"main": "inference,feedback", "fb": "feedback", "limited": "inference"}
+TOKENS = {"main": "py-main-token-51c2", "fb": "py-feedback-token-9d0e", "limited": "py-limited-token-77aa",
+          "both": "py-both-token-3c1f", "web": "py-web-token-0a9d"}
+PERMS = {"main": "inference,feedback", "fb": "feedback", "limited": "inference", "both": "inference",
+         "web": "inference"}
+LATE = ("late", "py-late-token-e4b8")  # added to the token file by test_9, then SIGHUP
 
 
 def openssl(cwd, *args):
@@ -54,17 +63,17 @@ class SecurityPythonClientTest(unittest.TestCase):
                 "-out", "server.csr")
         openssl(w, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
                 "-days", "2", "-out", "server.pem", "-extfile", "server.ext")
-        with open(os.path.join(w, "tokens"), "w") as f:
-            for name, token in TOKENS.items():
-                f.write(f"{name} sha256:{hashlib.sha256(token.encode()).hexdigest()} {PERMS[name]}\n")
+        cls.write_tokens(TOKENS)
         cls.addr = f"127.0.0.1:{support.free_port()}"
+        cls.http_base = f"http://127.0.0.1:{support.free_port()}"
         cls.daemon = support.Daemon("sec", f"""server:
   grpc_address: "{cls.addr}"
   drain_grace_seconds: 1
   tls: {{cert_file: server.pem, key_file: server.key}}
   auth:
     token_file: tokens
-    rate_limit: {{requests_per_second: 0.01, burst: 6}}
+    rate_limit: {{requests_per_second: 0.01, burst: 8}}
+http: {{enabled: true, address: "{cls.http_base[len("http://"):]}"}}
 metrics: {{address: "127.0.0.1:{support.free_port()}"}}
 models:
   - {{name: m, path: {ARGS.model}, classes: [realtime, complex]}}
@@ -80,6 +89,13 @@ models:
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
         cls.channel = grpc.secure_channel(cls.addr, creds, options=[("grpc.ssl_target_name_override", "localhost")])
         cls.stub = cls.rpc.InferenceStub(cls.channel)
+
+    @classmethod
+    def write_tokens(cls, tokens):
+        perms = dict(PERMS, late="inference")
+        with open(os.path.join(cls.work, "tokens"), "w") as f:
+            for name, token in tokens.items():
+                f.write(f"{name} sha256:{hashlib.sha256(token.encode()).hexdigest()} {perms[name]}\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -130,7 +146,7 @@ models:
         self.assertIn("(65536 bytes)", e.details())
 
     def test_5_rate_limit_per_identity_with_retry_after(self):
-        for _ in range(6):
+        for _ in range(8):
             self.call(self.stub.Generate, self.request(), "limited")
         e = self.code_of(lambda: self.call(self.stub.Generate, self.request(), "limited"))
         self.assertEqual(e.code(), self.grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -140,10 +156,87 @@ models:
         self.assertGreater(int(retry), 0)
         self.assertTrue(self.call(self.stub.Generate, self.request(), "main").request_id)
 
-    def test_6_the_log_never_shows_a_token(self):
+    def http(self, method, path, body=None, token=None):
+        """(status, headers, parsed JSON body) of a plain HTTP request with an optional bearer token."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.http_base + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, dict(r.headers), json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), json.loads(e.read() or b"null")
+
+    def openai_client(self, token):
+        import openai  # noqa: PLC0415  (scripts/requirements.txt)
+
+        return openai, openai.OpenAI(base_url=self.http_base + "/v1", api_key=token, max_retries=0, timeout=60)
+
+    def test_7_http_takes_the_same_tokens(self):
+        openai, guessed = self.openai_client("guessed")
+        with self.assertRaises(openai.AuthenticationError) as caught:
+            guessed.completions.create(model="m", prompt="hello", max_tokens=1)
+        self.assertEqual(caught.exception.status_code, 401)
+        self.assertEqual(caught.exception.body["message"], "unknown bearer token")
+        self.assertEqual(caught.exception.body["type"], "authentication_error")
+        _, fb = self.openai_client(TOKENS["fb"])
+        with self.assertRaises(openai.PermissionDeniedError) as caught:
+            fb.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=1)
+        self.assertEqual(caught.exception.body["message"],
+                         "identity 'fb' may not call /v1/chat/completions (needs permission inference)")
+        for path, body in [("/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1}),
+                           ("/v1/rerank", {"model": "m", "query": "q", "documents": ["a"]}),
+                           ("/v1/models", None), ("/v1/models/m", None)]:
+            with self.subTest(path=path):
+                status, headers, resp = self.http("POST" if body else "GET", path, body)
+                self.assertEqual(status, 401, resp)
+                self.assertEqual(headers.get("WWW-Authenticate"), "Bearer")
+                self.assertTrue(resp["error"]["message"].startswith("missing bearer token"), resp)
+                status, _, resp = self.http("POST" if body else "GET", path, body, TOKENS["web"])
+                self.assertEqual(status, 200, resp)
+        for path in ["/health", "/ready"]:  # open for load balancers
+            self.assertEqual(self.http("GET", path)[0], 200, path)
+        _, web = self.openai_client(TOKENS["web"])
+        r = web.completions.create(model="m", prompt="hello", max_tokens=2, temperature=0,
+                                    extra_body={"ignore_eos": True})
+        self.assertEqual(r.usage.completion_tokens, 2)
+        self.assertEqual([m.id for m in web.models.list()], ["m"])
+
+    def test_8_an_identitys_rate_limit_counts_grpc_and_http_calls(self):
+        # burst 8 at 0.01/s: four gRPC and four HTTP calls take the bucket; the next call waits ~100 s.
+        _, both = self.openai_client(TOKENS["both"])
+        for _ in range(4):
+            self.call(self.stub.Generate, self.request(), "both")
+            both.completions.create(model="m", prompt="hello", max_tokens=1)
+        import openai  # noqa: PLC0415
+
+        with self.assertRaises(openai.RateLimitError) as caught:
+            both.completions.create(model="m", prompt="hello", max_tokens=1)
+        e = caught.exception
+        self.assertIn("rate limit of identity 'both'", e.body["message"])
+        self.assertGreaterEqual(int(e.response.headers["retry-after"]), 90)
+        self.assertGreaterEqual(int(e.response.headers["retry-after-ms"]), 90000)
+        g = self.code_of(lambda: self.call(self.stub.Generate, self.request(), "both"))
+        self.assertEqual(g.code(), self.grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(self.http("POST", "/v1/completions", {"model": "m", "prompt": "x", "max_tokens": 1},
+                                   TOKENS["web"])[0], 200, "another identity is still served")
+
+    def test_9_sighup_reloads_the_tokens_for_grpc_and_http(self):
+        body = {"model": "m", "prompt": "x", "max_tokens": 1}
+        self.assertEqual(self.http("POST", "/v1/completions", body, LATE[1])[0], 401)
+        self.write_tokens(dict(TOKENS, late=LATE[1]))
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(self.daemon.wait_log(r"server.auth.token_file: reloaded \S+ \(6 tokens\)", timeout=10),
+                        self.daemon.text()[-2000:])
+        status, _, resp = self.http("POST", "/v1/completions", body, LATE[1])
+        self.assertEqual(status, 200, resp)
+        self.assertTrue(self.call(self.stub.Generate, self.request(), f"Bearer {LATE[1]}").request_id)
+        self.assertEqual(self.http("POST", "/v1/completions", body, TOKENS["main"])[0], 200)
+
+    def test_z_the_log_never_shows_a_token(self):
         text = self.daemon.text()
         self.assertIn("refused", text)  # debug lines for the refusals above exist...
-        for token in TOKENS.values():
+        for token in [*TOKENS.values(), LATE[1]]:
             self.assertNotIn(token, text)  # ...and name no secret
 
 
