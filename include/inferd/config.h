@@ -180,6 +180,15 @@ struct UpstreamBreakerConfig {
   double open_ms = 2000;          // open -> half-open after this long; one probe call decides
 };
 
+// How an edge daemon authenticates itself to an upstream and checks the upstream (docs/security.md).
+struct UpstreamTlsConfig {
+  bool enabled = false;     // TLS to every replica
+  std::string ca_file;      // roots that sign the upstream's certificate ("" = the system's roots)
+  std::string cert_file;    // client certificate chain for mutual TLS (with key_file)
+  std::string key_file;
+  std::string server_name;  // name the upstream's certificate must carry ("" = the host of dns, else of each target)
+};
+
 struct UpstreamConfig {
   std::string name;
   std::vector<std::string> targets;      // host:port replicas; or
@@ -193,6 +202,9 @@ struct UpstreamConfig {
   double keepalive_timeout_ms = 5000;
   UpstreamHealthConfig health;
   UpstreamBreakerConfig breaker;
+  UpstreamTlsConfig tls;
+  // A file holding the bearer token sent as `authorization: Bearer <token>` on every forwarded call ("" = none).
+  std::string token_file;
 };
 
 struct ResponseCacheConfig {

@@ -244,6 +244,20 @@ void ReadUpstream(YamlReader& r, UpstreamConfig* u) {
     b.Get("failure_threshold", &u->breaker.failure_threshold, 1, 1000);
     b.Get("open_ms", &u->breaker.open_ms, 1.0, 3.6e6);
   });
+  r.Child("tls", [&](YamlReader& t) {
+    UpstreamTlsConfig& tls = u->tls;
+    t.Get("enabled", &tls.enabled);
+    t.Get("ca_file", &tls.ca_file);
+    t.Get("cert_file", &tls.cert_file);
+    t.Get("key_file", &tls.key_file);
+    t.Get("server_name", &tls.server_name);
+    const bool any =
+        !tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty() || !tls.server_name.empty();
+    if (any && !tls.enabled) t.Error("enabled", "must be true when other tls keys are set");
+    if (tls.cert_file.empty() != tls.key_file.empty())
+      t.Error("cert_file", "set both cert_file and key_file, or neither");
+  });
+  r.Get("token_file", &u->token_file);
 }
 
 void ReadCache(YamlReader& r, ResponseCacheConfig* c) {
@@ -276,8 +290,13 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
   });
   r.Child("cache", [&](YamlReader& c) { ReadCache(c, &cfg.cache); });
   r.Finish();
-  for (std::string* file : {&cfg.server.tls.cert_file, &cfg.server.tls.key_file, &cfg.server.tls.client_ca_file,
-                            &cfg.server.auth.token_file, &cfg.metrics.tls.cert_file, &cfg.metrics.tls.key_file}) {
+  std::vector<std::string*> files = {&cfg.server.tls.cert_file,      &cfg.server.tls.key_file,
+                                     &cfg.server.tls.client_ca_file, &cfg.server.auth.token_file,
+                                     &cfg.metrics.tls.cert_file,     &cfg.metrics.tls.key_file};
+  for (UpstreamConfig& u : cfg.upstreams) {
+    for (std::string* f : {&u.tls.ca_file, &u.tls.cert_file, &u.tls.key_file, &u.token_file}) files.push_back(f);
+  }
+  for (std::string* file : files) {
     if (!file->empty() && std::filesystem::path(*file).is_relative()) {
       *file = (base_dir / *file).lexically_normal().string();
     }

@@ -10,8 +10,11 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <cctype>
 #include <cmath>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -46,6 +49,55 @@ struct UpstreamBackend::Call {
 namespace {
 
 constexpr const char* kServiceName = "inferd.v1.Inference";
+
+// The whole of `path`; throws naming the upstream and the key when it cannot be read.
+std::string ReadUpstreamFile(const std::string& upstream, const char* key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in) throw std::runtime_error("upstream '" + upstream + "': " + key + ": cannot read " + path);
+  return text.str();
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const UpstreamConfig& c) {
+  if (!c.tls.enabled) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions opts;
+  if (!c.tls.ca_file.empty()) opts.pem_root_certs = ReadUpstreamFile(c.name, "tls.ca_file", c.tls.ca_file);
+  if (!c.tls.cert_file.empty()) {
+    opts.pem_cert_chain = ReadUpstreamFile(c.name, "tls.cert_file", c.tls.cert_file);
+    opts.pem_private_key = ReadUpstreamFile(c.name, "tls.key_file", c.tls.key_file);
+  }
+  return grpc::SslCredentials(opts);
+}
+
+// "Bearer <token>" from token_file (surrounding whitespace dropped), or "" without one.
+std::string Authorization(const UpstreamConfig& c) {
+  if (c.token_file.empty()) return "";
+  std::string token = ReadUpstreamFile(c.name, "token_file", c.token_file);
+  const auto space = [](unsigned char ch) { return std::isspace(ch) != 0; };
+  while (!token.empty() && space(token.back())) token.pop_back();
+  size_t start = 0;
+  while (start < token.size() && space(token[start])) ++start;
+  token.erase(0, start);
+  if (token.empty()) throw std::runtime_error("upstream '" + c.name + "': token_file: " + c.token_file + " is empty");
+  for (unsigned char ch : token) {
+    if (ch < 0x21 || ch > 0x7e) {
+      throw std::runtime_error("upstream '" + c.name + "': token_file: " + c.token_file +
+                               " must hold one token of printable ASCII without spaces");
+    }
+  }
+  return "Bearer " + token;
+}
+
+// The name the upstream's certificate must carry when the channel target alone does not give it.
+std::string ServerName(const UpstreamConfig& c) {
+  if (!c.tls.server_name.empty()) return c.tls.server_name;
+  if (c.dns.empty()) return "";
+  const size_t colon = c.dns.rfind(':');
+  std::string host = c.dns.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return host;
+}
 
 StatusCode FromGrpc(grpc::StatusCode code) {
   const int v = static_cast<int>(code);
@@ -153,9 +205,13 @@ std::shared_ptr<UpstreamBackend::Replica> UpstreamBackend::MakeReplica(const std
   // Retries are ours (only when nothing was sent); gRPC's own would hide attempts from the breaker.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   args.SetMaxReceiveMessageSize(64 << 20);
+  if (config_.tls.enabled) {
+    const std::string name = ServerName(config_);
+    if (!name.empty()) args.SetSslTargetNameOverride(name);
+  }
   auto r = std::make_shared<Replica>();
   r->address = address;
-  r->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  r->channel = grpc::CreateCustomChannel(address, credentials_, args);
   r->stub = v1::Inference::NewStub(r->channel);
   r->health = grpc::health::v1::Health::NewStub(r->channel);
   return r;
@@ -167,6 +223,8 @@ UpstreamBackend::UpstreamBackend(const UpstreamConfig& config, Resolver resolve)
       resolve_(std::move(resolve)),
       breaker_(BreakerOptions{config.breaker.failure_threshold,
                               std::chrono::milliseconds(static_cast<int64_t>(config.breaker.open_ms))}) {
+  credentials_ = Credentials(config);
+  authorization_ = Authorization(config);
   std::vector<std::string> addresses = config.targets;
   if (!config.dns.empty()) addresses = resolve_(config.name, config.dns);
   auto list = std::make_shared<ReplicaList>();
@@ -411,8 +469,8 @@ server::Submitted UpstreamBackend::Recommend(const v1::RecommendRequest& request
 // Returns the last status and the replica that produced it.
 template <typename Attempt>
 static Status RunAttempts(
-    UpstreamBackend::Call& call, const server::CallOptions& options, int32_t max_attempts,
-    std::shared_ptr<UpstreamBackend::Replica>* replica, std::atomic<uint64_t>& calls_total,
+    UpstreamBackend::Call& call, const server::CallOptions& options, const std::string& authorization,
+    int32_t max_attempts, std::shared_ptr<UpstreamBackend::Replica>* replica, std::atomic<uint64_t>& calls_total,
     std::atomic<uint64_t>& retries_total, bool* cancelled,
     const std::function<std::shared_ptr<UpstreamBackend::Replica>(const std::vector<UpstreamBackend::Replica*>&)>& pick,
     Attempt&& attempt) {
@@ -421,6 +479,7 @@ static Status RunAttempts(
   for (int32_t n = 0;; ++n) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, options.deadline);
+    if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
     {
       std::lock_guard<std::mutex> lock(call.mu);
       if (call.cancelled) {
@@ -462,7 +521,7 @@ void UpstreamBackend::RunGenerate(std::shared_ptr<Call> call, v1::GenerateReques
   v1::GenerateDelta last;
   bool cancelled = false;
   const Status status = RunAttempts(
-      *call, options, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
+      *call, options, authorization_, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
       [this](const std::vector<Replica*>& tried) { return Pick(tried); },
       [&](grpc::ClientContext* ctx, Replica& r, bool* received) {
         std::unique_ptr<grpc::ClientReader<v1::GenerateDelta>> reader = r.stub->GenerateStream(ctx, request);
@@ -514,7 +573,7 @@ void UpstreamBackend::RunRecommend(std::shared_ptr<Call> call, v1::RecommendRequ
   v1::RecommendResponse resp;
   bool cancelled = false;
   Status status = RunAttempts(
-      *call, options, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
+      *call, options, authorization_, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
       [this](const std::vector<Replica*>& tried) { return Pick(tried); },
       [&](grpc::ClientContext* ctx, Replica& r, bool*) { return r.stub->Recommend(ctx, request, &resp); });
   Judge(status, cancelled, admission);
@@ -551,7 +610,7 @@ Status UpstreamBackend::Feedback(const v1::FeedbackRequest& request, std::option
   options.deadline = deadline;
   v1::FeedbackResponse resp;
   status = RunAttempts(
-      call, options, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
+      call, options, authorization_, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
       [this](const std::vector<Replica*>& tried) { return Pick(tried); },
       [&](grpc::ClientContext* ctx, Replica& r, bool*) { return r.stub->Feedback(ctx, request, &resp); });
   Judge(status, cancelled, admission);

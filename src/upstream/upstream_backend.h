@@ -12,6 +12,10 @@
 //   Cancel() cancels the upstream call, so the upstream frees its KV blocks.
 // - Retries: on another replica, only for UNAVAILABLE before any response message arrived, at most
 //   max_attempts tries in all.
+// - Security (config.tls, config.token_file): TLS to every replica (server certificate checked against ca_file
+//   or the system roots for server_name, else the dns host, else the target's host; a client certificate for
+//   mutual TLS), and the bearer token sent as `authorization` metadata on every forwarded call. The files are
+//   read once, at construction; the token never appears in messages or logs.
 // - Requests are forwarded as received with class_hint set to the edge's class and request_id set;
 //   Generate always goes out as GenerateStream; Recommend asks for PLAIN so the edge encodes (and diffs).
 // Each call runs on its own thread that owns its ClientContext; the destructor cancels and joins them.
@@ -32,6 +36,10 @@
 #include "server/backend.h"
 #include "upstream/circuit_breaker.h"
 
+namespace grpc {
+class ChannelCredentials;
+}
+
 namespace inferd::upstream {
 
 using ReplicaStats = inferd::UpstreamReplicaStats;
@@ -41,7 +49,8 @@ class UpstreamBackend final : public server::Backend {
  public:
   // Resolves the replicas, runs one round of health checks (bounded by health.timeout_ms) and starts the
   // health thread. An unreachable upstream is not an error here (its replicas start ejected).
-  // Throws std::runtime_error naming the upstream when the DNS name does not resolve.
+  // Throws std::runtime_error naming the upstream when the DNS name does not resolve, and naming the upstream
+  // and key when a tls or token file cannot be read (or the token file is empty).
   // Every address `hostport` names; throws std::runtime_error naming the upstream when it resolves to none.
   using Resolver = std::function<std::vector<std::string>(const std::string& upstream, const std::string& hostport)>;
   static std::vector<std::string> SystemResolve(const std::string& upstream, const std::string& hostport);
@@ -86,6 +95,8 @@ class UpstreamBackend final : public server::Backend {
   void HealthLoop();
 
   const UpstreamConfig config_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // TLS or insecure, shared by every replica's channel
+  std::string authorization_;                              // "Bearer <token>", or "" without token_file
   const std::string description_;
   const Resolver resolve_;
   mutable std::mutex replicas_mu_;

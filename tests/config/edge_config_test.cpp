@@ -121,6 +121,34 @@ TEST(EdgeConfig, InvalidEdgeKeysNameTheField) {
                 .find("prompt_tokens and candidate_tokens are counted with a local model pool's tokenizer"),
             std::string::npos);
   EXPECT_NE(ErrorOf(MODEL "cache: {ttl_ms: 0}").find("cache.ttl_ms: must be in"), std::string::npos);
+  EXPECT_NE(ErrorOf(MODEL "upstreams: [{name: c, targets: ['h:1'], classes: [complex], tls: {ca_file: ca.pem}}]")
+                .find("upstreams[0].tls.enabled: must be true when other tls keys are set"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(MODEL "upstreams: [{name: c, targets: ['h:1'], classes: [complex],"
+                          " tls: {enabled: true, cert_file: e.pem}}]")
+                .find("upstreams[0].tls.cert_file: set both cert_file and key_file, or neither"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(MODEL "upstreams: [{name: c, targets: ['h:1'], classes: [complex], tls: {enabeld: true}}]")
+                .find("upstreams[0].tls.enabeld: unknown key"),
+            std::string::npos);
+}
+
+TEST(EdgeConfig, UpstreamTlsAndTokenFilesAreReadRelativeToTheConfig) {
+  Config c = ParseConfig(MODEL
+                         "upstreams: [{name: c, targets: ['h:1'], classes: [complex], token_file: t/edge.token,"
+                         " tls: {enabled: true, ca_file: ca.pem, cert_file: /abs/e.pem, key_file: e.key,"
+                         " server_name: central.svc}}]",
+                         "/etc/inferd/edge.yaml");
+  const UpstreamConfig& u = c.upstreams[0];
+  EXPECT_TRUE(u.tls.enabled);
+  EXPECT_EQ(u.tls.ca_file, "/etc/inferd/ca.pem");
+  EXPECT_EQ(u.tls.cert_file, "/abs/e.pem");
+  EXPECT_EQ(u.tls.key_file, "/etc/inferd/e.key");
+  EXPECT_EQ(u.tls.server_name, "central.svc");
+  EXPECT_EQ(u.token_file, "/etc/inferd/t/edge.token");
+  Config plain = ParseConfig(MODEL "upstreams: [{name: c, targets: ['h:1'], classes: [complex]}]", "e.yaml");
+  EXPECT_FALSE(plain.upstreams[0].tls.enabled);
+  EXPECT_EQ(plain.upstreams[0].token_file, "");
 }
 
 TEST(EdgeConfig, ShippedEdgeConfigsAreValidAndTheExampleDocumentsTheDefaults) {

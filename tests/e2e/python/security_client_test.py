@@ -6,7 +6,8 @@ wrong, under-privileged and right tokens; bytes with invalid UTF-8 sent raw get 
 field; a 64 KiB model name gives a bounded NOT_FOUND; an identity over its rate limit gets
 RESOURCE_EXHAUSTED with retry-after-ms while another identity is served; the OpenAI HTTP port, through the
 official `openai` client, takes the same tokens (401, 403, 429 with Retry-After) and shares each identity's
-rate limit with gRPC; SIGHUP reloads the tokens for both; the log (at debug level) never shows a token.
+rate limit with gRPC; SIGHUP reloads the tokens for both; an edge daemon forwards to this one over TLS with
+its own bearer token (upstreams[].tls, token_file), and one without the token gets UNAUTHENTICATED; the log (at debug level) never shows a token.
 
 Usage: security_client_test.py --inferd build/bin/inferd --model build/e2e-model --proto-dir proto
 """
@@ -31,9 +32,9 @@ import edge_client_test as support  # noqa: E402  (free_port, generate_stubs, Da
 
 ARGS = None
 TOKENS = {"main": "py-main-token-51c2", "fb": "py-feedback-token-9d0e", "limited": "py-limited-token-77aa",
-          "both": "py-both-token-3c1f", "web": "py-web-token-0a9d"}
+          "both": "py-both-token-3c1f", "web": "py-web-token-0a9d", "edge": "py-edge-token-5b27"}
 PERMS = {"main": "inference,feedback", "fb": "feedback", "limited": "inference", "both": "inference",
-         "web": "inference"}
+         "web": "inference", "edge": "inference"}
 LATE = ("late", "py-late-token-e4b8")  # added to the token file by test_9, then SIGHUP
 
 
@@ -226,17 +227,62 @@ models:
         self.assertEqual(self.http("POST", "/v1/completions", body, LATE[1])[0], 401)
         self.write_tokens(dict(TOKENS, late=LATE[1]))
         self.daemon.proc.send_signal(signal.SIGHUP)
-        self.assertTrue(self.daemon.wait_log(r"server.auth.token_file: reloaded \S+ \(6 tokens\)", timeout=10),
-                        self.daemon.text()[-2000:])
+        reloaded = rf"server.auth.token_file: reloaded \S+ \({len(TOKENS) + 1} tokens\)"
+        self.assertTrue(self.daemon.wait_log(reloaded, timeout=10), self.daemon.text()[-2000:])
         status, _, resp = self.http("POST", "/v1/completions", body, LATE[1])
         self.assertEqual(status, 200, resp)
         self.assertTrue(self.call(self.stub.Generate, self.request(), f"Bearer {LATE[1]}").request_id)
         self.assertEqual(self.http("POST", "/v1/completions", body, TOKENS["main"])[0], 200)
 
+    def edge(self, name, upstream_extra):
+        addr = f"127.0.0.1:{support.free_port()}"
+        d = support.Daemon(name, f"""server: {{grpc_address: "{addr}", drain_grace_seconds: 1}}
+metrics: {{address: "127.0.0.1:{support.free_port()}"}}
+models:
+  - {{name: light, path: {ARGS.model}, classes: [realtime]}}
+upstreams:
+  - {{name: central, targets: ["{self.addr}"], classes: [complex], models: [m], {upstream_extra}}}
+""", self.work)
+        d.start()
+        if not d.wait_log(r"inferd \S+ SERVING", timeout=120):
+            d.stop()
+            raise RuntimeError(f"edge {name} never SERVING:\n" + d.text()[-2000:])
+        return d, self.rpc.InferenceStub(self.grpc.insecure_channel(addr))
+
+    def test_a_an_edge_forwards_over_tls_with_its_token(self):
+        with open(os.path.join(self.work, "edge.token"), "w") as f:
+            f.write(TOKENS["edge"] + "\n")
+        tls = "tls: {enabled: true, ca_file: ca.pem, server_name: localhost}"
+        edge, stub = self.edge("edge-ok", tls + ", token_file: edge.token")
+        try:
+            req = self.pb.GenerateRequest(prompt="hello", model="m", request_id="via-edge",
+                                          sampling=self.pb.SamplingParams(max_tokens=4, temperature=0.0,
+                                                                          ignore_eos=True))
+            forwarded = stub.Generate(req, timeout=60)
+            direct = self.call(self.stub.Generate, self.pb.GenerateRequest(
+                prompt="hello", model="m", sampling=self.pb.SamplingParams(max_tokens=4, temperature=0.0,
+                                                                           ignore_eos=True)), "main")
+            self.assertEqual([t.token_id for t in forwarded.tokens], [t.token_id for t in direct.tokens])
+            self.assertEqual(len(forwarded.tokens), 4)
+            self.assertEqual(forwarded.text, direct.text)
+            self.assertTrue(self.daemon.wait_log(r"request_id=via-edge", timeout=5),
+                            "the central daemon did not serve the forwarded call")
+        finally:
+            edge.stop()
+        self.assertNotIn(TOKENS["edge"], edge.text())
+        bare, stub = self.edge("edge-no-token", tls)
+        try:
+            e = self.code_of(lambda: stub.Generate(self.request(model="m"), timeout=30))
+            self.assertEqual(e.code(), self.grpc.StatusCode.UNAUTHENTICATED)
+            self.assertIn("upstream 'central'", e.details())
+            self.assertIn("missing bearer token", e.details())
+        finally:
+            bare.stop()
+
     def test_z_the_log_never_shows_a_token(self):
         text = self.daemon.text()
         self.assertIn("refused", text)  # debug lines for the refusals above exist...
-        for token in [*TOKENS.values(), LATE[1]]:
+        for token in [*TOKENS.values(), LATE[1]]:  # (the edge's log is checked in test_a)
             self.assertNotIn(token, text)  # ...and name no secret
 
 
