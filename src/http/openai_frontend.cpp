@@ -156,6 +156,12 @@ bool OpenAiFrontend::Admit(const HttpRequest& req, HttpExchange& ex, const char*
                                          auth::RateLimiter::Clock::now());
   if (a.status.ok()) return true;
   spdlog::debug("{} refused: {}", endpoint, a.status.ToString());
+  const std::string_view path(endpoint);
+  if (path == "/v1/rerank") {
+    service_->RecordRefused(RpcMethod::kRecommend, a.status.code());
+  } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
+    service_->RecordRefused(RpcMethod::kGenerate, a.status.code());
+  }
   const ApiError e = HttpError(HttpStatusOf(a.status.code()), a.status.message());
   if (e.http_status == 401) {
     ex.Send(401, kJson, ErrorJson(e), {{"WWW-Authenticate", "Bearer"}});
@@ -194,6 +200,7 @@ void OpenAiFrontend::Models(const HttpRequest& req, HttpExchange& ex) {
 void OpenAiFrontend::Generate(Endpoint endpoint, const HttpRequest& req, HttpExchange& ex) {
   StatusOr<GenerateCall> parsed = ParseGenerate(endpoint, req.body);
   if (!parsed.ok()) {
+    service_->RecordRefused(RpcMethod::kGenerate, parsed.status().code());
     SendError(ex, ToApiError(parsed.status(), endpoint));
     return;
   }
@@ -201,6 +208,7 @@ void OpenAiFrontend::Generate(Endpoint endpoint, const HttpRequest& req, HttpExc
   TakeRequestId(req, &call.request);
   const StatusOr<std::optional<TimePoint>> deadline = Deadline(req, request_timeout_ms_);
   if (!deadline.ok()) {
+    service_->RecordRefused(call.stream ? RpcMethod::kGenerateStream : RpcMethod::kGenerate, deadline.status().code());
     SendError(ex, ToApiError(deadline.status(), endpoint));
     return;
   }
@@ -248,6 +256,7 @@ void OpenAiFrontend::Generate(Endpoint endpoint, const HttpRequest& req, HttpExc
 void OpenAiFrontend::Rerank(const HttpRequest& req, HttpExchange& ex) {
   StatusOr<RerankCall> parsed = ParseRerank(req.body);
   if (!parsed.ok()) {
+    service_->RecordRefused(RpcMethod::kRecommend, parsed.status().code());
     SendError(ex, ToApiError(parsed.status(), Endpoint::kRerank));
     return;
   }
@@ -255,6 +264,7 @@ void OpenAiFrontend::Rerank(const HttpRequest& req, HttpExchange& ex) {
   TakeRequestId(req, &call.request);
   const StatusOr<std::optional<TimePoint>> deadline = Deadline(req, request_timeout_ms_);
   if (!deadline.ok()) {
+    service_->RecordRefused(RpcMethod::kRecommend, deadline.status().code());
     SendError(ex, ToApiError(deadline.status(), Endpoint::kRerank));
     return;
   }

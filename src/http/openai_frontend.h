@@ -10,7 +10,9 @@
 // (the request's deadline in ms, 1..3600000; default http.request_timeout_ms; past it: 504, or an error
 // event once streaming), Authorization "Bearer <token>" when server.auth is configured: every /v1/ endpoint
 // goes through the same auth::Gate as the gRPC RPCs (401, 403, 429 with Retry-After for the identity's rate
-// limit, shared with its gRPC calls); /health and /ready stay open for load balancers.
+// limit, shared with its gRPC calls); /health and /ready stay open for load balancers. Refusals before the
+// service core (authentication, rate limit, a body that does not parse) count in its RPC stats as model
+// "none": completions and chat as Generate, rerank as Recommend.
 #pragma once
 
 #include <chrono>

@@ -131,8 +131,15 @@ grpc::Status InferenceFront::Admit(grpc::ServerContext* ctx, auth::Permission ne
 template <typename Req, typename Resp, typename Out>
 grpc::Status InferenceFront::Handle(grpc::ServerContext* ctx, const grpc::ByteBuffer& bytes, auth::Permission needed,
                                     const char* rpc, Out* out) {
-  if (grpc::Status st = Admit(ctx, needed, rpc); !st.ok()) return Bounded(std::move(st));
+  const RpcMethod method = std::is_same_v<Resp, v1::GenerateResponse>    ? RpcMethod::kGenerate
+                           : std::is_same_v<Resp, v1::GenerateDelta>     ? RpcMethod::kGenerateStream
+                           : std::is_same_v<Resp, v1::RecommendResponse> ? RpcMethod::kRecommend
+                                                                         : RpcMethod::kFeedback;
   InferenceService* service = service_.load();
+  if (grpc::Status st = Admit(ctx, needed, rpc); !st.ok()) {
+    if (service != nullptr) service->RecordRefused(method, static_cast<StatusCode>(st.error_code()));
+    return Bounded(std::move(st));
+  }
   if (service == nullptr) {
     return {grpc::StatusCode::UNAVAILABLE, "starting up: the models are loading (health reports NOT_SERVING)"};
   }
@@ -140,6 +147,7 @@ grpc::Status InferenceFront::Handle(grpc::ServerContext* ctx, const grpc::ByteBu
   const std::string raw = Flatten(bytes, &dumped);
   Req req;
   if (Status st = dumped ? ParseRequest(raw, &req) : InvalidArgument("request: unreadable message bytes"); !st.ok()) {
+    service->RecordRefused(method, st.code());
     return ToGrpcStatus(st);
   }
   if constexpr (std::is_same_v<Resp, v1::GenerateResponse>) {

@@ -84,6 +84,11 @@ class InferenceService final : public inferd::v1::Inference::Service {
   BusinessStats business_stats() const { return business_.Snapshot(); }
   // RPCs by local pool, class, method and code, and class decisions by rule kind, since start (a copy).
   RpcStats rpc_stats() const { return rpc_stats_.Snapshot(); }
+  // Counts a call a front end refused before handing it here (authentication, rate limit, bytes that do not
+  // parse) in rpc_stats() with model and class unset ("none"), as the service's own early refusals.
+  void RecordRefused(RpcMethod method, StatusCode code) {
+    rpc_stats_.RecordRpc(std::nullopt, std::nullopt, method, static_cast<int>(code));
+  }
   // Decisions by rule since start (for metrics/).
   classify::ClassifierStats classifier_stats() const { return classifier_.stats(); }
 

@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -67,6 +68,7 @@ class SecurityPythonClientTest(unittest.TestCase):
         cls.write_tokens(TOKENS)
         cls.addr = f"127.0.0.1:{support.free_port()}"
         cls.http_base = f"http://127.0.0.1:{support.free_port()}"
+        cls.metrics_addr = f"127.0.0.1:{support.free_port()}"
         cls.daemon = support.Daemon("sec", f"""server:
   grpc_address: "{cls.addr}"
   drain_grace_seconds: 1
@@ -75,7 +77,7 @@ class SecurityPythonClientTest(unittest.TestCase):
     token_file: tokens
     rate_limit: {{requests_per_second: 0.01, burst: 8}}
 http: {{enabled: true, address: "{cls.http_base[len("http://"):]}"}}
-metrics: {{address: "127.0.0.1:{support.free_port()}"}}
+metrics: {{address: "{cls.metrics_addr}"}}
 models:
   - {{name: m, path: {ARGS.model}, classes: [realtime, complex]}}
 """, w)
@@ -278,6 +280,37 @@ upstreams:
             self.assertIn("missing bearer token", e.details())
         finally:
             bare.stop()
+
+    def refusals(self):
+        """inferd_grpc_requests_total of model "none" by (method, code), from /metrics."""
+        with urllib.request.urlopen(f"http://{self.metrics_addr}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for labels, value in re.findall(r'^inferd_grpc_requests_total\{([^}]*)\} (\S+)$', text, re.M):
+            kv = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            if kv.get("model") == "none":
+                out[(kv["method"], kv["code"])] = out.get((kv["method"], kv["code"]), 0) + float(value)
+        return out
+
+    def test_b_front_end_refusals_are_counted_in_the_rpc_metrics(self):
+        before = self.refusals()
+        for _ in range(3):
+            self.code_of(lambda: self.call(self.stub.Recommend, self.pb.RecommendRequest(), "Bearer guessed"))
+        for _ in range(2):
+            self.assertEqual(self.http("POST", "/v1/completions", {"model": "m", "prompt": "x"})[0], 401)
+        self.assertEqual(self.http("POST", "/v1/rerank", {"model": "m", "query": "q", "documents": ["a"]},
+                                   TOKENS["fb"])[0], 403)
+        raw = self.request(model="").SerializeToString().replace(b"hello", b"he\xc3\x28o")
+        stream = self.channel.unary_stream("/inferd.v1.Inference/GenerateStream")  # bytes in, bytes out
+        e = self.code_of(lambda: list(stream(raw, metadata=[("authorization", f"Bearer {TOKENS['main']}")],
+                                             timeout=30)))
+        self.assertEqual(e.code(), self.grpc.StatusCode.INVALID_ARGUMENT)
+        after = self.refusals()
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+        self.assertEqual(delta.get(("Recommend", "UNAUTHENTICATED")), 3, delta)
+        self.assertEqual(delta.get(("Generate", "UNAUTHENTICATED")), 2, delta)
+        self.assertEqual(delta.get(("Recommend", "PERMISSION_DENIED")), 1, delta)
+        self.assertEqual(delta.get(("GenerateStream", "INVALID_ARGUMENT")), 1, delta)
 
     def test_z_the_log_never_shows_a_token(self):
         text = self.daemon.text()
