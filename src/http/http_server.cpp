@@ -20,6 +20,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "common/listen_socket.h"
+
 namespace inferd::http {
 namespace {
 
@@ -77,14 +79,6 @@ std::string Head(int status, bool keep_alive, const HttpHeaders& extra) {
 }
 
 // Splits "host:port" / "[v6]:port"; throws on a malformed address.
-std::pair<std::string, std::string> SplitAddress(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("http.address: expected host:port, got " + address);
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return {host, address.substr(colon + 1)};
-}
-
 int64_t MsLeft(SteadyClock::time_point deadline) {
   return std::max<int64_t>(
       0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count());
@@ -157,35 +151,9 @@ bool HttpExchange::ClientGone() const {
 
 HttpServer::HttpServer(const HttpConfig& config, HttpHandlers handlers)
     : config_(config), handlers_(std::move(handlers)) {
-  auto [host, port] = SplitAddress(config.address);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-    throw std::runtime_error("http.address: cannot resolve " + config.address + " (" + gai_strerror(rc) + ")");
-  }
-  std::string error = "no usable address";
-  for (addrinfo* ai = res; ai != nullptr && listen_fd_ < 0; ai = ai->ai_next) {
-    const int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) {
-      listen_fd_ = fd;
-      sockaddr_storage bound{};
-      socklen_t len = sizeof bound;
-      getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-      port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                                : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    } else {
-      error = std::strerror(errno);
-      close(fd);
-    }
-  }
-  freeaddrinfo(res);
-  if (listen_fd_ < 0) throw std::runtime_error("http.address: cannot listen on " + config.address + ": " + error);
+  const ListeningSocket sock = Listen(config.address, "http.address", 128);
+  listen_fd_ = sock.fd;
+  port_ = sock.port;
   if (pipe2(wake_fd_, O_CLOEXEC) != 0) {
     close(listen_fd_);
     throw std::runtime_error(std::string("http: pipe: ") + std::strerror(errno));

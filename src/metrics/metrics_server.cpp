@@ -15,6 +15,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "common/listen_socket.h"
 #include "metrics/process_collector.h"
 
 namespace inferd::metrics {
@@ -24,14 +25,6 @@ constexpr size_t kMaxRequestBytes = 8192;
 using SteadyClock = std::chrono::steady_clock;
 
 // Splits "host:port" / "[v6]:port"; throws on a malformed address.
-std::pair<std::string, std::string> SplitAddress(const std::string& address) {
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("metrics.address: expected host:port, got " + address);
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  return {host, address.substr(colon + 1)};
-}
-
 struct SslDeleter {
   void operator()(SSL* s) const { SSL_free(s); }
 };
@@ -154,35 +147,9 @@ MetricsServer::MetricsServer(const std::string& address, MetricsServerOptions op
     if (!ctx.ok()) throw std::runtime_error(ctx.status().message());
     tls_ = *std::move(ctx);
   }
-  auto [host, port] = SplitAddress(address);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-    throw std::runtime_error("metrics.address: cannot resolve " + address + " (" + gai_strerror(rc) + ")");
-  }
-  std::string error = "no usable address";
-  for (addrinfo* ai = res; ai != nullptr && listen_fd_ < 0; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0) {
-      listen_fd_ = fd;
-      sockaddr_storage bound{};
-      socklen_t len = sizeof bound;
-      getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-      port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                                : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    } else {
-      error = std::strerror(errno);
-      close(fd);
-    }
-  }
-  freeaddrinfo(res);
-  if (listen_fd_ < 0) throw std::runtime_error("metrics.address: cannot listen on " + address + " (" + error + ")");
+  const ListeningSocket sock = Listen(address, "metrics.address", 64);
+  listen_fd_ = sock.fd;
+  port_ = sock.port;
   if (pipe2(wake_fd_, O_CLOEXEC) != 0) {
     close(listen_fd_);
     throw std::runtime_error(std::string("metrics: pipe: ") + std::strerror(errno));

@@ -12,9 +12,7 @@
 
 namespace inferd::model {
 
-namespace {
-
-[[noreturn]] void Fail(const std::string& file, const std::string& what) {
+void SafetensorsFail(const std::string& file, const std::string& what) {
   throw std::runtime_error("safetensors: " + file + ": " + what);
 }
 
@@ -24,6 +22,12 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
   out << "]";
   return out.str();
+}
+
+namespace {
+
+[[noreturn]] void Fail(const std::string& file, const std::string& what) {
+  SafetensorsFail(file, what);
 }
 
 struct DtypeSize {

@@ -26,6 +26,11 @@ struct SafetensorsHeader {
   std::vector<HeaderTensor> tensors;  // sorted by name; names unique, non-empty spans pairwise disjoint
 };
 
+// Throws std::runtime_error "safetensors: <file>: <what>": how every safetensors error names its file.
+[[noreturn]] void SafetensorsFail(const std::string& file, const std::string& what);
+// "[2, 3]".
+std::string ShapeString(const std::vector<int64_t>& shape);
+
 // Element size of a safetensors dtype string ("BF16" -> 2); 0 when the dtype is unknown.
 uint64_t SafetensorsDtypeBytes(const std::string& dtype);
 

@@ -113,6 +113,15 @@ models:
         self.assertTrue(values, f"{name} for model {model} not on /metrics")
         return sum(values)
 
+    def assert_idle(self, kv_baseline, timeout=10):
+        """Within `timeout` s nothing runs on pool m and its KV cache usage is back to `kv_baseline`."""
+        until = time.time() + timeout
+        while time.time() < until and (self.metric("inferd_running_requests") != 0 or
+                                       self.metric("inferd_kv_cache_usage_ratio") != kv_baseline):
+            time.sleep(0.05)
+        self.assertEqual(self.metric("inferd_running_requests"), 0.0)
+        self.assertEqual(self.metric("inferd_kv_cache_usage_ratio"), kv_baseline)
+
     def prompt_tokens(self, text):
         """Prompt length by Hugging Face tokenizers: BOS (add_bos_token) + the text's tokens."""
         from tokenizers import Tokenizer  # noqa: PLC0415
@@ -397,12 +406,7 @@ models:
         self.assertEqual(self.metric("inferd_running_requests"), 1.0)
         self.assertGreater(self.metric("inferd_kv_cache_usage_ratio"), baseline)
         stream.close()
-        until = time.time() + 10
-        while time.time() < until and (self.metric("inferd_running_requests") != 0 or
-                                       self.metric("inferd_kv_cache_usage_ratio") != baseline):
-            time.sleep(0.05)
-        self.assertEqual(self.metric("inferd_running_requests"), 0.0)
-        self.assertEqual(self.metric("inferd_kv_cache_usage_ratio"), baseline)
+        self.assert_idle(baseline)
         self.assertTrue(self.daemon.wait_log(r"generate_stream request_id=\S+ ended CANCELLED"),
                         "the request did not end CANCELLED")
 
@@ -490,12 +494,7 @@ models:
         self.assertEqual(self.metric("inferd_running_requests"), 1.0)
         self.assertGreater(self.metric("inferd_kv_cache_usage_ratio"), baseline)
         conn.close()
-        until = time.time() + 10
-        while time.time() < until and (self.metric("inferd_running_requests") != 0 or
-                                       self.metric("inferd_kv_cache_usage_ratio") != baseline):
-            time.sleep(0.05)
-        self.assertEqual(self.metric("inferd_running_requests"), 0.0)
-        self.assertEqual(self.metric("inferd_kv_cache_usage_ratio"), baseline)
+        self.assert_idle(baseline)
         self.assertTrue(self.daemon.wait_log(r"generate request_id=unary-gone ended CANCELLED"),
                         "the request did not end CANCELLED")
 
