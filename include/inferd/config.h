@@ -36,6 +36,10 @@ struct ServerConfig {
   double drain_grace_seconds = 10.0;             // SIGTERM: time in-flight work gets to finish
   bool reflection = true;                        // grpc.reflection.v1alpha
   int32_t max_request_id_bytes = 256;            // request_id of every RPC
+  // gRPC's synchronous server runs each in-flight RPC on a thread of its own: at most this many (pollers
+  // included); an RPC arriving when all are busy gets RESOURCE_EXHAUSTED at once. Bounds threads and their
+  // per-thread memory under overload (docs/hardening.md). 0 = unbounded (gRPC's default).
+  int32_t max_threads = 1024;
   TlsConfig tls;
   AuthConfig auth;
 };

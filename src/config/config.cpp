@@ -46,6 +46,8 @@ void ReadServer(YamlReader& r, ServerConfig* c) {
   r.Get("drain_grace_seconds", &c->drain_grace_seconds, 0.0, 3600.0);
   r.Get("reflection", &c->reflection);
   r.Get("max_request_id_bytes", &c->max_request_id_bytes, 1, 4096);
+  r.Get("max_threads", &c->max_threads, 0, 1 << 20);
+  if (c->max_threads > 0 && c->max_threads < 4) r.Error("max_threads", "must be 0 (unbounded) or at least 4");
   r.Child("tls", [&](YamlReader& t) { ReadTls(t, &c->tls, /*allow_client_ca=*/true); });
   r.Child("auth", [&](YamlReader& a) {
     a.Get("token_file", &c->auth.token_file);

@@ -3,6 +3,7 @@
 #include <google/protobuf/stubs/logging.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
@@ -70,6 +71,11 @@ GrpcServer::GrpcServer(const ServerConfig& config) : config_(config) {
   // Upstream clients (an edge daemon) ping every few seconds, also between calls; accept that.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  if (config.max_threads > 0) {
+    grpc::ResourceQuota quota("inferd-grpc-server");
+    quota.SetMaxThreads(config.max_threads);
+    builder.SetResourceQuota(quota);
+  }
   builder.RegisterService(front_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {

@@ -158,6 +158,9 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"burst_without_rate", MODEL "server: {auth: {token_file: t, rate_limit: {burst: 5}}}",
                     "server.auth.rate_limit.burst: needs requests_per_second > 0"},
         InvalidCase{"request_id_cap", MODEL "server: {max_request_id_bytes: 0}", "server.max_request_id_bytes:"},
+        InvalidCase{"threads_negative", MODEL "server: {max_threads: -1}", "server.max_threads: must be in [0"},
+        InvalidCase{"threads_too_few", MODEL "server: {max_threads: 2}",
+                    "server.max_threads: must be 0 (unbounded) or at least 4"},
         InvalidCase{"header_timeout", MODEL "metrics: {header_timeout_ms: 1}", "metrics.header_timeout_ms:"},
         InvalidCase{"candidate_over_total",
                     "models: [{name: m, path: /m, limits: {max_candidate_tokens: 100, "
@@ -243,6 +246,7 @@ TEST(Config, ExampleDocumentsTheDefaults) {
   EXPECT_EQ(example.server.max_message_bytes, defaults.server.max_message_bytes);
   EXPECT_EQ(example.server.drain_grace_seconds, defaults.server.drain_grace_seconds);
   EXPECT_EQ(example.server.max_request_id_bytes, defaults.server.max_request_id_bytes);
+  EXPECT_EQ(example.server.max_threads, defaults.server.max_threads);
   EXPECT_EQ(example.server.tls.cert_file, defaults.server.tls.cert_file);
   EXPECT_EQ(example.server.auth.token_file, defaults.server.auth.token_file);
   EXPECT_EQ(example.server.auth.rate_limit.requests_per_second, defaults.server.auth.rate_limit.requests_per_second);

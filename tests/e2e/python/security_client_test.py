@@ -319,5 +319,92 @@ upstreams:
             self.assertNotIn(token, text)  # ...and name no secret
 
 
+
+class ThreadBoundPythonClientTest(unittest.TestCase):
+    """server.max_threads: with every gRPC server thread busy on a stream, the next RPC gets RESOURCE_EXHAUSTED
+    at once; the process's thread count stays bounded; once the streams end the daemon serves again."""
+
+    MAX_THREADS = 8
+
+    @classmethod
+    def setUpClass(cls):
+        import grpc  # noqa: PLC0415
+
+        cls.grpc = grpc
+        support.ARGS = ARGS
+        cls.work = tempfile.mkdtemp(prefix="inferd-pythreads-")
+        support.generate_stubs(ARGS.proto_dir, os.path.join(cls.work, "stubs"))
+        cls.pb = importlib.import_module("inferd.v1.inferd_pb2")
+        cls.rpc = importlib.import_module("inferd.v1.inferd_pb2_grpc")
+        cls.addr = f"127.0.0.1:{support.free_port()}"
+        cls.daemon = support.Daemon("threads", f"""server: {{grpc_address: "{cls.addr}", drain_grace_seconds: 1,
+         max_threads: {cls.MAX_THREADS}}}
+metrics: {{address: "127.0.0.1:{support.free_port()}"}}
+models:
+  - {{name: m, path: {ARGS.model}, classes: [realtime, complex], scheduler: {{max_running: 64}}}}
+""", cls.work)
+        try:
+            cls.daemon.start()
+            if not cls.daemon.wait_log(r"inferd \S+ SERVING", timeout=120):
+                raise RuntimeError("never SERVING:\n" + cls.daemon.text()[-2000:])
+        except Exception:
+            cls.tearDownClass()
+            raise
+        cls.stub = cls.rpc.InferenceStub(grpc.insecure_channel(cls.addr))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.stop()
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def threads(self):
+        with open(f"/proc/{self.daemon.proc.pid}/status") as f:
+            return int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
+
+    def long_stream(self):
+        s = self.pb.SamplingParams(max_tokens=1000, ignore_eos=True, temperature=0.0)
+        return self.stub.GenerateStream(self.pb.GenerateRequest(prompt="hello", model="m", sampling=s), timeout=120)
+
+    def test_busy_threads_refuse_the_next_rpc_and_the_thread_count_is_bounded(self):
+        idle = self.threads()
+        streams, refused = [], None
+        try:
+            for _ in range(self.MAX_THREADS * 3):
+                st = self.long_stream()
+                try:
+                    next(st)  # the stream holds a server thread once its first message arrived
+                    streams.append(st)
+                except self.grpc.RpcError as e:
+                    refused = e
+                    break
+            self.assertIsNotNone(refused, f"{len(streams)} streams open and none refused")
+            self.assertEqual(refused.code(), self.grpc.StatusCode.RESOURCE_EXHAUSTED, refused.details())
+            self.assertGreaterEqual(len(streams), 2)
+            self.assertLess(len(streams), self.MAX_THREADS)
+            t0 = time.time()
+            e = None
+            try:
+                self.stub.Generate(self.pb.GenerateRequest(prompt="x", model="m",
+                                                           sampling=self.pb.SamplingParams(max_tokens=1)), timeout=30)
+            except self.grpc.RpcError as err:
+                e = err
+            self.assertIsNotNone(e, "a unary call was served with every thread busy")
+            self.assertEqual(e.code(), self.grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertLess(time.time() - t0, 5, "the refusal is immediate")
+            self.assertLessEqual(self.threads(), idle + self.MAX_THREADS)
+        finally:
+            for st in streams:
+                st.cancel()
+        until = time.time() + 20
+        served = None
+        while time.time() < until and served is None:
+            try:
+                served = self.stub.Generate(self.pb.GenerateRequest(
+                    prompt="x", model="m", sampling=self.pb.SamplingParams(max_tokens=1)), timeout=30)
+            except self.grpc.RpcError:
+                time.sleep(0.2)
+        self.assertIsNotNone(served, "the daemon did not serve again after the streams ended")
+
+
 if __name__ == "__main__":
     support.run_tests(sys.modules[__name__])
