@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/cpu/gemv.h"
 #include "ops/parallel.h"
@@ -10,15 +11,16 @@
 namespace inferd::ops {
 namespace {
 
+kernels::cpu::GemvType GemvTypeOf(at::ScalarType t) {
+  return t == at::kBFloat16 ? kernels::cpu::GemvType::kBFloat16 : kernels::cpu::GemvType::kFloat32;
+}
+
 bool GemvEligible(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (!x.device().is_cpu() || x.dim() != 2 || w.dim() != 2 || x.size(0) > kGemvMaxRows || x.size(0) == 0) return false;
   const auto t = x.scalar_type();
   if (t != w.scalar_type() || (b.defined() && b.scalar_type() != t)) return false;
-  if (t == at::kBFloat16) {
-    if (!kernels::cpu::GemvBf16Native()) return false;
-  } else if (t != at::kFloat) {
-    return false;
-  }
+  if (t != at::kBFloat16 && t != at::kFloat) return false;
+  if (!kernels::cpu::GemvFast(GemvTypeOf(t))) return false;
   return w.is_contiguous() && (!b.defined() || b.is_contiguous());
 }
 
@@ -34,14 +36,22 @@ at::Tensor GemvLinear(const at::Tensor& x_in, const at::Tensor& w, const at::Ten
   a.x = x.data_ptr();
   a.ldx = x.stride(0);
   a.w = w.data_ptr();
-  a.type = x.scalar_type() == at::kBFloat16 ? kernels::cpu::GemvType::kBFloat16 : kernels::cpu::GemvType::kFloat32;
+  a.type = GemvTypeOf(x.scalar_type());
   a.y = y.data_ptr();
   a.ldy = n;
   a.bias = b.defined() ? b.data_ptr() : nullptr;
   a.m = m;
   a.n = n;
   a.k = k;
-  // Chunks of ~64 KiB of weights (a multiple of the kernel's 4-row block), enough of them to balance.
+  // x converted once for all chunks: [m, padded k] float32.
+  const kernels::cpu::GemvIsa isa = kernels::cpu::GemvBestIsa(a.type);
+  std::vector<float> packed(static_cast<size_t>(kernels::cpu::GemvPackedXSize(a, isa)));
+  if (!packed.empty()) {
+    kernels::cpu::GemvPackX(a, isa, packed.data());
+    a.x_packed = packed.data();
+  }
+  // Chunks of ~64 KiB of weights (stay in L2 while every row block reads them; a multiple of 4 rows),
+  // enough of them to balance.
   const int64_t elem = static_cast<int64_t>(x.element_size());
   int64_t rows = std::max<int64_t>(4, (int64_t{64} << 10) / std::max<int64_t>(1, k * elem));
   rows = (rows + 3) / 4 * 4;
@@ -66,7 +76,7 @@ at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {
     a.x = static_cast<const char*>(x.data_ptr()) + h * x.stride(1) * elem;
     a.ldx = x.stride(0);
     a.w = static_cast<const char*>(w.data_ptr()) + h * n * k * elem;
-    a.type = x.scalar_type() == at::kBFloat16 ? kernels::cpu::GemvType::kBFloat16 : kernels::cpu::GemvType::kFloat32;
+    a.type = GemvTypeOf(x.scalar_type());
     a.y = static_cast<char*>(y.data_ptr()) + h * n * elem;
     a.ldy = heads * n;
     a.m = m;

@@ -1,17 +1,19 @@
-// nn.Linear for the model code: y = x w^T (+ b). Few-row inputs on CPU (decode steps) run the streaming
-// GEMV kernel (kernels/cpu/gemv.*) on the ops work pool; everything else goes to at::linear (oneDNN/MKL).
+// nn.Linear for the model code: y = x w^T (+ b). Inputs of up to kGemvMaxRows rows on CPU (decode steps,
+// MoE experts' rows) run the streaming GEMV kernel (kernels/cpu/gemv.*, its best ISA path for this CPU) on
+// the ops work pool; everything else goes to at::linear (oneDNN/MKL).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 namespace inferd::ops {
 
-// Rows up to which the GEMV kernel is used (it reads each weight once per call whatever the row count,
-// so it wins while the product is memory bound).
-constexpr int64_t kGemvMaxRows = 16;
+// Rows up to which the GEMV kernel is used: it reads each weight once per call whatever the row count and
+// reuses it from cache across register blocks of up to 8 rows; measured faster than at::linear at 1-64
+// rows (benchmarks/kernels/RESULTS.md).
+constexpr int64_t kGemvMaxRows = 64;
 
-at::Tensor Linear(const at::Tensor& x,        // [rows, in]
-                  const at::Tensor& weight,   // [out, in]
+at::Tensor Linear(const at::Tensor& x,           // [rows, in]
+                  const at::Tensor& weight,      // [out, in]
                   const at::Tensor& bias = {});  // [out] or undefined
 // -> [rows, out], x.dtype
 
