@@ -17,7 +17,7 @@ std::string Mib(int64_t bytes) {
 }  // namespace
 
 std::string Fnv1a64(std::string_view bytes) {
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = 14695981039346656037ULL;  // FNV-1a 64 offset basis
   for (unsigned char c : bytes) {
     h ^= c;
     h *= 1099511628211ULL;
