@@ -18,6 +18,7 @@ struct PoolManager::Pool {
   server::PoolState state = server::PoolState::kLoading;
   server::CheckpointInfo checkpoint;
   std::string last_error;
+  std::atomic<int32_t> retiring{0};  // replaced generations not yet freed (their reaper still runs)
 };
 
 namespace {
@@ -131,7 +132,7 @@ server::PoolStatus PoolManager::StatusOf(const Pool& p) const {
     s.checkpoint = p.checkpoint;
     s.last_error = p.last_error;
   }
-  s.draining_generations = p.slot ? p.slot->retired_alive() : 0;
+  s.draining_generations = p.retiring.load();
   return s;
 }
 
@@ -209,7 +210,8 @@ void PoolManager::Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> 
   std::lock_guard<std::mutex> lock(reapers_mu_);
   const std::string name = p.config.name;
   std::shared_ptr<PoolStatsMerger> stats = p.stats;
-  reapers_.emplace_back([this, old = std::move(old), generation, name, stats]() mutable {
+  p.retiring.fetch_add(1);
+  reapers_.emplace_back([this, &p, old = std::move(old), generation, name, stats]() mutable {
     const auto until = std::chrono::steady_clock::now() + drain_timeout_;
     // Only this thread holds `old` once every call that acquired it has ended (the slot hands it out no more).
     while (old.use_count() > 1 && std::chrono::steady_clock::now() < until && !stopping_.load()) {
@@ -225,6 +227,7 @@ void PoolManager::Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> 
     malloc_trim(0);
     if (stats) stats->Retire(generation);
     spdlog::info("{}: generation {} freed", name, generation);
+    p.retiring.fetch_sub(1);  // after the memory went back: ListPools' draining_generations reaches 0 then
   });
 }
 

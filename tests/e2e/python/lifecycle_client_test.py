@@ -4,7 +4,7 @@ against the real inferd on loopback with the inferd.v1.Control service on. Check
 Generate traffic while the pool is reloaded five times, alternating two checkpoints (same shapes and
 tokenizer, different weights), sees zero failed requests and every response equal to exactly one model's
 output (each model's output recorded while it served alone, idle); resident memory returns to its level
-after each reload (bound: RSS_BOUND_BYTES = 64 MiB over the lower of the level before the reloads and after the
+after each reload (bound: RSS_BOUND_BYTES = 96 MiB over the lower of the level before the reloads and after the
 first one; one model's weights and KV pool are 166 MiB here, so a model not freed shows); the per-pool health service stays SERVING
 throughout; a reload of a corrupt and of a missing checkpoint fails with a clear error and changes nothing;
 DrainPool makes the pool NOT_SERVING and UNAVAILABLE until a ReloadPool; AbortRequest cancels a running
@@ -33,7 +33,7 @@ ARGS = None
 POOL = "m"
 HEALTH_SERVICE = "inferd.v1.Inference/m"
 # Each model is 134 MiB of bf16 weights plus a 32 MiB KV pool here; a replaced model left resident adds that.
-RSS_BOUND_BYTES = 64 << 20
+RSS_BOUND_BYTES = 96 << 20  # observed: up to +59 MiB over five reloads (allocator caches), a leaked model is +166 MiB
 SCORE_TOLERANCE = 0.05  # batching may move a score in the last bits; the two models differ by far more
 CANDIDATES = [" a tent", " a stove", " a lamp", " a rope", " boots"]
 
