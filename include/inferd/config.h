@@ -16,6 +16,7 @@ struct TlsConfig {
   std::string key_file;        // its private key
   std::string client_ca_file;  // gRPC only: when set, clients must present a certificate signed by it (mTLS)
   bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const TlsConfig&) const = default;
 };
 
 // Bearer-token authentication of the inferd.v1.Inference RPCs (docs/security.md); health and reflection
@@ -23,11 +24,13 @@ struct TlsConfig {
 struct RateLimitConfig {
   double requests_per_second = 0;  // per authenticated identity; 0 = no limit
   double burst = 0;                // bucket size in requests; 0 = max(1, requests_per_second)
+  bool operator==(const RateLimitConfig&) const = default;
 };
 
 struct AuthConfig {
   std::string token_file;  // lines "<identity> sha256:<hex> <permission>[,<permission>]"; re-read on SIGHUP
   RateLimitConfig rate_limit;
+  bool operator==(const AuthConfig&) const = default;
 };
 
 struct ServerConfig {
@@ -42,6 +45,7 @@ struct ServerConfig {
   int32_t max_threads = 1024;
   TlsConfig tls;
   AuthConfig auth;
+  bool operator==(const ServerConfig&) const = default;
 };
 
 // The OpenAI-compatible HTTP front end (http/): completions, chat, models, rerank, health and readiness.
@@ -57,6 +61,7 @@ struct HttpConfig {
   // Deadline of a completion, chat or rerank request without an `inferd-timeout-ms` header (0 = none); past
   // it the request ends with 504. The header may set a shorter or longer one.
   double request_timeout_ms = 0;
+  bool operator==(const HttpConfig&) const = default;
 };
 
 struct MetricsConfig {
@@ -68,17 +73,20 @@ struct MetricsConfig {
   // Values the `inferd-variant` request header may carry; business series then get a `variant` label
   // ("none" for requests without a listed value). Empty: no variant label.
   std::vector<std::string> experiment_variants;
+  bool operator==(const MetricsConfig&) const = default;
 };
 
 struct LoggingConfig {
   std::string level = "info";   // trace | debug | info | warn | error | critical | off
   std::string format = "text";  // text | json (one object per line)
+  bool operator==(const LoggingConfig&) const = default;
 };
 
 struct KvCacheConfig {
   int32_t block_size = 16;             // tokens per block
   int64_t memory_bytes = 256LL << 20;  // budget for the block pool
   bool prefix_caching = true;
+  bool operator==(const KvCacheConfig&) const = default;
 };
 
 struct SchedulerConfig {
@@ -97,6 +105,7 @@ struct SchedulerConfig {
   double realtime_max_request_share = 0.5;   // one realtime request's share of a step's tokens while others wait
   std::string realtime_overload = "refuse";  // refuse | best_effort: a realtime request predicted to miss its
                                              // deadline is refused (RESOURCE_EXHAUSTED) or served and counted
+  bool operator==(const SchedulerConfig&) const = default;
 };
 
 // Request caps, checked before anything is queued; over a cap = INVALID_ARGUMENT naming the field and cap.
@@ -110,6 +119,7 @@ struct LimitsConfig {
   int32_t max_total_candidate_tokens = 16384;  // all candidates of one Recommend together
   int32_t max_stop_strings = 16;               // sampling.stop entries
   int32_t max_stop_string_bytes = 256;         // one stop string
+  bool operator==(const LimitsConfig&) const = default;
 };
 
 struct ModelPoolConfig {
@@ -122,6 +132,7 @@ struct ModelPoolConfig {
   KvCacheConfig kv_cache;
   SchedulerConfig scheduler;
   LimitsConfig limits;
+  bool operator==(const ModelPoolConfig&) const = default;
 };
 
 // ---- Edge/central topology (docs/edge-central.md) ----
@@ -130,6 +141,7 @@ struct ModelPoolConfig {
 struct RangeConfig {
   std::optional<int64_t> min;
   std::optional<int64_t> max;
+  bool operator==(const RangeConfig&) const = default;
 };
 
 // What a classification rule matches. An empty list or absent range matches anything; a rule matches
@@ -144,12 +156,14 @@ struct RuleMatchConfig {
   RangeConfig candidates;               // Recommend: number of candidates
   RangeConfig candidate_tokens;         // Recommend: tokens in all candidates together
   RangeConfig latency_budget_ms;        // as sent (0 = none)
+  bool operator==(const RuleMatchConfig&) const = default;
 };
 
 struct ClassRuleConfig {
   std::string name;
   RuleMatchConfig match;
   std::string cls = "realtime";  // realtime | complex (YAML key `class`)
+  bool operator==(const ClassRuleConfig&) const = default;
 };
 
 struct ClassificationConfig {
@@ -170,6 +184,7 @@ struct ClassificationConfig {
     r.cls = "realtime";
     return r;
   }
+  bool operator==(const ClassificationConfig&) const = default;
 };
 
 struct UpstreamHealthConfig {
@@ -177,11 +192,13 @@ struct UpstreamHealthConfig {
   double timeout_ms = 500;
   int32_t unhealthy_threshold = 2;  // consecutive failures that eject a replica
   int32_t healthy_threshold = 1;    // consecutive successes that re-admit it
+  bool operator==(const UpstreamHealthConfig&) const = default;
 };
 
 struct UpstreamBreakerConfig {
   int32_t failure_threshold = 5;  // consecutive failed calls that open the breaker
   double open_ms = 2000;          // open -> half-open after this long; one probe call decides
+  bool operator==(const UpstreamBreakerConfig&) const = default;
 };
 
 // How an edge daemon authenticates itself to an upstream and checks the upstream (docs/security.md).
@@ -191,6 +208,7 @@ struct UpstreamTlsConfig {
   std::string cert_file;    // client certificate chain for mutual TLS (with key_file)
   std::string key_file;
   std::string server_name;  // name the upstream's certificate must carry ("" = the host of dns, else of each target)
+  bool operator==(const UpstreamTlsConfig&) const = default;
 };
 
 struct UpstreamConfig {
@@ -209,12 +227,24 @@ struct UpstreamConfig {
   UpstreamTlsConfig tls;
   // A file holding the bearer token sent as `authorization: Bearer <token>` on every forwarded call ("" = none).
   std::string token_file;
+  bool operator==(const UpstreamConfig&) const = default;
 };
 
 struct ResponseCacheConfig {
   bool enabled = false;
   int64_t max_bytes = 64LL << 20;  // entries evicted least recently used beyond this
   double ttl_ms = 1000;
+  bool operator==(const ResponseCacheConfig&) const = default;
+};
+
+// The inferd.v1.Control operator service (proto/inferd/v1/control.proto) on the gRPC port; off unless enabled.
+// Enabled needs allowed_addresses, token_file or both; with both a call must pass both checks.
+struct ControlConfig {
+  bool enabled = false;
+  std::vector<std::string> allowed_addresses;  // client IP addresses (127.0.0.1, ::1); empty = any address
+  std::string token_file;  // server.auth.token_file's format; a token needs the `control` permission
+  double drain_timeout_seconds = 60;  // after a reload switched, the old model's in-flight requests get this long
+  bool operator==(const ControlConfig&) const = default;
 };
 
 struct Config {
@@ -226,7 +256,9 @@ struct Config {
   ClassificationConfig classification;
   std::vector<UpstreamConfig> upstreams;
   ResponseCacheConfig cache;  // realtime Recommend responses of local pools
+  ControlConfig control;
   std::string source_path;    // file it was read from ("" for a string)
+  bool operator==(const Config&) const = default;
 };
 
 // Thrown for any invalid configuration. what() lists every problem, one per line,

@@ -194,6 +194,9 @@ struct EngineOptions {
   SchedulerOptions scheduler;
   // Fewest milliseconds a RESOURCE_EXHAUSTED retry hint says; scaled up by queue depth and step time.
   std::chrono::milliseconds min_retry_after{50};
+  // Ids of this engine's requests count up from here; engines that serve one pool in turn (a reload) get
+  // disjoint ranges so a cancel by id never reaches another engine's request. Must be >= 1.
+  RequestId first_request_id = 1;
 };
 
 namespace engine {

@@ -49,6 +49,8 @@ const char* PermissionName(Permission p) {
       return "inference";
     case Permission::kFeedback:
       return "feedback";
+    case Permission::kControl:
+      return "control";
   }
   return "?";
 }
@@ -102,8 +104,10 @@ StatusOr<std::shared_ptr<const TokenAuthenticator>> TokenAuthenticator::Parse(st
         e.identity.permissions |= static_cast<uint8_t>(Permission::kInference);
       } else if (p == "feedback") {
         e.identity.permissions |= static_cast<uint8_t>(Permission::kFeedback);
+      } else if (p == "control") {
+        e.identity.permissions |= static_cast<uint8_t>(Permission::kControl);
       } else {
-        return bad("permission '" + p.substr(0, 32) + "' of '" + name + "': expected inference or feedback");
+        return bad("permission '" + p.substr(0, 32) + "' of '" + name + "': expected inference, feedback or control");
       }
     }
     auth->entries_.push_back(std::move(e));

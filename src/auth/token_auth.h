@@ -5,7 +5,8 @@
 // Token file (server.auth.token_file), one token per line; `#` starts a comment, blank lines are skipped:
 //   <identity> sha256:<64 lowercase hex digits of SHA-256(token)> <permission>[,<permission>...]
 // identity: 1..64 of [A-Za-z0-9_.-], unique in the file; it names the caller in logs, errors and rate
-// limits. Permissions: inference (Generate, GenerateStream, Recommend), feedback (Feedback).
+// limits. Permissions: inference (Generate, GenerateStream, Recommend), feedback (Feedback), control (the
+// inferd.v1.Control operator service, with control.token_file).
 // Make a hash with: printf %s "$TOKEN" | sha256sum
 //
 // Secrets: the file holds hashes only; a presented token is hashed once and compared with every entry in
@@ -24,7 +25,7 @@
 
 namespace inferd::auth {
 
-enum class Permission : uint8_t { kInference = 1, kFeedback = 2 };
+enum class Permission : uint8_t { kInference = 1, kFeedback = 2, kControl = 4 };
 
 const char* PermissionName(Permission p);
 

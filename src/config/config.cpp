@@ -1,5 +1,6 @@
 #include "inferd/config.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -268,6 +269,22 @@ void ReadCache(YamlReader& r, ResponseCacheConfig* c) {
   r.Get("ttl_ms", &c->ttl_ms, 1.0, 8.64e7);
 }
 
+void ReadControl(YamlReader& r, ControlConfig* c) {
+  r.Get("enabled", &c->enabled);
+  r.Get("allowed_addresses", &c->allowed_addresses);
+  for (const std::string& a : c->allowed_addresses) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, a.c_str(), buf) != 1 && inet_pton(AF_INET6, a.c_str(), buf) != 1) {
+      r.Error("allowed_addresses", "'" + a.substr(0, 64) + "' is not an IPv4 or IPv6 address");
+    }
+  }
+  r.Get("token_file", &c->token_file);
+  r.Get("drain_timeout_seconds", &c->drain_timeout_seconds, 0.0, 86400.0);
+  if (c->enabled && c->allowed_addresses.empty() && c->token_file.empty()) {
+    r.Error("", "enabled without allowed_addresses or token_file would let anyone reload models; set one or both");
+  }
+}
+
 Config ParseNode(const YAML::Node& root, const std::string& source_name) {
   Config cfg;
   cfg.source_path = source_name;
@@ -291,10 +308,12 @@ Config ParseNode(const YAML::Node& root, const std::string& source_name) {
     ReadUpstream(c, &cfg.upstreams.back());
   });
   r.Child("cache", [&](YamlReader& c) { ReadCache(c, &cfg.cache); });
+  r.Child("control", [&](YamlReader& c) { ReadControl(c, &cfg.control); });
   r.Finish();
   std::vector<std::string*> files = {&cfg.server.tls.cert_file,      &cfg.server.tls.key_file,
                                      &cfg.server.tls.client_ca_file, &cfg.server.auth.token_file,
-                                     &cfg.metrics.tls.cert_file,     &cfg.metrics.tls.key_file};
+                                     &cfg.control.token_file,        &cfg.metrics.tls.cert_file,
+                                     &cfg.metrics.tls.key_file};
   for (UpstreamConfig& u : cfg.upstreams) {
     for (std::string* f : {&u.tls.ca_file, &u.tls.cert_file, &u.tls.key_file, &u.token_file}) files.push_back(f);
   }

@@ -1,7 +1,8 @@
 // inferd: the serving daemon. Start-up order: config -> logging -> metrics -> gRPC port (health NOT_SERVING,
 // RPCs UNAVAILABLE) -> models (load, KV pool, warm-up) -> HTTP (when enabled) -> SERVING. SIGTERM/SIGINT:
 // NOT_SERVING, in-flight RPCs and HTTP requests get the grace period, exit 0. SIGHUP: re-read the TLS files
-// and the token file (a bad file keeps the old).
+// and the token files (a bad file keeps the old), and the config: pools whose models[].path changed are
+// reloaded without downtime (daemon/pool_manager.h); other changes are logged and wait for a restart.
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
@@ -16,7 +17,7 @@
 
 #include "cache/response_cache.h"
 #include "common/logging.h"
-#include "daemon/model_pool.h"
+#include "daemon/pool_manager.h"
 #include "http/openai_frontend.h"
 #include "inferd/config.h"
 #include "metrics/edge_collector.h"
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<inferd::metrics::MetricsServer> metrics;
   std::shared_ptr<inferd::metrics::EngineCollector> engine_metrics;
-  std::vector<std::unique_ptr<inferd::daemon::ModelPool>> pools;
+  std::unique_ptr<inferd::daemon::PoolManager> pools;
   std::vector<std::shared_ptr<inferd::upstream::UpstreamBackend>> upstreams;
   std::shared_ptr<inferd::cache::ResponseCache> response_cache;
   std::unique_ptr<inferd::server::GrpcServer> grpc_server;
@@ -130,29 +131,20 @@ int main(int argc, char** argv) {
                                 "Configured realtime latency objective (metrics.realtime_slo_ms).",
                                 cfg.metrics.realtime_slo_ms / 1000.0);
     }
-    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server);
+    grpc_server = std::make_unique<inferd::server::GrpcServer>(cfg.server, cfg.control);
     spdlog::info(
         "gRPC listening on {} (port {}, {}{}), NOT_SERVING until the models are warm", cfg.server.grpc_address,
         grpc_server->port(),
         cfg.server.tls.enabled() ? (cfg.server.tls.client_ca_file.empty() ? "TLS" : "mutual TLS") : "plaintext",
         cfg.server.auth.token_file.empty() ? "" : ", bearer tokens");
-    std::vector<inferd::server::ServingPool> serving;
-    for (const auto& m : cfg.models) {
-      auto t0 = std::chrono::steady_clock::now();
-      pools.push_back(inferd::daemon::ModelPool::Load(m));
-      auto loaded = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
-      std::shared_ptr<inferd::metrics::EngineMetrics> recorder;
-      if (engine_metrics) {
-        recorder = engine_metrics->AddModel(m.name);
-        recorder->set_queue_capacity(inferd::RequestClass::kRealtime, m.scheduler.max_waiting_realtime);
-        recorder->set_queue_capacity(inferd::RequestClass::kComplex, m.scheduler.max_waiting_complex);
-        pools.back()->engine().SetStatsCallback([recorder](const inferd::EngineStats& s) { recorder->Record(s); });
-      }
-      auto warm = pools.back()->WarmUp();
-      if (recorder) recorder->set_recording(true);  // warm-up requests are not counted
-      spdlog::info("{}: loaded in {:.2f}s, warmed up in {:.2f}s", m.name, loaded.count(), warm.count());
-      serving.push_back(pools.back()->serving_pool());
-    }
+    std::vector<std::string> pool_names;
+    for (const auto& m : cfg.models) pool_names.push_back(m.name);
+    grpc_server->DeclarePools(pool_names);
+    pools = std::make_unique<inferd::daemon::PoolManager>(
+        engine_metrics, std::chrono::milliseconds(static_cast<int64_t>(cfg.control.drain_timeout_seconds * 1000)),
+        std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000)));
+    pools->LoadAll(cfg.models);
+    std::vector<inferd::server::ServingPool> serving = pools->serving_pools();
     inferd::server::InferenceServiceOptions options;
     options.experiment_variants = cfg.metrics.experiment_variants;
     options.classification = cfg.classification;
@@ -167,6 +159,8 @@ int main(int argc, char** argv) {
       spdlog::info("upstream '{}': {} replica(s)", u.name, upstreams.back()->stats().replicas.size());
     }
     grpc_server->Attach(std::move(serving), std::move(options));
+    grpc_server->AttachControl(pools.get());
+    if (cfg.control.enabled) spdlog::info("Control service on the gRPC port (inferd.v1.Control)");
     if (cfg.http.enabled) {
       http_frontend = std::make_unique<inferd::http::OpenAiFrontend>(cfg.http, &grpc_server->service(),
                                                                        grpc_server->gate());
@@ -200,8 +194,14 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
-    spdlog::info("received SIGHUP, reloading TLS and token files");
+    spdlog::info("received SIGHUP, reloading TLS and token files and {}", config_path);
     if (inferd::Status st = grpc_server->Reload(); !st.ok()) spdlog::error("reload: {}", st.message());
+    try {
+      pools->Reconfigure(&cfg, inferd::LoadConfigFile(config_path));
+    } catch (const inferd::ConfigError& e) {
+      spdlog::error("SIGHUP: {} is invalid, nothing reloaded: {}", config_path, e.what());
+    }
+    grpc_server->RefreshHealth();
     if (metrics) {
       if (inferd::Status st = metrics->Reload(); !st.ok()) spdlog::error("reload: {}", st.message());
     }
@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
   metrics.reset();  // before the server and engines its collectors read
   grpc_server.reset();
   upstreams.clear();  // in-flight forwarded calls are cancelled upstream
-  pools.clear();      // engines stop; anything still queued ends CANCELLED
+  pools.reset();      // engines stop; anything still queued ends CANCELLED
   spdlog::info("drained, exiting");
   return 0;
 }

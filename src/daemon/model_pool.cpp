@@ -15,8 +15,10 @@ RequestClass ParseClass(const std::string& name) {
   return name == "realtime" ? RequestClass::kRealtime : RequestClass::kComplex;
 }
 
-EngineOptions ToEngineOptions(const ModelPoolConfig& c, int32_t max_model_len, const std::vector<TokenId>& eos) {
+EngineOptions ToEngineOptions(const ModelPoolConfig& c, int32_t max_model_len, const std::vector<TokenId>& eos,
+                              RequestId first_request_id) {
   EngineOptions o;
+  o.first_request_id = first_request_id;
   o.kv_cache.block_size = c.kv_cache.block_size;
   o.kv_cache.memory_budget_bytes = c.kv_cache.memory_bytes;
   o.kv_cache.enable_prefix_caching = c.kv_cache.prefix_caching;
@@ -41,7 +43,7 @@ EngineOptions ToEngineOptions(const ModelPoolConfig& c, int32_t max_model_len, c
 
 }  // namespace
 
-std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config) {
+std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, RequestId first_request_id) {
   auto pool = std::unique_ptr<ModelPool>(new ModelPool());
   pool->config_ = config;
   const std::string where = "model '" + config.name + "' (" + config.path + ")";
@@ -65,7 +67,7 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config) {
   pool->max_model_len_ = (*runner)->MaxPositionEmbeddings();
   pool->checkpoint_id_ = config.path + "@" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
   auto executor = std::make_unique<worker::ModelExecutor>(std::move(*runner));
-  auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos), std::move(executor),
+  auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos, first_request_id), std::move(executor),
                                server::TokenizerTextStreamFactory(pool->tokenizer_));
   if (!engine.ok()) throw std::runtime_error(where + ": engine: " + engine.status().message());
   pool->engine_ = std::move(*engine);

@@ -17,7 +17,8 @@ class ModelPool {
  public:
   // Loads the tokenizer and weights of `config.path`, allocates the KV pool from the memory budget and
   // starts the engine thread. Throws std::runtime_error naming the pool and the cause.
-  static std::unique_ptr<ModelPool> Load(const ModelPoolConfig& config);
+  // The engine numbers its requests from `first_request_id` (disjoint per load of one pool).
+  static std::unique_ptr<ModelPool> Load(const ModelPoolConfig& config, RequestId first_request_id = 1);
 
   // Runs requests shaped like the scheduler's steps (single and batched decodes, a chunked prefill, a
   // Recommend) so the first real request costs about what a steady-state one does. Returns its duration.
@@ -27,6 +28,10 @@ class ModelPool {
   server::ServingPool serving_pool() const;
   Engine& engine() { return *engine_; }
   const std::string& name() const { return config_.name; }
+  const ModelPoolConfig& config() const { return config_; }
+  const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
+  int32_t max_model_len() const { return max_model_len_; }
+  const std::string& checkpoint_id() const { return checkpoint_id_; }
 
  private:
   ModelPoolConfig config_;

@@ -42,7 +42,11 @@ Status StatusFor(FinishReason reason, const Status& execute_error) {
 
 EngineCore::EngineCore(const EngineOptions& options, std::unique_ptr<Executor> executor, TextStreamFactory text,
                        std::function<TimePoint()> now)
-    : options_(options), executor_(std::move(executor)), text_factory_(std::move(text)), now_(std::move(now)) {}
+    : options_(options),
+      executor_(std::move(executor)),
+      text_factory_(std::move(text)),
+      now_(std::move(now)),
+      next_id_(options.first_request_id) {}
 
 StatusOr<StepResult> EngineCore::ExecuteNoThrow(const ForwardBatch& batch) {
   try {

@@ -91,7 +91,7 @@ class EngineCore {
   Status execute_error_;
 
   std::atomic<bool> accepting_{true};
-  std::atomic<RequestId> next_id_{1};
+  std::atomic<RequestId> next_id_;  // from options.first_request_id
   // Submitted but not started, per class: the bounded queues callers see.
   std::array<std::atomic<int32_t>, kNumRequestClasses> queued_{};
   std::atomic<int64_t> step_ema_us_{0};

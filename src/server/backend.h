@@ -32,6 +32,10 @@ struct Submitted {
   bool from_cache = false;                   // the outcome came from the response cache
   // When set, the caller calls it once with the outcome after the stream finished OK (fills the cache).
   std::function<void(const RequestOutcome&)> on_success;
+  // Keeps what serves the request (a pool's model generation) alive; the caller holds it until the call ends.
+  std::shared_ptr<const void> hold;
+  // The model load that served it ("" for upstreams): a DIFF is only computed against a base of the same load.
+  std::string checkpoint_id;
 };
 
 class Backend {

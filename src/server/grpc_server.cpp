@@ -41,10 +41,11 @@ std::shared_ptr<auth::Gate> LoadGate(const AuthConfig& auth) {
 
 }  // namespace
 
-GrpcServer::GrpcServer(const ServerConfig& config) : config_(config) {
+GrpcServer::GrpcServer(const ServerConfig& config, const ControlConfig& control) : config_(config) {
   google::protobuf::SetLogHandler(&ProtobufLog);
   gate_ = LoadGate(config.auth);
   front_ = std::make_unique<InferenceFront>(gate_);
+  if (control.enabled) control_ = std::make_unique<ControlService>(control);
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (config.tls.enabled()) {
     tls_ = std::make_unique<TlsFiles>(config.tls, "server.tls");
@@ -77,6 +78,7 @@ GrpcServer::GrpcServer(const ServerConfig& config) : config_(config) {
     builder.SetResourceQuota(quota);
   }
   builder.RegisterService(front_.get());
+  if (control_) builder.RegisterService(control_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     throw std::runtime_error("server.grpc_address: cannot listen on " + config.grpc_address +
@@ -106,11 +108,36 @@ void GrpcServer::Attach(std::vector<ServingPool> pools, InferenceServiceOptions 
 
 void GrpcServer::SetServing(bool serving) {
   if (service_) service_->SetServing(serving);
+  serving_.store(serving);
   if (!server_) return;
   serving = serving && service_ != nullptr;
   auto* health = server_->GetHealthCheckService();
   health->SetServingStatus(serving);
   health->SetServingStatus(kServiceName, serving);
+  RefreshHealth();
+}
+
+void GrpcServer::AttachControl(PoolController* controller) {
+  if (!control_ || service_ == nullptr) return;
+  control_->Attach(controller, service_.get(), [this] { RefreshHealth(); });
+}
+
+void GrpcServer::DeclarePools(const std::vector<std::string>& names) {
+  declared_pools_ = names;
+  RefreshHealth();
+}
+
+void GrpcServer::RefreshHealth() {
+  if (!server_) return;
+  auto* health = server_->GetHealthCheckService();
+  const bool serving = serving_.load() && service_ != nullptr;
+  if (service_ == nullptr) {
+    for (const std::string& n : declared_pools_) health->SetServingStatus(PoolHealthService(n), false);
+    return;
+  }
+  for (const ServingPool& p : service_->pools()) {
+    health->SetServingStatus(PoolHealthService(p.name), serving && (p.slot == nullptr || p.slot->accepting()));
+  }
 }
 
 Status GrpcServer::Reload() {
@@ -131,6 +158,9 @@ Status GrpcServer::Reload() {
       spdlog::info("server.auth.token_file: reloaded {} ({} tokens)", config_.auth.token_file, (*tokens)->size());
       gate_->SetTokens(*std::move(tokens));
     }
+  }
+  if (control_) {
+    if (Status st = control_->Reload(); !st.ok()) problems += (problems.empty() ? "" : "\n") + st.message();
   }
   return problems.empty() ? Status::Ok() : InvalidArgument(problems);
 }

@@ -2,6 +2,7 @@
 // and reflection, and the TLS files and token set it re-reads on Reload (SIGHUP).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -10,6 +11,7 @@
 
 #include "inferd/config.h"
 #include "server/business_stats.h"
+#include "server/control_service.h"
 #include "server/inference_front.h"
 #include "server/inference_service.h"
 #include "server/serving_pool.h"
@@ -29,7 +31,8 @@ class GrpcServer {
   // config.auth: bearer tokens and rate limits for the Inference RPCs (health and reflection stay open).
   // Throws std::runtime_error naming the address when it cannot listen, and naming the key and file when a
   // TLS or token file is unusable.
-  explicit GrpcServer(const ServerConfig& config);
+  // control.enabled: registers inferd.v1.Control too (UNAVAILABLE until AttachControl).
+  explicit GrpcServer(const ServerConfig& config, const ControlConfig& control = {});
   // The above, then Attach(pools, options). Throws std::invalid_argument naming the pool when a pool is
   // incomplete. Each pool's engine must outlive the server.
   GrpcServer(const ServerConfig& config, std::vector<ServingPool> pools, InferenceServiceOptions options = {});
@@ -40,6 +43,15 @@ class GrpcServer {
   // Once. With no pools and no upstreams every RPC answers UNAVAILABLE "no model pool".
   // options.max_request_id_bytes is taken from the config.
   void Attach(std::vector<ServingPool> pools, InferenceServiceOptions options = {});
+
+  // Control calls go to `controller` (owned by the caller, outliving this server); no-op without control.
+  void AttachControl(PoolController* controller);
+  // Per-pool health services (PoolHealthService(name)) for pools about to load: NOT_SERVING until Attach and
+  // SetServing(true).
+  void DeclarePools(const std::vector<std::string>& names);
+  // Re-derives per-pool health: SERVING when the server serves and the pool's slot accepts requests (a pool
+  // that reloads keeps serving its old model; a drained one is NOT_SERVING).
+  void RefreshHealth();
 
   int port() const { return port_; }
   // The service behind the RPCs, for other front ends (http/) to share; lives as long as this server.
@@ -68,6 +80,9 @@ class GrpcServer {
   std::shared_ptr<auth::Gate> gate_;
   std::unique_ptr<InferenceFront> front_;
   std::unique_ptr<InferenceService> service_;  // set once by Attach; outlives server_
+  std::unique_ptr<ControlService> control_;    // null unless control.enabled
+  std::vector<std::string> declared_pools_;    // DeclarePools, for health before Attach
+  std::atomic<bool> serving_{false};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

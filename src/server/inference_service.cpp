@@ -420,6 +420,9 @@ Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& 
                 nullptr);
   }
   if (local) attribution_.Remember(prep->options.request_id, {*tag->pool, decision.cls, VariantOf(call.variant())});
+  if (prep->sub.stream != nullptr && prep->sub.stream->id() != 0) {
+    info->inflight_token = inflight_.Add(prep->options.request_id, prep->route->backend.get(), prep->sub.stream->id());
+  }
   return Status::Ok();
 }
 
@@ -427,6 +430,7 @@ template <typename Impl>
 CallResult InferenceService::Run(RpcMethod method, classify::Rpc rpc, Impl&& impl) {
   CallInfo info;
   const Status st = impl(&info);
+  if (info.inflight_token != 0) inflight_.Remove(info.inflight_token);
   rpc_stats_.RecordRpc(info.tag.pool, info.tag.cls, method, static_cast<int>(st.code()));
   LogEnd(rpc, info.request_id, st);
   CallResult result{st, info.retry_after, nullptr};
@@ -569,11 +573,11 @@ Status InferenceService::RecommendImpl(CallContext& call, const v1::RecommendReq
   resp->set_request_id(*request_id);
   resp->set_from_cache(prep.sub.from_cache);
   FillUsage(o, resp->mutable_usage());
-  return EncodeRanking(*req, o, *precision, resp);
+  return EncodeRanking(*req, o, *precision, prep.sub.checkpoint_id, resp);
 }
 
 Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& o, double precision,
-                                       v1::RecommendResponse* resp) {
+                                       const std::string& checkpoint_id, v1::RecommendResponse* resp) {
   Ranking ranking;
   ranking.ids.reserve(o.ranked.size());
   ranking.scores.reserve(o.ranked.size());
@@ -584,6 +588,7 @@ Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const Re
   auto entry = std::make_shared<ResponseStore::Entry>();
   entry->hash = RankingHash(ranking.ids);
   entry->ids = ranking.ids;
+  entry->checkpoint_id = checkpoint_id;
   const std::string response_id = NewId("r");
   resp->set_response_id(response_id);
   resp->set_response_hash(entry->hash);
@@ -592,7 +597,9 @@ Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const Re
   std::shared_ptr<const ResponseStore::Entry> base;
   if (req.encoding() == v1::RESPONSE_ENCODING_DIFF && !req.previous_response_id().empty()) {
     base = responses_.Get(req.previous_response_id());
-    if (base != nullptr && base->hash != req.previous_response_hash()) base = nullptr;
+    if (base != nullptr && (base->hash != req.previous_response_hash() || base->checkpoint_id != checkpoint_id)) {
+      base = nullptr;
+    }
   }
   responses_.Put(response_id, std::move(entry));
 

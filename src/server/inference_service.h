@@ -17,7 +17,8 @@
 // engine drains; NOT_FOUND for an unknown model; DEADLINE_EXCEEDED at min(gRPC deadline,
 // now + latency_budget_ms); CANCELLED when the client cancels.
 // Recommend encodings: PLAIN, COMPACT, or DIFF against a response still in the LRU store whose hash
-// matches previous_response_hash and only when smaller than COMPACT; otherwise DIFF answers COMPACT.
+// matches previous_response_hash, served by the same model load (never across a reload), and only when
+// smaller than COMPACT; otherwise DIFF answers COMPACT.
 #pragma once
 
 #include <atomic>
@@ -37,6 +38,7 @@
 #include "server/backend.h"
 #include "server/business_stats.h"
 #include "server/call_context.h"
+#include "server/inflight_requests.h"
 #include "server/request_attribution.h"
 #include "server/response_store.h"
 #include "server/rpc_stats.h"
@@ -91,6 +93,9 @@ class InferenceService final : public inferd::v1::Inference::Service {
   }
   // Decisions by rule since start (for metrics/).
   classify::ClassifierStats classifier_stats() const { return classifier_.stats(); }
+  // Ends every in-flight Generate, GenerateStream or Recommend with this request id with CANCELLED (its
+  // caller sees CANCELLED); returns how many there were.
+  int32_t Abort(const std::string& request_id) { return inflight_.Abort(request_id); }
 
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req, v1::GenerateResponse* resp) override;
   grpc::Status GenerateStream(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
@@ -114,6 +119,7 @@ class InferenceService final : public inferd::v1::Inference::Service {
     std::string request_id;
     RpcTag tag;  // class, and the local pool once routed to one
     std::chrono::milliseconds retry_after{0};
+    uint64_t inflight_token = 0;  // InflightRequests entry while the request runs; 0 = none
   };
 
   // UNAVAILABLE without backends or while not serving.
@@ -134,8 +140,9 @@ class InferenceService final : public inferd::v1::Inference::Service {
   grpc::Status FeedbackImpl(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, RpcTag* tag);
   // The variant slot of an `inferd-variant` value: 0 unless it is a configured value.
   uint32_t VariantOf(std::string_view variant) const;
+  // A DIFF base counts only when it was served by the same model load (`checkpoint_id`).
   Status EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& outcome, double precision,
-                       v1::RecommendResponse* resp);
+                       const std::string& checkpoint_id, v1::RecommendResponse* resp);
   // prefix + 8 hex digits of a per-process salt + "-" + a hex counter: unique within a process and
   // unlikely to repeat across restarts (a stale response id is caught by the hash check anyway).
   std::string NewId(const char* prefix);
@@ -154,6 +161,7 @@ class InferenceService final : public inferd::v1::Inference::Service {
   BusinessStatsRecorder business_;
   RpcStatsRecorder rpc_stats_;
   RequestAttribution attribution_;
+  InflightRequests inflight_;
   const uint32_t id_salt_;
   std::atomic<uint64_t> next_id_{1};
 };

@@ -5,11 +5,13 @@
 namespace inferd::server {
 namespace {
 
-Submitted FromSubmit(SubmitResult r) {
+Submitted FromSubmit(SubmitResult r, std::shared_ptr<const PoolGeneration> gen) {
   Submitted s;
   s.status = std::move(r.status);
   s.retry_after = r.retry_after;
   s.stream = std::move(r.stream);
+  s.checkpoint_id = gen->checkpoint_id;
+  s.hold = std::move(gen);
   return s;
 }
 
@@ -19,28 +21,65 @@ Submitted Refusal(Status status) {
   return s;
 }
 
+std::shared_ptr<PoolSlot> SlotOf(const ServingPool& p) {
+  if (p.slot != nullptr) return p.slot;
+  auto gen = std::make_shared<PoolGeneration>();
+  gen->engine = p.engine;
+  gen->tokenizer = p.tokenizer;
+  gen->max_model_len = p.max_model_len;
+  gen->checkpoint_id = p.checkpoint_id;
+  return std::make_shared<PoolSlot>(std::move(gen));
+}
+
+// `pool` with the fields a generation decides.
+ServingPool WithGeneration(const ServingPool& pool, const PoolGeneration& gen) {
+  ServingPool p = pool;
+  p.engine = gen.engine;
+  p.tokenizer = gen.tokenizer;
+  p.max_model_len = gen.max_model_len;
+  p.checkpoint_id = gen.checkpoint_id;
+  return p;
+}
+
 }  // namespace
 
 LocalBackend::LocalBackend(ServingPool pool, std::shared_ptr<cache::ResponseCache> cache)
-    : pool_(std::move(pool)), cache_(std::move(cache)), description_("model pool '" + pool_.name + "'") {}
+    : pool_(std::move(pool)),
+      slot_(SlotOf(pool_)),
+      cache_(std::move(cache)),
+      description_("model pool '" + pool_.name + "'") {}
+
+std::shared_ptr<const PoolGeneration> LocalBackend::Acquire(Submitted* refusal) const {
+  std::shared_ptr<const PoolGeneration> gen = slot_->Acquire();
+  if (gen == nullptr) *refusal = Refusal(Unavailable(description_ + " is draining"));
+  return gen;
+}
 
 Submitted LocalBackend::Generate(const v1::GenerateRequest& request, const CallOptions& options) {
-  StatusOr<GenerateRequest> native = DecodeGenerate(request, pool_);
+  Submitted refused;
+  std::shared_ptr<const PoolGeneration> gen = Acquire(&refused);
+  if (gen == nullptr) return refused;
+  StatusOr<GenerateRequest> native = DecodeGenerate(request, WithGeneration(pool_, *gen));
   if (!native.ok()) return Refusal(native.status());
   native->cls = options.cls;
   native->deadline = options.deadline;
-  return FromSubmit(pool_.engine->Submit(std::move(native).value()));
+  Engine* engine = gen->engine;
+  return FromSubmit(engine->Submit(std::move(native).value()), std::move(gen));
 }
 
 Submitted LocalBackend::Recommend(const v1::RecommendRequest& request, const CallOptions& options) {
-  StatusOr<RecommendRequest> native = DecodeRecommend(request, pool_);
+  Submitted refused;
+  std::shared_ptr<const PoolGeneration> gen = Acquire(&refused);
+  if (gen == nullptr) return refused;
+  StatusOr<RecommendRequest> native = DecodeRecommend(request, WithGeneration(pool_, *gen));
   if (!native.ok()) return Refusal(native.status());
   native->cls = options.cls;
   native->deadline = options.deadline;
+  Engine* engine = gen->engine;
   if (cache_ == nullptr || options.cls != RequestClass::kRealtime) {
-    return FromSubmit(pool_.engine->Submit(std::move(native).value()));
+    return FromSubmit(engine->Submit(std::move(native).value()), std::move(gen));
   }
-  const cache::CacheKey key = cache::RecommendKey(pool_.name, pool_.checkpoint_id, native->context, native->candidates,
+  const cache::CacheKey key = cache::RecommendKey(pool_.name, gen->checkpoint_id, native->context, native->candidates,
                                                   native->top_k, static_cast<int32_t>(native->rank_by));
   if (std::shared_ptr<const cache::CachedRanking> hit = cache_->Get(key)) {
     RequestOutcome o;
@@ -55,9 +94,10 @@ Submitted LocalBackend::Recommend(const v1::RecommendRequest& request, const Cal
     s.stream = std::make_shared<RequestStream>(0);
     s.stream->Finish(std::move(o));
     s.from_cache = true;
+    s.checkpoint_id = gen->checkpoint_id;
     return s;
   }
-  Submitted s = FromSubmit(pool_.engine->Submit(std::move(native).value()));
+  Submitted s = FromSubmit(engine->Submit(std::move(native).value()), std::move(gen));
   if (s.status.ok()) {
     s.on_success = [cache = cache_, key](const RequestOutcome& o) {
       auto entry = std::make_shared<cache::CachedRanking>();
@@ -70,7 +110,7 @@ Submitted LocalBackend::Recommend(const v1::RecommendRequest& request, const Cal
 }
 
 void LocalBackend::Cancel(RequestId id) {
-  if (id != 0) pool_.engine->Cancel(id);
+  if (id != 0) slot_->Cancel(id);
 }
 
 Status LocalBackend::Feedback(const v1::FeedbackRequest&, std::optional<TimePoint>) {

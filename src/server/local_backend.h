@@ -14,7 +14,9 @@ namespace inferd::server {
 
 class LocalBackend final : public Backend {
  public:
-  // `pool.engine` must outlive this object. `cache` may be null (no caching).
+  // Without pool.slot, `pool.engine` must outlive this object and serves every request; with it, each
+  // request is served by the slot's generation when it arrives (UNAVAILABLE while the slot drains).
+  // `cache` may be null (no caching).
   LocalBackend(ServingPool pool, std::shared_ptr<cache::ResponseCache> cache);
 
   const std::string& description() const override { return description_; }
@@ -25,9 +27,14 @@ class LocalBackend final : public Backend {
   Status Feedback(const v1::FeedbackRequest& request, std::optional<TimePoint> deadline) override;
 
   const ServingPool& pool() const { return pool_; }
+  const std::shared_ptr<PoolSlot>& slot() const { return slot_; }
 
  private:
+  // The pool as the request's generation sees it; null with UNAVAILABLE in *refusal while draining.
+  std::shared_ptr<const PoolGeneration> Acquire(Submitted* refusal) const;
+
   const ServingPool pool_;
+  const std::shared_ptr<PoolSlot> slot_;  // pool_.slot, or one made from pool_'s fields
   const std::shared_ptr<cache::ResponseCache> cache_;
   const std::string description_;
 };

@@ -17,6 +17,7 @@ class ResponseStore {
   struct Entry {
     uint64_t hash = 0;          // RankingHash(ids)
     std::vector<uint64_t> ids;  // rank order
+    std::string checkpoint_id;  // the model load that ranked it; DIFF bases never cross loads
   };
 
   // Holds at most `capacity` entries (>= 1); Put beyond that evicts the least recently used.

@@ -11,6 +11,7 @@
 #include "inferd/engine.h"
 #include "inferd/request_types.h"
 #include "inferd/tokenizer.h"
+#include "server/pool_slot.h"
 
 namespace inferd::server {
 
@@ -22,6 +23,10 @@ struct ServingPool {
   LimitsConfig limits;
   int32_t max_model_len = 4096;  // context limit: prompt (or context + candidate) + generated
   std::string checkpoint_id;     // differs between loads (of any checkpoint): part of response cache keys
+  // When set, requests are served by slot's generation of the moment (engine, tokenizer, max_model_len and
+  // checkpoint_id above then describe the first load only); when null, by the fields above. A reload keeps
+  // the tokenizer's vocabulary, so `tokenizer` stays valid for prechecks and token text.
+  std::shared_ptr<PoolSlot> slot = nullptr;
 };
 
 }  // namespace inferd::server

@@ -74,7 +74,7 @@ TEST(TokenAuthenticatorTest, BadFilesNameTheLine) {
            {"a sha1:abc inference", "f:1: hash of 'a': expected sha256: and 64 lowercase hex digits"},
            {"a sha256:" + std::string(64, 'G') + " inference",
             "f:1: hash of 'a': expected sha256: and 64 lowercase hex digits"},
-           {"a " + h + " inference,control", "f:1: permission 'control' of 'a': expected inference or feedback"},
+           {"a " + h + " inference,admin", "f:1: permission 'admin' of 'a': expected inference, feedback or control"},
        }) {
     auto r = TokenAuthenticator::Parse(c.text, "f");
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.text;

@@ -1,0 +1,283 @@
+#include "daemon/pool_manager.h"
+
+#include <malloc.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace inferd::daemon {
+
+struct PoolManager::Pool {
+  ModelPoolConfig config;  // path = the checkpoint serving now
+  std::shared_ptr<server::PoolSlot> slot;
+  std::shared_ptr<PoolStatsMerger> stats;  // null without metrics
+  std::string tokenizer_hash;              // of the first load's tokenizer.json: reloads must match it
+  std::mutex op_mu;                        // one reload or drain at a time
+  mutable std::mutex mu;                   // guards the fields below
+  server::PoolState state = server::PoolState::kLoading;
+  server::CheckpointInfo checkpoint;
+  std::string last_error;
+  std::atomic<int32_t> retiring{0};  // replaced generations not yet freed (their reaper still runs)
+};
+
+namespace {
+
+// Engines of one pool number requests in disjoint ranges: generation g from (g - 1) * 2^40 + 1.
+RequestId FirstRequestId(uint64_t generation) {
+  return ((generation - 1) << 40) + 1;
+}
+
+int64_t DtypeFactor(const std::string& dtype) {
+  return dtype == "fp32" ? 2 : 1;
+}  // stored 16-bit -> fp32
+
+}  // namespace
+
+PoolManager::PoolManager(std::shared_ptr<metrics::EngineCollector> metrics, std::chrono::milliseconds drain_timeout,
+                         std::chrono::milliseconds drain_grace)
+    : metrics_(std::move(metrics)), drain_timeout_(drain_timeout), drain_grace_(drain_grace) {}
+
+PoolManager::~PoolManager() {
+  Shutdown();
+}
+
+PoolManager::Pool* PoolManager::Find(const std::string& name) const {
+  for (const auto& p : pools_) {
+    if (p->config.name == name) return p.get();
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& p, const ModelPoolConfig& config,
+                                                                          uint64_t generation,
+                                                                          server::CheckpointInfo* info) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::shared_ptr<ModelPool> model = ModelPool::Load(config, FirstRequestId(generation));
+  const auto loaded = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
+  // Warm-up requests are not counted: the callback forwards only once `counting` is set.
+  auto counting = std::make_shared<std::atomic<bool>>(false);
+  if (p.stats) {
+    model->engine().SetStatsCallback([stats = p.stats, generation, counting](const EngineStats& s) {
+      if (counting->load(std::memory_order_acquire)) stats->Record(generation, s);
+    });
+  }
+  const auto warm = model->WarmUp();
+  counting->store(true, std::memory_order_release);
+  spdlog::info("{}: {} loaded in {:.2f}s, warmed up in {:.2f}s (generation {})", config.name, config.path,
+               loaded.count(), warm.count(), generation);
+  StatusOr<std::string> hash = HashFile((std::filesystem::path(config.path) / "config.json").string());
+  info->path = config.path;
+  info->config_hash = hash.ok() ? *hash : "";
+  info->load_seconds = loaded.count();
+  info->warmup_seconds = warm.count();
+  info->generation = generation;
+  info->loaded_at = std::chrono::system_clock::now();
+  auto gen = std::make_shared<server::PoolGeneration>();
+  gen->engine = &model->engine();
+  gen->tokenizer = model->tokenizer();
+  gen->max_model_len = model->max_model_len();
+  gen->checkpoint_id = model->checkpoint_id();
+  gen->owner = std::move(model);
+  return gen;
+}
+
+void PoolManager::LoadAll(const std::vector<ModelPoolConfig>& configs) {
+  for (const ModelPoolConfig& c : configs) {
+    auto p = std::make_unique<Pool>();
+    p->config = c;
+    if (metrics_) {
+      std::shared_ptr<metrics::EngineMetrics> recorder = metrics_->AddModel(c.name);
+      recorder->set_queue_capacity(RequestClass::kRealtime, c.scheduler.max_waiting_realtime);
+      recorder->set_queue_capacity(RequestClass::kComplex, c.scheduler.max_waiting_complex);
+      recorder->set_recording(true);
+      p->stats = std::make_shared<PoolStatsMerger>([recorder](const EngineStats& s) { recorder->Record(s); });
+    }
+    StatusOr<std::string> tok = HashFile((std::filesystem::path(c.path) / "tokenizer.json").string());
+    p->tokenizer_hash = tok.ok() ? *tok : "";
+    server::CheckpointInfo info;
+    p->slot = std::make_shared<server::PoolSlot>(LoadGeneration(*p, c, 1, &info));
+    p->checkpoint = info;
+    p->state = server::PoolState::kServing;
+    pools_.push_back(std::move(p));
+  }
+}
+
+std::vector<server::ServingPool> PoolManager::serving_pools() const {
+  std::vector<server::ServingPool> out;
+  for (const auto& p : pools_) {
+    const std::shared_ptr<const server::PoolGeneration> gen = p->slot->Current();
+    server::ServingPool s;
+    s.name = p->config.name;
+    for (const auto& c : p->config.classes) {
+      s.classes.push_back(c == "realtime" ? RequestClass::kRealtime : RequestClass::kComplex);
+    }
+    s.tokenizer = gen->tokenizer;
+    s.engine = gen->engine;
+    s.limits = p->config.limits;
+    s.max_model_len = gen->max_model_len;
+    s.checkpoint_id = gen->checkpoint_id;
+    s.slot = p->slot;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+server::PoolStatus PoolManager::StatusOf(const Pool& p) const {
+  server::PoolStatus s;
+  s.name = p.config.name;
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    s.state = p.state;
+    s.checkpoint = p.checkpoint;
+    s.last_error = p.last_error;
+  }
+  s.draining_generations = p.retiring.load();
+  return s;
+}
+
+std::vector<server::PoolStatus> PoolManager::ListPools() const {
+  std::vector<server::PoolStatus> out;
+  for (const auto& p : pools_) out.push_back(StatusOf(*p));
+  return out;
+}
+
+StatusOr<server::PoolStatus> PoolManager::Reload(const std::string& name, const std::string& requested_path) {
+  Pool* p = Find(name);
+  if (p == nullptr) return NotFound("pool: no model pool named " + Excerpt(name));
+  std::unique_lock<std::mutex> op(p->op_mu, std::try_to_lock);
+  if (!op.owns_lock()) return FailedPrecondition("model '" + name + "': a reload or drain is already running");
+  ModelPoolConfig next = p->config;
+  if (!requested_path.empty()) next.path = std::filesystem::absolute(requested_path).lexically_normal().string();
+  server::PoolState before;
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    before = p->state;
+    generation = p->checkpoint.generation + 1;
+  }
+  auto fail = [&](Status st) -> StatusOr<server::PoolStatus> {
+    spdlog::error("{}: reload from {} failed, the serving model is unchanged: {}", name, next.path, st.message());
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->state = before;
+    p->last_error = st.message();
+    return st;
+  };
+  const std::filesystem::path dir(next.path);
+  if (!std::filesystem::exists(dir / "config.json")) {
+    return fail(NotFound("model '" + name + "': " + (dir / "config.json").string() +
+                         " not found (path must be a Hugging Face checkpoint directory)"));
+  }
+  StatusOr<std::string> tok = HashFile((dir / "tokenizer.json").string());
+  if (!tok.ok()) return fail(NotFound("model '" + name + "': " + tok.status().message()));
+  if (*tok != p->tokenizer_hash) {
+    return fail(FailedPrecondition("model '" + name + "': " + (dir / "tokenizer.json").string() +
+                                   " differs from the serving tokenizer; a reload keeps the tokenizer (restart the "
+                                   "daemon to change it)"));
+  }
+  if (Status mem = CheckReloadMemory(name, CheckpointWeightBytes(next.path) * DtypeFactor(next.dtype),
+                                     next.kv_cache.memory_bytes, MemAvailableNow());
+      !mem.ok()) {
+    return fail(mem);
+  }
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->state = before == server::PoolState::kServing ? server::PoolState::kReloading : server::PoolState::kLoading;
+  }
+  spdlog::info("{}: reloading from {} beside the serving model", name, next.path);
+  server::CheckpointInfo info;
+  std::shared_ptr<const server::PoolGeneration> gen;
+  try {
+    gen = LoadGeneration(*p, next, generation, &info);
+  } catch (const std::exception& e) {
+    return fail(InvalidArgument(e.what()));
+  }
+  std::shared_ptr<const server::PoolGeneration> old = p->slot->Swap(gen);
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->config.path = next.path;  // also read under mu by Reconfigure
+    p->checkpoint = info;
+    p->state = server::PoolState::kServing;
+    p->last_error.clear();
+  }
+  spdlog::info("{}: switched to {} (generation {}); the old model finishes its in-flight requests", name, next.path,
+               generation);
+  Retire(*p, std::move(old), generation - 1);
+  return StatusOf(*p);
+}
+
+void PoolManager::Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> old, uint64_t generation) {
+  std::lock_guard<std::mutex> lock(reapers_mu_);
+  const std::string name = p.config.name;
+  std::shared_ptr<PoolStatsMerger> stats = p.stats;
+  p.retiring.fetch_add(1);
+  reapers_.emplace_back([this, &p, old = std::move(old), generation, name, stats]() mutable {
+    const auto until = std::chrono::steady_clock::now() + drain_timeout_;
+    // Only this thread holds `old` once every call that acquired it has ended (the slot hands it out no more).
+    while (old.use_count() > 1 && std::chrono::steady_clock::now() < until && !stopping_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (old.use_count() > 1) {
+      spdlog::warn("{}: generation {} still has in-flight requests after {:.1f}s; cancelling them", name, generation,
+                   std::chrono::duration<double>(drain_timeout_).count());
+    }
+    old->engine->Drain(std::chrono::milliseconds(0));
+    while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    old.reset();  // frees the model and its KV pool
+    malloc_trim(0);
+    if (stats) stats->Retire(generation);
+    spdlog::info("{}: generation {} freed", name, generation);
+    p.retiring.fetch_sub(1);  // after the memory went back: ListPools' draining_generations reaches 0 then
+  });
+}
+
+StatusOr<server::PoolStatus> PoolManager::Drain(const std::string& name, std::chrono::milliseconds timeout) {
+  Pool* p = Find(name);
+  if (p == nullptr) return NotFound("pool: no model pool named " + Excerpt(name));
+  std::unique_lock<std::mutex> op(p->op_mu, std::try_to_lock);
+  if (!op.owns_lock()) return FailedPrecondition("model '" + name + "': a reload or drain is already running");
+  if (timeout.count() == 0) timeout = drain_grace_;
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    if (p->state == server::PoolState::kDrained) return StatusOf(*p);
+    p->state = server::PoolState::kDraining;
+  }
+  p->slot->StopAccepting();
+  spdlog::info("{}: draining for up to {:.1f}s", name, std::chrono::duration<double>(timeout).count());
+  p->slot->Current()->engine->Drain(timeout);
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->state = server::PoolState::kDrained;
+  }
+  spdlog::info("{}: drained; ReloadPool brings it back", name);
+  return StatusOf(*p);
+}
+
+void PoolManager::Reconfigure(Config* running, const Config& next) {
+  // Compared with what serves now: Control reloads may have moved pools off their configured paths.
+  for (size_t i = 0; i < running->models.size() && i < pools_.size(); ++i) {
+    std::lock_guard<std::mutex> lock(pools_[i]->mu);
+    running->models[i].path = pools_[i]->config.path;
+  }
+  const ConfigChanges changes = DiffForReload(*running, next);
+  for (const std::string& why : changes.ignored) spdlog::warn("SIGHUP: {}: ignored: {}", next.source_path, why);
+  if (changes.reload.empty()) spdlog::info("SIGHUP: no model path changed");
+  for (size_t i : changes.reload) {
+    const std::string& name = next.models[i].name;
+    StatusOr<server::PoolStatus> r = Reload(name, next.models[i].path);
+    if (r.ok()) running->models[i].path = next.models[i].path;
+  }
+}
+
+void PoolManager::Shutdown() {
+  stopping_.store(true);
+  std::vector<std::thread> reapers;
+  {
+    std::lock_guard<std::mutex> lock(reapers_mu_);
+    reapers.swap(reapers_);
+  }
+  for (auto& t : reapers) t.join();
+  pools_.clear();
+}
+
+}  // namespace inferd::daemon

@@ -1,0 +1,74 @@
+// The control section of the config (the inferd.v1.Control operator service).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "inferd/config.h"
+
+namespace inferd {
+namespace {
+
+#define MODEL "models: [{name: m, path: /m}]\n"
+
+std::string ErrorOf(const std::string& yaml) {
+  try {
+    ParseConfig(yaml, "control.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ControlConfig, OffByDefault) {
+  const Config c = ParseConfig(MODEL);
+  EXPECT_FALSE(c.control.enabled);
+  EXPECT_TRUE(c.control.allowed_addresses.empty());
+  EXPECT_EQ(c.control.token_file, "");
+  EXPECT_EQ(c.control.drain_timeout_seconds, 60.0);
+}
+
+TEST(ControlConfig, SectionIsReadAndTheTokenFileResolved) {
+  const Config c = ParseConfig(MODEL R"(control: {enabled: true, allowed_addresses: [127.0.0.1, "::1"],
+  token_file: ops.tokens, drain_timeout_seconds: 5.5})",
+                               "/etc/inferd/inferd.yaml");
+  EXPECT_TRUE(c.control.enabled);
+  EXPECT_EQ(c.control.allowed_addresses, (std::vector<std::string>{"127.0.0.1", "::1"}));
+  EXPECT_EQ(c.control.token_file, "/etc/inferd/ops.tokens");
+  EXPECT_EQ(c.control.drain_timeout_seconds, 5.5);
+}
+
+TEST(ControlConfig, EnabledWithoutAnAccessRuleIsRejected) {
+  EXPECT_NE(ErrorOf(MODEL "control: {enabled: true}").find("control.yaml: control: enabled without allowed_addresses"),
+            std::string::npos)
+      << ErrorOf(MODEL "control: {enabled: true}");
+}
+
+TEST(ControlConfig, BadValuesNameTheKey) {
+  EXPECT_NE(ErrorOf(MODEL "control: {allowed_addresses: [localhost]}")
+                .find("control.allowed_addresses: 'localhost' is not an IPv4 or IPv6 address"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(MODEL "control: {drain_timeout_seconds: -1}").find("control.drain_timeout_seconds"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(MODEL "control: {enable: true}").find("control.enable"), std::string::npos)
+      << ErrorOf(MODEL "control: {enable: true}");
+}
+
+TEST(ControlConfig, ExampleDocumentsTheDefaults) {
+  const Config example = LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/inferd.example.yaml");
+  EXPECT_EQ(example.control, ParseConfig(MODEL).control);
+}
+
+TEST(ControlConfig, EqualitySeesEveryModelField) {
+  // SIGHUP compares the re-read config with the running one; a changed nested key must make them differ.
+  const Config a = ParseConfig(MODEL);
+  Config b = a;
+  EXPECT_TRUE(a.models == b.models);
+  b.models[0].scheduler.max_running += 1;
+  EXPECT_FALSE(a.models == b.models);
+  b = a;
+  b.models[0].path = "/other";
+  EXPECT_FALSE(a.models == b.models);
+}
+
+}  // namespace
+}  // namespace inferd
