@@ -1,5 +1,6 @@
 // inferctl control pools|reload|drain|abort: the operator client of a running inferd's inferd.v1.Control
-// service (control.enabled). --token sends "authorization: Bearer <token>" (control.token_file).
+// service (control.enabled). --token or --token-file: a token with the control permission (control.token_file); TLS
+// options as for remote (ctl/client_channel.h).
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ctl/client_channel.h"
 #include "ctl/command.h"
 #include "inferd/status.h"
 #include "inferd/v1/control.grpc.pb.h"
@@ -16,10 +18,8 @@
 namespace inferd::ctl {
 namespace {
 
-struct ControlArgs {
-  std::string address = "127.0.0.1:50051";
-  std::string token;
-  double timeout_s = 600;
+struct ControlArgs : ClientOptions {
+  ControlArgs() { timeout_s = 600; }
 };
 
 struct PoolArgs {
@@ -29,14 +29,8 @@ struct PoolArgs {
   std::string request_id;
 };
 
-void Prepare(grpc::ClientContext* ctx, const ControlArgs& a) {
-  ctx->set_deadline(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1e3)));
-  if (!a.token.empty()) ctx->AddMetadata("authorization", "Bearer " + a.token);
-}
-
 std::unique_ptr<v1::Control::Stub> Stub(const ControlArgs& a) {
-  return v1::Control::NewStub(grpc::CreateChannel(a.address, grpc::InsecureChannelCredentials()));
+  return v1::Control::NewStub(MakeChannel(a));
 }
 
 void Check(const grpc::Status& st) {
@@ -70,9 +64,7 @@ void AddControlCommands(CLI::App& app) {
   auto* control = app.add_subcommand("control", "Operator client of a running inferd (inferd.v1.Control)");
   control->require_subcommand(1);
   auto a = std::make_shared<ControlArgs>();
-  control->add_option("-a,--address", a->address, "inferd gRPC address")->capture_default_str();
-  control->add_option("--token", a->token, "bearer token with the control permission");
-  control->add_option("--timeout", a->timeout_s, "seconds before the call is abandoned")->capture_default_str();
+  AddClientOptions(control, a.get());  // --token: one with the control permission
   auto p = std::make_shared<PoolArgs>();
 
   control->add_subcommand("pools", "List pools: state, checkpoint path, config hash, load time")->callback([a] {

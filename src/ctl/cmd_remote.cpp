@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ctl/client_channel.h"
 #include "ctl/command.h"
 #include "inferd/status.h"
 #include "inferd/v1/inferd.grpc.pb.h"
@@ -16,10 +17,8 @@
 namespace inferd::ctl {
 namespace {
 
-struct RemoteArgs {
-  std::string address = "127.0.0.1:50051";
+struct RemoteArgs : ClientOptions {
   std::string model;
-  double timeout_s = 60;
 };
 
 struct GenerateArgs {
@@ -40,15 +39,12 @@ struct RecommendArgs {
 };
 
 std::unique_ptr<v1::Inference::Stub> Stub(const RemoteArgs& r) {
-  return v1::Inference::NewStub(grpc::CreateChannel(r.address, grpc::InsecureChannelCredentials()));
-}
-
-void SetDeadline(grpc::ClientContext* ctx, const RemoteArgs& r) {
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(r.timeout_s * 1e3)));
+  return v1::Inference::NewStub(MakeChannel(r));
 }
 
 [[noreturn]] void Fail(const grpc::Status& st) {
-  throw std::runtime_error(std::string("RPC failed: ") + StatusCodeName(static_cast<StatusCode>(st.error_code())) + " " + st.error_message());
+  throw std::runtime_error(std::string("RPC failed: ") + StatusCodeName(static_cast<StatusCode>(st.error_code())) +
+                           " " + st.error_message());
 }
 
 void RunGenerate(const RemoteArgs& r, const GenerateArgs& g) {
@@ -62,7 +58,7 @@ void RunGenerate(const RemoteArgs& r, const GenerateArgs& g) {
   for (const auto& stop : g.stop) s->add_stop(stop);
   auto stub = Stub(r);
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, r);
+  Prepare(&ctx, r);
   if (!g.stream) {
     v1::GenerateResponse resp;
     grpc::Status st = stub->Generate(&ctx, req, &resp);
@@ -107,7 +103,7 @@ void RunRecommend(const RemoteArgs& r, const RecommendArgs& a) {
   req.set_encoding(a.encoding == "plain" ? v1::RESPONSE_ENCODING_PLAIN : v1::RESPONSE_ENCODING_COMPACT);
   auto stub = Stub(r);
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, r);
+  Prepare(&ctx, r);
   v1::RecommendResponse resp;
   grpc::Status st = stub->Recommend(&ctx, req, &resp);
   if (!st.ok()) Fail(st);
@@ -125,9 +121,8 @@ void AddRemoteCommands(CLI::App& app) {
   auto* remote = app.add_subcommand("remote", "Client of a running inferd (gRPC)");
   remote->require_subcommand(1);
   auto r = std::make_shared<RemoteArgs>();
-  remote->add_option("-a,--address", r->address, "inferd gRPC address")->capture_default_str();
+  AddClientOptions(remote, r.get());
   remote->add_option("--model", r->model, "model pool name; empty = routed by request class");
-  remote->add_option("--timeout", r->timeout_s, "seconds before the call is abandoned")->capture_default_str();
 
   auto g = std::make_shared<GenerateArgs>();
   auto* gen = remote->add_subcommand("generate", "Generate text (unary, or streamed with --stream)");

@@ -281,6 +281,28 @@ upstreams:
         finally:
             bare.stop()
 
+    def test_c_inferctl_remote_over_tls_with_a_token_file(self):
+        inferctl = os.path.join(os.path.dirname(ARGS.inferd), "inferctl")
+        with open(os.path.join(self.work, "main.token"), "w") as f:
+            f.write(TOKENS["main"] + "\n")
+        base = [inferctl, "remote", "--address", self.addr, "--tls-ca", os.path.join(self.work, "ca.pem"),
+                "--tls-server-name", "localhost"]
+        gen = ["generate", "--prompt", "hello", "--max-tokens", "3"]
+        ok = subprocess.run(base + ["--token-file", os.path.join(self.work, "main.token")] + gen,
+                            capture_output=True, text=True, timeout=60)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("3 generated tokens", ok.stderr)
+        bare = subprocess.run(base + gen, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(bare.returncode, 0)
+        self.assertIn("UNAUTHENTICATED", bare.stderr)
+        plain = subprocess.run([inferctl, "remote", "--address", self.addr, "--token", TOKENS["main"],
+                                "--timeout", "5"] + gen, capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(plain.returncode, 0, "plaintext reached the TLS port")
+        bad = subprocess.run(base + ["--token", "x", "--token-file", "y"] + gen, capture_output=True, text=True,
+                             timeout=60)
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("--token and --token-file: give one", bad.stderr)
+
     def refusals(self):
         """inferd_grpc_requests_total of model "none" by (method, code), from /metrics."""
         with urllib.request.urlopen(f"http://{self.metrics_addr}/metrics", timeout=10) as r:
