@@ -44,6 +44,29 @@ def generate_stubs(proto_dir, out_dir):
     sys.path.insert(0, out_dir)
 
 
+def prepare_client_class(cls, prefix):
+    """Shared set-up of a daemon client test class (ARGS set first): cls.grpc, a work directory cls.work (for
+    tearDownClass to remove), and the inferd.v1 stubs generated from --proto-dir, imported as cls.pb and cls.rpc."""
+    import grpc  # noqa: PLC0415
+
+    cls.grpc = grpc
+    cls.work = tempfile.mkdtemp(prefix=prefix)
+    generate_stubs(ARGS.proto_dir, os.path.join(cls.work, "stubs"))
+    cls.pb = importlib.import_module("inferd.v1.inferd_pb2")
+    cls.rpc = importlib.import_module("inferd.v1.inferd_pb2_grpc")
+
+
+def start_until_serving(cls, daemon, timeout=120):
+    """Starts `daemon` and waits for its SERVING log line; on failure runs cls.tearDownClass() and raises."""
+    try:
+        daemon.start()
+        if not daemon.wait_log(r"inferd \S+ SERVING", timeout=timeout):
+            raise RuntimeError("never SERVING:\n" + daemon.text()[-2000:])
+    except Exception:
+        cls.tearDownClass()
+        raise
+
+
 def run_tests(module):
     """Entry point of the daemon clients: reads --inferd, --model and --proto-dir into `module.ARGS`, runs its
     tests, and exits 0, 1 on a failure, or 77 (ctest's SKIP_RETURN_CODE) when tests were skipped."""

@@ -9,12 +9,10 @@ Usage: realtime_client_test.py --inferd build/bin/inferd --model build/e2e-model
 """
 
 import argparse
-import importlib
 import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import unittest
 import urllib.request
@@ -28,14 +26,9 @@ ARGS = None
 class RealtimePythonClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        import grpc  # noqa: PLC0415
-
-        cls.grpc = grpc
         support.ARGS = ARGS
-        cls.work = tempfile.mkdtemp(prefix="inferd-pyrt-")
-        support.generate_stubs(ARGS.proto_dir, os.path.join(cls.work, "stubs"))
-        cls.pb = importlib.import_module("inferd.v1.inferd_pb2")
-        cls.rpc = importlib.import_module("inferd.v1.inferd_pb2_grpc")
+        support.prepare_client_class(cls, "inferd-pyrt-")
+        grpc = cls.grpc
         cls.addr = f"127.0.0.1:{support.free_port()}"
         cls.metrics = f"127.0.0.1:{support.free_port()}"
         cls.daemon = support.Daemon("rt", f"""server: {{grpc_address: "{cls.addr}", drain_grace_seconds: 1}}

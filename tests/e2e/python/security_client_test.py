@@ -14,7 +14,6 @@ Usage: security_client_test.py --inferd build/bin/inferd --model build/e2e-model
 
 import argparse
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -22,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.error
@@ -48,14 +46,9 @@ class SecurityPythonClientTest(unittest.TestCase):
     def setUpClass(cls):
         if shutil.which("openssl") is None:
             raise unittest.SkipTest("openssl (Debian package openssl) not found")
-        import grpc  # noqa: PLC0415
-
-        cls.grpc = grpc
         support.ARGS = ARGS
-        cls.work = tempfile.mkdtemp(prefix="inferd-pysec-")
-        support.generate_stubs(ARGS.proto_dir, os.path.join(cls.work, "stubs"))
-        cls.pb = importlib.import_module("inferd.v1.inferd_pb2")
-        cls.rpc = importlib.import_module("inferd.v1.inferd_pb2_grpc")
+        support.prepare_client_class(cls, "inferd-pysec-")
+        grpc = cls.grpc
         w = cls.work
         openssl(w, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=py-ca",
                 "-keyout", "ca.key", "-out", "ca.pem")
@@ -81,13 +74,7 @@ metrics: {{address: "{cls.metrics_addr}"}}
 models:
   - {{name: m, path: {ARGS.model}, classes: [realtime, complex]}}
 """, w)
-        try:
-            cls.daemon.start()
-            if not cls.daemon.wait_log(r"inferd \S+ SERVING", timeout=120):
-                raise RuntimeError("never SERVING:\n" + cls.daemon.text()[-2000:])
-        except Exception:
-            cls.tearDownClass()
-            raise
+        support.start_until_serving(cls, cls.daemon)
         with open(os.path.join(w, "ca.pem"), "rb") as f:
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
         cls.channel = grpc.secure_channel(cls.addr, creds, options=[("grpc.ssl_target_name_override", "localhost")])
@@ -350,14 +337,8 @@ class ThreadBoundPythonClientTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        import grpc  # noqa: PLC0415
-
-        cls.grpc = grpc
         support.ARGS = ARGS
-        cls.work = tempfile.mkdtemp(prefix="inferd-pythreads-")
-        support.generate_stubs(ARGS.proto_dir, os.path.join(cls.work, "stubs"))
-        cls.pb = importlib.import_module("inferd.v1.inferd_pb2")
-        cls.rpc = importlib.import_module("inferd.v1.inferd_pb2_grpc")
+        support.prepare_client_class(cls, "inferd-pythreads-")
         cls.addr = f"127.0.0.1:{support.free_port()}"
         cls.daemon = support.Daemon("threads", f"""server: {{grpc_address: "{cls.addr}", drain_grace_seconds: 1,
          max_threads: {cls.MAX_THREADS}}}
@@ -365,14 +346,8 @@ metrics: {{address: "127.0.0.1:{support.free_port()}"}}
 models:
   - {{name: m, path: {ARGS.model}, classes: [realtime, complex], scheduler: {{max_running: 64}}}}
 """, cls.work)
-        try:
-            cls.daemon.start()
-            if not cls.daemon.wait_log(r"inferd \S+ SERVING", timeout=120):
-                raise RuntimeError("never SERVING:\n" + cls.daemon.text()[-2000:])
-        except Exception:
-            cls.tearDownClass()
-            raise
-        cls.stub = cls.rpc.InferenceStub(grpc.insecure_channel(cls.addr))
+        support.start_until_serving(cls, cls.daemon)
+        cls.stub = cls.rpc.InferenceStub(cls.grpc.insecure_channel(cls.addr))
 
     @classmethod
     def tearDownClass(cls):
