@@ -88,14 +88,7 @@ models:
 """
         cls.daemon = support.Daemon("lc", cls.config_text.format(addr=cls.addr, metrics=cls.metrics, path=ARGS.model),
                                     cls.work)
-        try:
-            cls.daemon.start()
-            probe = cls.pb.GenerateRequest(prompt="probe", sampling=cls.pb.SamplingParams(max_tokens=1))
-            support.wait_serving(grpc, cls.rpc.InferenceStub(grpc.insecure_channel(cls.addr)).Generate, probe,
-                                 cls.addr, cls.daemon)
-        except Exception:
-            cls.tearDownClass()
-            raise
+        support.start_until_serving(cls, cls.daemon)
         channel = grpc.insecure_channel(cls.addr)
         cls.stub = cls.rpc.InferenceStub(channel)
         cls.control = cls.crpc.ControlStub(channel)

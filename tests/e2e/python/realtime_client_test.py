@@ -36,14 +36,7 @@ metrics: {{address: "{cls.metrics}"}}
 models:
   - {{name: m, path: {ARGS.model}, classes: [realtime, complex]}}
 """, cls.work)
-        try:
-            cls.daemon.start()
-            probe = cls.pb.GenerateRequest(prompt="probe", sampling=cls.pb.SamplingParams(max_tokens=1))
-            support.wait_serving(grpc, cls.rpc.InferenceStub(grpc.insecure_channel(cls.addr)).Generate, probe,
-                                 cls.addr, cls.daemon)
-        except Exception:
-            cls.tearDownClass()
-            raise
+        support.start_until_serving(cls, cls.daemon)
         cls.stub = cls.rpc.InferenceStub(grpc.insecure_channel(cls.addr))
 
     @classmethod
