@@ -9,6 +9,10 @@ prefill/decode tokens_per_s. Batch-1 decode as a fraction of the bound: tokens/s
 (bench_model's weights.bytes_per_token_batch1, the same bf16 weights for both engines) / read bandwidth,
 where the bandwidth of a round is the mean of bench_membw before and after it (the higher of the 1-thread
 and THREADS-thread medians, as bench_model uses); median over rounds.
+
+Serving: serve_client.py's JSON per (system, concurrency, round): requests/s, generated tokens/s, TTFT and
+latency p50/p99; medians over rounds, ratios inferd / llama.cpp (for latencies below 1 = inferd faster).
+A point with errors is listed and left out of the medians.
 """
 
 import glob
@@ -98,6 +102,47 @@ def engine(out):
     return lines
 
 
+def serving(out):
+    files = glob.glob(os.path.join(out, "serving-*-c*-r*.json"))
+    if not files:
+        return []
+    pts = {}  # (concurrency, system) -> list of results
+    bad = []
+    for f in files:
+        m = re.search(r"serving-(llama|inferd)-c(\d+)-r(\d+)\.json$", f)
+        if not m:
+            continue
+        d = json.load(open(f))
+        if d["errors"] or not d["requests"]:
+            bad.append(f"{os.path.basename(f)}: {d['errors']} errors {d.get('error_samples')}")
+            continue
+        pts.setdefault((int(m.group(2)), m.group(1)), []).append(d)
+    metrics = [("requests/s", lambda d: d["requests_per_s"], 2), ("generated tokens/s", lambda d: d["tokens_per_s"], 1),
+               ("TTFT p50 ms", lambda d: d["ttft_ms"]["p50"], 0), ("TTFT p99 ms", lambda d: d["ttft_ms"]["p99"], 0),
+               ("latency p50 ms", lambda d: d["latency_ms"]["p50"], 0),
+               ("latency p99 ms", lambda d: d["latency_ms"]["p99"], 0)]
+    any_d = next(iter(pts.values()))[0] if pts else None
+    head = (f"prompt {any_d['prompt_tokens']} tokens, {any_d['max_tokens']} generated, {any_d['duration_s']:.0f} s "
+            f"per point") if any_d else ""
+    lines = [f"### Serving: llama-server (HTTP /completion, streamed) and inferd (gRPC GenerateStream), closed loop, "
+             f"{head}; medians over rounds", "",
+             "| concurrency | measurement | llama.cpp | inferd | **inferd / llama.cpp** | rounds |",
+             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    for c in sorted({c for c, _ in pts}):
+        lr, ir = pts.get((c, "llama"), []), pts.get((c, "inferd"), [])
+        for name, get, digits in metrics:
+            lm, im = med([get(d) for d in lr]), med([get(d) for d in ir])
+            lines.append(f"| {c} | {name} | {fmt(lm, digits)} | {fmt(im, digits)} | **{fmt(ratio(im, lm), 2)}** | "
+                         f"{len(lr)}/{len(ir)} |")
+    loads = sorted(d["loadavg_before"].split()[0] for v in pts.values() for d in v)
+    if loads:
+        lines += ["", f"Load average (1-min) at the start of the points: {loads[0]} to {loads[-1]}."]
+    if bad:
+        lines += ["", "Points with errors (left out):"] + [f"- {b}" for b in sorted(bad)]
+    lines.append("")
+    return lines
+
+
 def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
@@ -107,6 +152,7 @@ def main():
     if os.path.exists(machine):
         lines += ["```", open(machine).read().rstrip(), "```", ""]
     lines += engine(out)
+    lines += serving(out)
     print("\n".join(lines))
 
 
