@@ -302,9 +302,10 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
       const int64_t pm_end = std::min(p_end, pm + mc_panels);
       for (int64_t k0 = 0; k0 < k; k0 += kc) {
         const int64_t kb = std::min(kc, k - k0);
-        for (int64_t p = pm; p < pm_end; ++p) {
-          const float* ap = xp + p * mr * k + k0 * mr;
-          for (int64_t jr = 0; jr < jrs; ++jr) {
+        // The weights' kb x nr micro-panel stays in L1 while the x panels of this pass stream past it.
+        for (int64_t jr = 0; jr < jrs; ++jr) {
+          for (int64_t p = pm; p < pm_end; ++p) {
+            const float* ap = xp + p * mr * k + k0 * mr;
             const Tile o{cs + (p - pm) * mr * ldc + jr * nr,
                          ldc,
                          k0 == 0,
