@@ -10,7 +10,9 @@ bool GemmEligible(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   if (!x.device().is_cpu() || x.dim() != 2 || w.dim() != 2 || x.size(0) <= kGemvMaxRows) return false;
   const auto t = x.scalar_type();
   if (t != w.scalar_type() || (b.defined() && b.scalar_type() != t)) return false;
-  if (t != at::kBFloat16 && t != at::kFloat) return false;
+  // bfloat16 only: there the kernel beat at::linear at every prefill shape measured; float32 at::linear
+  // (MKL sgemm) was as fast or faster on dense-270m's products (benchmarks/kernels/RESULTS.md).
+  if (t != at::kBFloat16) return false;
   if (kernels::cpu::GemmBestIsa() == kernels::cpu::GemvIsa::kScalar) return false;
   return w.is_contiguous() && (!b.defined() || b.is_contiguous());
 }

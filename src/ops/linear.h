@@ -29,10 +29,11 @@ at::Tensor GemvLinear(const at::Tensor& x, const at::Tensor& weight, const at::T
 
 // Inputs of more than kGemvMaxRows rows (prefill, Recommend's context and candidates, MoE experts with
 // many rows) run the blocked GEMM kernel (kernels/cpu/gemm.*, src/ops/gemm_linear.cpp) on the ops work
-// pool where it is eligible: CPU, 2-D, one dtype (float32 or bfloat16), contiguous weight, a vector path
-// on this CPU; measured faster than at::linear at these shapes (benchmarks/kernels/RESULTS.md).
+// pool where it is eligible: CPU, 2-D, bfloat16 x / weight / bias, contiguous weight, a vector path on
+// this CPU (measured faster than at::linear there; float32 stays on at::linear, which matched or beat it
+// on dense-270m's products: benchmarks/kernels/RESULTS.md).
 bool GemmEligible(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
-// The GEMM kernel alone (any row count), for tests. Same contract as GemvLinear.
+// The GEMM kernel alone (any row count, float32 or bfloat16), for tests. Same contract as GemvLinear.
 at::Tensor GemmLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
 }  // namespace inferd::ops
