@@ -89,6 +89,7 @@ at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (GemvEligible(x, w, b)) return GemvLinear(x, w, b);
+  if (GemmEligible(x, w, b)) return GemmLinear(x, w, b);
   return at::linear(x, w, b);
 }
 

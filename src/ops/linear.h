@@ -1,6 +1,7 @@
 // nn.Linear for the model code: y = x w^T (+ b). Inputs of up to kGemvMaxRows rows on CPU (decode steps,
 // MoE experts' rows) run the streaming GEMV kernel (kernels/cpu/gemv.*, its best ISA path for this CPU) on
-// the ops work pool; everything else goes to at::linear (oneDNN/MKL).
+// the ops work pool; more rows run the blocked GEMM kernel (GemmEligible below); the rest goes to
+// at::linear (oneDNN/MKL).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -25,5 +26,14 @@ at::Tensor HeadLinear(const at::Tensor& x,   // [rows, heads, in], last dim cont
 // The GEMV kernel alone (any row count), for tests. Same contract as Linear; CPU, contiguous weight,
 // x/weight/bias of one dtype (float32 or bfloat16).
 at::Tensor GemvLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
+
+// Inputs of more than kGemvMaxRows rows (prefill, Recommend's context and candidates, MoE experts with
+// many rows) run the blocked GEMM kernel (kernels/cpu/gemm.*, src/ops/gemm_linear.cpp) on the ops work
+// pool where it is eligible: CPU, 2-D, bfloat16 x / weight / bias, contiguous weight, a vector path on
+// this CPU (measured faster than at::linear there; float32 stays on at::linear, which matched or beat it
+// on dense-270m's products: benchmarks/kernels/RESULTS.md).
+bool GemmEligible(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+// The GEMM kernel alone (any row count, float32 or bfloat16), for tests. Same contract as GemvLinear.
+at::Tensor GemmLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
 }  // namespace inferd::ops

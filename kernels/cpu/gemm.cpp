@@ -1,0 +1,374 @@
+#include "gemm.h"
+
+// GCC 12 flags the _mm*_undefined_*() placeholders inside AVX-512 intrinsics (masked loads, lane extracts)
+// as (maybe-)uninitialized: false positives.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/bf16.h"
+
+namespace inferd::kernels::cpu {
+namespace {
+
+#define INFERD_GEMM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define INFERD_GEMM_AVX2 __attribute__((target("avx2,fma")))
+
+inline int64_t CeilDiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+inline int64_t RoundUp(int64_t a, int64_t b) {
+  return CeilDiv(a, b) * b;
+}
+
+// Tasks the product is cut into at least (columns first, then rows), so that a descheduled helper's share
+// is small.
+constexpr int64_t kMinTasks = 8;
+
+inline float WAt(const GemvArgs& a, int64_t n, int64_t kk) {
+  return a.type == GemvType::kFloat32 ? static_cast<const float*>(a.w)[n * a.k + kk]
+                                      : Bf16ToFloat(static_cast<const uint16_t*>(a.w)[n * a.k + kk]);
+}
+
+// y[m, n] = v + bias[n], rounded once to the output type.
+inline void StoreOut(const GemvArgs& a, int64_t m, int64_t n, float v) {
+  if (a.type == GemvType::kFloat32) {
+    if (a.bias) v += static_cast<const float*>(a.bias)[n];
+    static_cast<float*>(a.y)[m * a.ldy + n] = v;
+  } else {
+    if (a.bias) v += Bf16ToFloat(static_cast<const uint16_t*>(a.bias)[n]);
+    static_cast<uint16_t*>(a.y)[m * a.ldy + n] = FloatToBf16(v);
+  }
+}
+
+// x rows [p * mr, p * mr + mr) as float32 [k][mr] (rows past m are zeros).
+void PackXPanel(const GemvArgs& a, int64_t mr, int64_t p, float* out) {
+  const int64_t k = a.k, m0 = p * mr, rows = std::min(mr, a.m - m0);
+  for (int64_t i = 0; i < rows; ++i) {
+    if (a.type == GemvType::kFloat32) {
+      const float* src = static_cast<const float*>(a.x) + (m0 + i) * a.ldx;
+      for (int64_t kk = 0; kk < k; ++kk) out[kk * mr + i] = src[kk];
+    } else {
+      const uint16_t* src = static_cast<const uint16_t*>(a.x) + (m0 + i) * a.ldx;
+      for (int64_t kk = 0; kk < k; ++kk) out[kk * mr + i] = Bf16ToFloat(src[kk]);
+    }
+  }
+  for (int64_t i = rows; i < mr; ++i)
+    for (int64_t kk = 0; kk < k; ++kk) out[kk * mr + i] = 0.0f;
+}
+
+// W rows [n0, n1) as float32 micro-panels [ceil((n1 - n0) / nr)][k][nr] (columns past n1 are zeros).
+void PackWGeneric(const GemvArgs& a, int64_t n0, int64_t n1, int64_t nr, float* out) {
+  const int64_t k = a.k, panels = CeilDiv(n1 - n0, nr);
+  for (int64_t jr = 0; jr < panels; ++jr) {
+    float* dst = out + jr * k * nr;
+    for (int64_t j = 0; j < nr; ++j) {
+      const int64_t n = n0 + jr * nr + j;
+      if (n < n1) {
+        for (int64_t kk = 0; kk < k; ++kk) dst[kk * nr + j] = WAt(a, n, kk);
+      } else {
+        for (int64_t kk = 0; kk < k; ++kk) dst[kk * nr + j] = 0.0f;
+      }
+    }
+  }
+}
+
+// Where a micro-kernel's tile goes: float32 partial sums cs [rows][ldc] between K blocks; after the last
+// block (plus bias, rounded) y[m0 + i, n0 + j] for i < rows, j < cols.
+struct Tile {
+  float* cs;
+  int64_t ldc;
+  bool first, last;
+  const GemvArgs* a;
+  int64_t m0, n0;
+  int rows, cols;
+};
+
+// Finishes a tile held as float32 t[MR][NR] (the K block's sums), one element at a time.
+template <int MR, int NR>
+void FinishTileScalar(const float (&t)[MR][NR], const Tile& o) {
+  for (int i = 0; i < o.rows; ++i) {
+    for (int j = 0; j < o.cols; ++j) {
+      float v = t[i][j];
+      if (!o.first) v += o.cs[i * o.ldc + j];
+      if (o.last) {
+        StoreOut(*o.a, o.m0 + i, o.n0 + j, v);
+      } else {
+        o.cs[i * o.ldc + j] = v;
+      }
+    }
+  }
+}
+
+// ---- AVX-512F: 14 x 32 tile, 28 zmm accumulators ----
+
+// Rows r[i] (16 floats) -> r[c] = column c of the 16 x 16 block.
+INFERD_GEMM_AVX512 inline void Transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4g + q], 128-bit lane l: column 4l + q of rows 4g .. 4g + 3.
+  __m512 u[16];
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+  }
+  __m512 v[16];
+  for (int q = 0; q < 4; ++q) {
+    v[q] = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
+    v[4 + q] = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xdd);
+    v[8 + q] = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+    v[12 + q] = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xdd);
+  }
+  for (int q = 0; q < 4; ++q) {
+    r[q] = _mm512_shuffle_f32x4(v[q], v[8 + q], 0x88);
+    r[8 + q] = _mm512_shuffle_f32x4(v[q], v[8 + q], 0xdd);
+    r[4 + q] = _mm512_shuffle_f32x4(v[4 + q], v[12 + q], 0x88);
+    r[12 + q] = _mm512_shuffle_f32x4(v[4 + q], v[12 + q], 0xdd);
+  }
+}
+
+// Elements [kk, kk + 16) of W row n (those under `mask`) as float32.
+INFERD_GEMM_AVX512 inline __m512 LoadWRow512(const GemvArgs& a, int64_t n, int64_t kk, __mmask16 mask) {
+  if (a.type == GemvType::kFloat32) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(a.w) + n * a.k + kk);
+  const __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(a.w) + n * a.k + kk);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// PackWGeneric's layout, 16 x 16 blocks transposed in registers (nr a multiple of 16).
+INFERD_GEMM_AVX512 void PackWAvx512(const GemvArgs& a, int64_t n0, int64_t n1, int64_t nr, float* out) {
+  const int64_t k = a.k, groups = CeilDiv(n1 - n0, nr) * nr / 16;
+  for (int64_t g = 0; g < groups; ++g) {
+    float* dst = out + (g * 16 / nr) * k * nr + (g * 16) % nr;
+    const int64_t r0 = n0 + g * 16, valid = std::clamp<int64_t>(n1 - r0, 0, 16);
+    for (int64_t kk = 0; kk < k; kk += 16) {
+      const int64_t kn = std::min<int64_t>(16, k - kk);
+      const __mmask16 mask = static_cast<__mmask16>((1u << kn) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) r[i] = i < valid ? LoadWRow512(a, r0 + i, kk, mask) : _mm512_setzero_ps();
+      Transpose16(r);
+      for (int t = 0; t < kn; ++t) _mm512_storeu_ps(dst + (kk + t) * nr, r[t]);
+    }
+  }
+}
+
+// Rounds 16 float32 to bf16 (nearest even, NaN quiet) and stores those under `mask`.
+INFERD_GEMM_AVX512 inline void StoreBf16x16(uint16_t* dst, __mmask16 mask, __m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i hi = _mm512_srli_epi32(bits, 16);
+  const __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+  _mm512_mask_cvtepi32_storeu_epi16(dst, mask, r);
+}
+
+INFERD_GEMM_AVX512 inline __m512 LoadBias512(const GemvArgs& a, int64_t n, __mmask16 mask) {
+  if (!a.bias || mask == 0) return _mm512_setzero_ps();
+  if (a.type == GemvType::kFloat32) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(a.bias) + n);
+  const __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(a.bias) + n);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+struct Avx512 {
+  static constexpr int kMr = 14, kNr = 32;
+  static constexpr int64_t kMc = 8 * kMr, kKc = 256, kNc = 256;
+
+  static void PackW(const GemvArgs& a, int64_t n0, int64_t n1, float* out) { PackWAvx512(a, n0, n1, kNr, out); }
+
+  // c[i] += sum over k < kc of A[k][i] * B[k][0..32): A [kc][14], B [kc][32].
+  INFERD_GEMM_AVX512 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o) {
+    __m512 c[kMr][2];
+    for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const __m512 b0 = _mm512_loadu_ps(B + kk * kNr), b1 = _mm512_loadu_ps(B + kk * kNr + 16);
+      const float* ak = A + kk * kMr;
+      for (int i = 0; i < kMr; ++i) {
+        const __m512 x = _mm512_set1_ps(ak[i]);
+        c[i][0] = _mm512_fmadd_ps(x, b0, c[i][0]);
+        c[i][1] = _mm512_fmadd_ps(x, b1, c[i][1]);
+      }
+    }
+    const __mmask16 m0 = static_cast<__mmask16>(o.cols >= 16 ? 0xffff : (1u << o.cols) - 1);
+    const __mmask16 m1 = static_cast<__mmask16>(o.cols >= 32 ? 0xffff : o.cols <= 16 ? 0 : (1u << (o.cols - 16)) - 1);
+    const GemvArgs& a = *o.a;
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+    if (o.last) {
+      bias0 = LoadBias512(a, o.n0, m0);
+      bias1 = LoadBias512(a, o.n0 + 16, m1);
+    }
+    for (int i = 0; i < kMr; ++i) {
+      if (i >= o.rows) break;
+      __m512 s0 = c[i][0], s1 = c[i][1];
+      float* cs = o.cs + i * o.ldc;
+      if (!o.first) {
+        s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, cs));
+        s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, cs + 16));
+      }
+      if (!o.last) {
+        _mm512_mask_storeu_ps(cs, m0, s0);
+        _mm512_mask_storeu_ps(cs + 16, m1, s1);
+        continue;
+      }
+      s0 = _mm512_add_ps(s0, bias0);
+      s1 = _mm512_add_ps(s1, bias1);
+      if (a.type == GemvType::kFloat32) {
+        float* y = static_cast<float*>(a.y) + (o.m0 + i) * a.ldy + o.n0;
+        _mm512_mask_storeu_ps(y, m0, s0);
+        _mm512_mask_storeu_ps(y + 16, m1, s1);
+      } else {
+        uint16_t* y = static_cast<uint16_t*>(a.y) + (o.m0 + i) * a.ldy + o.n0;
+        StoreBf16x16(y, m0, s0);
+        StoreBf16x16(y + 16, m1, s1);
+      }
+    }
+  }
+};
+
+// ---- AVX2 + FMA: 6 x 16 tile, 12 ymm accumulators ----
+
+struct Avx2 {
+  static constexpr int kMr = 6, kNr = 16;
+  static constexpr int64_t kMc = 16 * kMr, kKc = 256, kNc = 128;
+
+  static void PackW(const GemvArgs& a, int64_t n0, int64_t n1, float* out) { PackWGeneric(a, n0, n1, kNr, out); }
+
+  INFERD_GEMM_AVX2 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o) {
+    __m256 c[kMr][2];
+    for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const __m256 b0 = _mm256_loadu_ps(B + kk * kNr), b1 = _mm256_loadu_ps(B + kk * kNr + 8);
+      const float* ak = A + kk * kMr;
+      for (int i = 0; i < kMr; ++i) {
+        const __m256 x = _mm256_broadcast_ss(ak + i);
+        c[i][0] = _mm256_fmadd_ps(x, b0, c[i][0]);
+        c[i][1] = _mm256_fmadd_ps(x, b1, c[i][1]);
+      }
+    }
+    float t[kMr][kNr];
+    for (int i = 0; i < kMr; ++i) {
+      _mm256_storeu_ps(t[i], c[i][0]);
+      _mm256_storeu_ps(t[i] + 8, c[i][1]);
+    }
+    FinishTileScalar<kMr, kNr>(t, o);
+  }
+};
+
+// Thread-local scratch that only grows (helpers of the ops pool keep theirs between calls).
+float* Scratch(std::vector<float>& v, int64_t floats) {
+  if (static_cast<int64_t>(v.size()) < floats) v.resize(static_cast<size_t>(floats));
+  return v.data();
+}
+
+template <typename K>
+void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const GemmBlocking& blocking) {
+  constexpr int64_t mr = K::kMr, nr = K::kNr;
+  const int64_t k = a.k;
+  const int64_t kc = blocking.kc > 0 ? blocking.kc : K::kKc;
+  const int64_t mc_panels = CeilDiv(blocking.mc > 0 ? blocking.mc : K::kMc, mr);
+  const int64_t nc = RoundUp(blocking.nc > 0 ? blocking.nc : K::kNc, nr);
+  const int64_t panels = CeilDiv(a.m, mr);
+
+  // x packed once: [panels][k][mr], owned by the calling thread for this call.
+  thread_local std::vector<float> x_scratch;
+  float* xp = Scratch(x_scratch, panels * mr * k);
+  constexpr int64_t kPanelsPerPackTask = 4;
+  parallel_for(CeilDiv(panels, kPanelsPerPackTask), [&](int64_t t) {
+    const int64_t end = std::min(panels, (t + 1) * kPanelsPerPackTask);
+    for (int64_t p = t * kPanelsPerPackTask; p < end; ++p) PackXPanel(a, mr, p, xp + p * mr * k);
+  });
+
+  const int64_t col_tasks = CeilDiv(a.n, nc);
+  const int64_t row_tasks_wanted = std::min(panels, CeilDiv(kMinTasks, col_tasks));
+  const int64_t panels_per_row_task = CeilDiv(panels, std::max<int64_t>(1, row_tasks_wanted));
+  const int64_t row_tasks = CeilDiv(panels, panels_per_row_task);
+  parallel_for(col_tasks * row_tasks, [&](int64_t task) {
+    const int64_t n0 = task % col_tasks * nc, n1 = std::min(a.n, n0 + nc);
+    const int64_t p_begin = task / col_tasks * panels_per_row_task;
+    const int64_t p_end = std::min(panels, p_begin + panels_per_row_task);
+    const int64_t jrs = CeilDiv(n1 - n0, nr), ldc = jrs * nr;
+    thread_local std::vector<float> w_scratch, c_scratch;
+    float* wp = Scratch(w_scratch, jrs * nr * k);  // [jrs][k][nr]
+    float* cs = Scratch(c_scratch, mc_panels * mr * ldc);
+    K::PackW(a, n0, n1, wp);
+    for (int64_t pm = p_begin; pm < p_end; pm += mc_panels) {
+      const int64_t pm_end = std::min(p_end, pm + mc_panels);
+      for (int64_t k0 = 0; k0 < k; k0 += kc) {
+        const int64_t kb = std::min(kc, k - k0);
+        // The weights' kb x nr micro-panel stays in L1 while the x panels of this pass stream past it.
+        for (int64_t jr = 0; jr < jrs; ++jr) {
+          for (int64_t p = pm; p < pm_end; ++p) {
+            const float* ap = xp + p * mr * k + k0 * mr;
+            const Tile o{cs + (p - pm) * mr * ldc + jr * nr,
+                         ldc,
+                         k0 == 0,
+                         k0 + kb == k,
+                         &a,
+                         p * mr,
+                         n0 + jr * nr,
+                         static_cast<int>(std::min(mr, a.m - p * mr)),
+                         static_cast<int>(std::min(nr, n1 - n0 - jr * nr))};
+            K::Kernel(kb, ap, wp + jr * k * nr + k0 * nr, o);
+          }
+        }
+      }
+    }
+  });
+}
+
+// Reference path: GEMV's scalar loop (one float32 sum in k order per output), columns shared out.
+void RunScalar(const GemvArgs& a, const GemmParallelFor& parallel_for) {
+  constexpr int64_t kColumnsPerTask = 16;
+  parallel_for(CeilDiv(a.n, kColumnsPerTask), [&](int64_t t) {
+    GemvRangeIsa(a, GemvIsa::kScalar, t * kColumnsPerTask, std::min(a.n, (t + 1) * kColumnsPerTask));
+  });
+}
+
+}  // namespace
+
+bool GemmIsaSupported(GemvIsa isa) {
+  return (isa == GemvIsa::kAvx512 || isa == GemvIsa::kAvx2) && GemvIsaSupported(isa);
+}
+
+GemvIsa GemmBestIsa() {
+  if (GemmIsaSupported(GemvIsa::kAvx512)) return GemvIsa::kAvx512;
+  if (GemmIsaSupported(GemvIsa::kAvx2)) return GemvIsa::kAvx2;
+  return GemvIsa::kScalar;
+}
+
+int64_t GemmKBlock(GemvIsa isa, int64_t k) {
+  switch (isa) {
+    case GemvIsa::kAvx512:
+      return std::min(k, Avx512::kKc);
+    case GemvIsa::kAvx2:
+      return std::min(k, Avx2::kKc);
+    default:
+      return k;
+  }
+}
+
+void GemmIsa(const GemvArgs& a, GemvIsa isa, const GemmParallelFor& parallel_for, const GemmBlocking& blocking) {
+  if (a.m <= 0 || a.n <= 0) return;
+  if (a.k <= 0 || isa == GemvIsa::kScalar) {
+    RunScalar(a, parallel_for);
+    return;
+  }
+  if (isa == GemvIsa::kAvx512) {
+    RunBlocked<Avx512>(a, parallel_for, blocking);
+  } else {
+    RunBlocked<Avx2>(a, parallel_for, blocking);
+  }
+}
+
+void Gemm(const GemvArgs& a, const GemmParallelFor& parallel_for) {
+  GemmIsa(a, GemmBestIsa(), parallel_for);
+}
+
+}  // namespace inferd::kernels::cpu

@@ -1,0 +1,56 @@
+// Matrix product for prefill-sized inputs: y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) for m beyond the
+// GEMV kernel's rows (weights [N, K] row-major, as nn.Linear stores them). Raw pointers, no torch; the
+// wrapper is src/ops/linear.cpp. Operands are described by GemvArgs (x_packed is ignored).
+//
+// Compute bound: the design is BLIS-style cache and register blocking.
+//   * x is converted to float32 once per call into row panels of MR rows, [ceil(m / MR)][k][MR] (shared
+//     by all tasks);
+//   * each task owns a column panel of at most NC output columns (and a row range when there are too few
+//     column panels to share out): it converts its W rows to float32 once into NR-column micro-panels
+//     [NC / NR][k][NR] and reuses them for every x row of its range;
+//   * the micro-kernel keeps an MR x NR tile of float32 accumulators in registers and, for each k of a
+//     KC block, multiplies a broadcast x value by NR weights (fused multiply-add). Its x micro-panel
+//     (MR x KC floats) stays in L1 while it walks the KC x NC block of packed weights in L2.
+//   kAvx512: MR 14 x NR 32 (28 zmm accumulators); kAvx2: MR 6 x NR 16 (12 ymm accumulators); kScalar:
+//   plain loops (the reference path). kAvx512Bf16 has no GEMM path of its own: its CPUs run kAvx512.
+//
+// Accumulation-order invariant: for a given ISA and K, y[m, n] is computed in float32 in one fixed order
+// that depends only on K (not on m, on the row's place in its panel, on the column or row ranges of the
+// tasks, nor on how many tasks run): K is cut into blocks of GemmKBlock(K) (the last one shorter); within
+// a block one accumulator sums the products in k order, and block sums are added in k order
+// (((b0 + b1) + b2) ...). kScalar: one float32 sum in k order. The bias is added in float32 after the
+// last block, then the output is rounded once (bf16: to nearest even).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "kernels/cpu/gemv.h"
+
+namespace inferd::kernels::cpu {
+
+// Runs fn(task) for every task in [0, num_tasks), possibly concurrently (ops::ParallelChunks); returns
+// when all are done.
+using GemmParallelFor = std::function<void(int64_t num_tasks, const std::function<void(int64_t task)>& fn)>;
+
+// Block sizes; 0 takes the default for the ISA. kc must be fixed for a given K (it sets the order).
+struct GemmBlocking {
+  int64_t mc = 0;  // x rows per pass over a task's columns (rounded up to a multiple of MR)
+  int64_t kc = 0;  // K block (the float32 accumulator chain length before the tile is added to memory)
+  int64_t nc = 0;  // output columns per task (rounded up to a multiple of NR)
+};
+
+// True when Gemm has a vector path for `isa` on this CPU (kAvx512Bf16: never, see above).
+bool GemmIsaSupported(GemvIsa isa);
+// The path Gemm takes on this CPU (a vector path where one exists, else kScalar).
+GemvIsa GemmBestIsa();
+// K block length for `isa` and K (the accumulation order above), with the default blocking.
+int64_t GemmKBlock(GemvIsa isa, int64_t k);
+
+// y for every row and column on the best path. Scratch is thread-local (one call at a time per thread).
+void Gemm(const GemvArgs& args, const GemmParallelFor& parallel_for);
+
+// The same on a forced path and blocking. Requires GemmIsaSupported(isa) or isa == kScalar.
+void GemmIsa(const GemvArgs& args, GemvIsa isa, const GemmParallelFor& parallel_for, const GemmBlocking& blocking = {});
+
+}  // namespace inferd::kernels::cpu

@@ -1,0 +1,190 @@
+// kernels/cpu/gemm.*: every GEMM path this CPU supports, forced through GemmIsa, against a double-precision
+// reference computed here from the stored operand values; paths the CPU lacks skip.
+#include "kernels/cpu/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/ops/matmul_problem.h"
+
+namespace inferd::kernels::cpu {
+namespace {
+
+using testing::FromBf16;
+using testing::Tolerance;
+using testing::TruncBf16;
+
+void Serial(int64_t n, const std::function<void(int64_t)>& fn) {
+  for (int64_t i = 0; i < n; ++i) fn(i);
+}
+void Reversed(int64_t n, const std::function<void(int64_t)>& fn) {
+  for (int64_t i = n - 1; i >= 0; --i) fn(i);
+}
+// Three real threads claiming interleaved tasks (each thread with its own thread-local scratch).
+void Threads(int64_t n, const std::function<void(int64_t)>& fn) {
+  std::vector<std::thread> ts;
+  for (int64_t t = 0; t < 3; ++t)
+    ts.emplace_back([&fn, n, t] {
+      for (int64_t i = t; i < n; i += 3) fn(i);
+    });
+  for (auto& t : ts) t.join();
+}
+
+struct Problem : testing::MatmulProblem {
+  using MatmulProblem::MatmulProblem;
+  std::vector<float> Run(GemvIsa isa, const GemmParallelFor& pf, const GemmBlocking& blocking = {}) const {
+    return RunWith([&](const GemvArgs& a) { GemmIsa(a, isa, pf, blocking); });
+  }
+};
+
+void ExpectMatches(const Problem& p, const std::vector<float>& y, const std::string& what) {
+  for (int64_t i = 0; i < p.m; ++i) {
+    for (int64_t j = 0; j < p.ldy; ++j) {
+      const float got = y[static_cast<size_t>(i * p.ldy + j)];
+      if (j >= p.n) {
+        ASSERT_EQ(got, -7.0f) << what << ": wrote past column n at row " << i;
+        continue;
+      }
+      const size_t idx = static_cast<size_t>(i * p.n + j);
+      ASSERT_NEAR(got, p.ref[idx], Tolerance(p, idx)) << what << " at [" << i << ", " << j << "]";
+    }
+  }
+}
+
+std::string Name(GemvIsa isa, const Problem& p) {
+  return std::string(GemvIsaName(isa)) + (p.type == GemvType::kBFloat16 ? " bf16 " : " f32 ") + std::to_string(p.m) +
+         "x" + std::to_string(p.n) + "x" + std::to_string(p.k) + (p.bias ? " bias" : "");
+}
+
+class GemmIsaTest : public ::testing::TestWithParam<GemvIsa> {
+ protected:
+  void SetUp() override {
+    if (GetParam() != GemvIsa::kScalar && !GemmIsaSupported(GetParam()))
+      GTEST_SKIP() << GemvIsaName(GetParam()) << " not supported by this CPU";
+  }
+};
+
+// m, n, k off every block multiple (MR 14 / 6, NR 32 / 16, KC 256, NC 256 / 128, the 16-wide pack blocks),
+// k odd, below 16 and across several K blocks; bias on and off; x and y rows strided.
+TEST_P(GemmIsaTest, MatchesDoubleReference) {
+  const GemvIsa isa = GetParam();
+  struct Shape {
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{65, 33, 17},  {65, 300, 64}, {100, 47, 255}, {129, 257, 513}, {14, 32, 256},
+                          {1, 1, 1},     {13, 5, 3},    {71, 16, 1},    {97, 129, 31},   {200, 17, 300},
+                          {28, 64, 257}, {66, 95, 130}, {6, 15, 16}};
+  uint32_t seed = 1;
+  for (const Shape& s : shapes) {
+    for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
+      for (bool bias : {false, true}) {
+        const Problem p(s.m, s.n, s.k, type, bias, seed++);
+        ExpectMatches(p, p.Run(isa, Serial), Name(isa, p));
+      }
+    }
+  }
+}
+
+// Small blocks force many K blocks, row panels per pass and column tasks on small operands.
+TEST_P(GemmIsaTest, MatchesDoubleReferenceWithSmallBlocks) {
+  const GemvIsa isa = GetParam();
+  for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
+    const Problem p(90, 70, 101, type, true, 42);
+    for (const GemmBlocking b : {GemmBlocking{1, 16, 1}, GemmBlocking{30, 33, 40}, GemmBlocking{500, 7, 500}})
+      ExpectMatches(
+          p, p.Run(isa, Serial, b),
+          Name(isa, p) + " mc " + std::to_string(b.mc) + " kc " + std::to_string(b.kc) + " nc " + std::to_string(b.nc));
+  }
+}
+
+// The invariant in gemm.h: for one ISA and K, a row's result depends on neither the row count, the row's
+// place in its panel, the tasks' order or concurrency nor the mc / nc blocking (kc fixed).
+TEST_P(GemmIsaTest, RowResultIndependentOfBatchTasksAndBlocking) {
+  const GemvIsa isa = GetParam();
+  for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
+    for (int64_t k : {int64_t{77}, int64_t{600}}) {
+      const Problem all(83, 301, k, type, true, 99);
+      const std::vector<float> base = all.Run(isa, Serial);
+      EXPECT_EQ(all.Run(isa, Reversed), base);
+      EXPECT_EQ(all.Run(isa, Threads), base);
+      const int64_t kc = GemmKBlock(isa, k);
+      EXPECT_EQ(all.Run(isa, Threads, GemmBlocking{20, kc, 48}), base);
+      EXPECT_EQ(all.Run(isa, Serial, GemmBlocking{1000, kc, 1000}), base);
+      // Rows 0, 40 and 82 alone, as one-row products of the same x row and weights.
+      for (int64_t i : {int64_t{0}, int64_t{40}, int64_t{82}}) {
+        const std::vector<float> y = Problem::RowOf(all, i).Run(isa, Serial);
+        for (int64_t j = 0; j < all.n; ++j)
+          ASSERT_EQ(y[static_cast<size_t>(j)], base[static_cast<size_t>(i * all.ldy + j)])
+              << GemvIsaName(isa) << " row " << i << " col " << j << " k " << k;
+      }
+    }
+  }
+}
+
+// Output rounding: bf16 results are the float32 sums rounded to nearest even; infinity and NaN pass.
+// x rows [1, 1]; each column's two weights give a sum whose bf16 rounding is stated by hand.
+TEST_P(GemmIsaTest, Bf16OutputRoundsToNearestEvenAndKeepsNonFinite) {
+  const GemvIsa isa = GetParam();
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float e7 = 1.0f / 128, e8 = 1.0f / 256;
+  // sum 1 + 2^-8: halfway between 1 and 1 + 2^-7 -> 1 (even); 1 + 2^-7 + 2^-8: halfway between 1 + 2^-7
+  // and 1 + 2^-6 -> 1 + 2^-6 (even); 1 + 2^-7 + 2^-9 (not a tie) -> 1 + 2^-7.
+  const float w[][2] = {{1.0f, e8}, {1.0f + e7, e8}, {1.0f + e7, e8 / 2}, {inf, 0.0f}, {nan, 0.0f}, {-2.0f, 0.5f}};
+  const float want[] = {1.0f, 1.0f + 2 * e7, 1.0f + e7, inf, nan, -1.5f};
+  const int64_t m = 66, n = 6;
+  std::vector<uint16_t> xh(static_cast<size_t>(m * 2), TruncBf16(1.0f)), wh, yh(static_cast<size_t>(m * n), 0);
+  for (const auto& row : w)
+    for (float v : row) wh.push_back(TruncBf16(v));
+  GemvArgs a;
+  a.x = xh.data();
+  a.ldx = 2;
+  a.w = wh.data();
+  a.type = GemvType::kBFloat16;
+  a.y = yh.data();
+  a.ldy = n;
+  a.m = m;
+  a.n = n;
+  a.k = 2;
+  GemmIsa(a, isa, Serial);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float got = FromBf16(yh[static_cast<size_t>(i * n + j)]);
+      if (std::isnan(want[j])) {
+        EXPECT_TRUE(std::isnan(got)) << "row " << i;
+      } else {
+        EXPECT_EQ(got, want[j]) << "row " << i << " col " << j;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, GemmIsaTest, ::testing::Values(GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512),
+                         [](const ::testing::TestParamInfo<GemvIsa>& info) {
+                           return std::string(GemvIsaName(info.param));
+                         });
+
+TEST(Gemm, DispatchTakesTheBestSupportedPath) {
+  const GemvIsa best = GemmBestIsa();
+  if (GemvIsaSupported(GemvIsa::kAvx512)) {
+    EXPECT_EQ(best, GemvIsa::kAvx512);
+  } else if (GemvIsaSupported(GemvIsa::kAvx2)) {
+    EXPECT_EQ(best, GemvIsa::kAvx2);
+  } else {
+    EXPECT_EQ(best, GemvIsa::kScalar);
+  }
+  EXPECT_FALSE(GemmIsaSupported(GemvIsa::kAvx512Bf16));  // no GEMM path of its own (gemm.h)
+  // Gemm runs the chosen path.
+  const Problem p(70, 40, 50, GemvType::kBFloat16, true, 5);
+  EXPECT_EQ(p.RunWith([](const GemvArgs& a) { Gemm(a, Serial); }), p.Run(best, Serial));
+}
+
+}  // namespace
+}  // namespace inferd::kernels::cpu
