@@ -55,6 +55,22 @@ double MedianSeconds(int reps, Fn fn) {
   return Median(t);
 }
 
+// y = x w^T over all of x's rows (x [m, k] contiguous, w [n, k], y [m, n]).
+inferd::kernels::cpu::GemvArgs ArgsFor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& y,
+                                       inferd::kernels::cpu::GemvType type) {
+  inferd::kernels::cpu::GemvArgs a;
+  a.x = x.data_ptr();
+  a.ldx = x.size(1);
+  a.w = w.data_ptr();
+  a.type = type;
+  a.y = y.data_ptr();
+  a.ldy = w.size(0);
+  a.m = x.size(0);
+  a.n = w.size(0);
+  a.k = w.size(1);
+  return a;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,16 +139,7 @@ int main(int argc, char** argv) {
       for (const auto& w : ws) ys.push_back(at::empty({1, w.size(0)}, x.options()));
       const double s = MedianSeconds(o.reps, [&] {
         for (size_t i = 0; i < ws.size(); ++i) {
-          inferd::kernels::cpu::GemvArgs a;
-          a.x = x.data_ptr();
-          a.ldx = x.size(1);
-          a.w = ws[i].data_ptr();
-          a.type = gtype;
-          a.y = ys[i].data_ptr();
-          a.ldy = ws[i].size(0);
-          a.m = 1;
-          a.n = ws[i].size(0);
-          a.k = ws[i].size(1);
+          const inferd::kernels::cpu::GemvArgs a = ArgsFor(x, ws[i], ys[i], gtype);
           inferd::kernels::cpu::GemvRangeIsa(a, isa, 0, a.n, wr);
         }
       });
@@ -192,16 +199,7 @@ int main(int argc, char** argv) {
       const double t = MedianSeconds(o.reps, [&] {
         for (size_t i = 0; i < ws.size(); ++i) {
           const at::Tensor& x = ws[i].size(1) == 1024 ? x1 : x2;
-          inferd::kernels::cpu::GemvArgs a;
-          a.x = x.data_ptr();
-          a.ldx = x.size(1);
-          a.w = ws[i].data_ptr();
-          a.type = gtype;
-          a.y = ys[i].data_ptr();
-          a.ldy = ws[i].size(0);
-          a.m = m;
-          a.n = ws[i].size(0);
-          a.k = ws[i].size(1);
+          inferd::kernels::cpu::GemvArgs a = ArgsFor(x, ws[i], ys[i], gtype);
           packed.resize(static_cast<size_t>(inferd::kernels::cpu::GemvPackedXSize(a, best)));
           if (!packed.empty()) {
             inferd::kernels::cpu::GemvPackX(a, best, packed.data());

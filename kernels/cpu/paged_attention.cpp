@@ -19,6 +19,17 @@ namespace {
 #define INFERD_ATTN_AVX2 __attribute__((target("avx2,fma")))
 #define INFERD_ATTN_INLINE __attribute__((always_inline)) inline
 
+// s[i] = exp(s[i] - m), returns the sum; inlined into each ISA's function so it vectorises at its width.
+INFERD_ATTN_INLINE float ExpSumLoop(float* s, int64_t n, float m) {
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    s[i] = FastExp(s[i] - m);
+    sum += s[i];
+  }
+  return sum;
+}
+
 // Row primitives per ISA: s = q . k, o += p * v, e = exp(s - m) in place (returns the sum); k / v rows
 // are float32 or bf16 (widened in registers), q / o / s float32.
 struct ScalarOps {
@@ -40,14 +51,7 @@ struct ScalarOps {
   static void Axpy(float p, const S* v, float* o, int64_t n) {
     for (int64_t i = 0; i < n; ++i) o[i] += p * Load(v, i);
   }
-  static float ExpSum(float* s, int64_t n, float m) {
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) {
-      s[i] = FastExp(s[i] - m);
-      sum += s[i];
-    }
-    return sum;
-  }
+  static float ExpSum(float* s, int64_t n, float m) { return ExpSumLoop(s, n, m); }
 };
 
 struct Avx512Ops {
@@ -85,15 +89,7 @@ struct Avx512Ops {
       _mm512_mask_storeu_ps(o + i, m, _mm512_fmadd_ps(pv, Load16(v + i, m), _mm512_maskz_loadu_ps(m, o + i)));
     }
   }
-  INFERD_ATTN_AVX512 static float ExpSum(float* s, int64_t n, float m) {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) {
-      s[i] = FastExp(s[i] - m);
-      sum += s[i];
-    }
-    return sum;
-  }
+  INFERD_ATTN_AVX512 static float ExpSum(float* s, int64_t n, float m) { return ExpSumLoop(s, n, m); }
 };
 
 struct Avx2Ops {
@@ -131,15 +127,7 @@ struct Avx2Ops {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(pv, Load8(v + i), _mm256_loadu_ps(o + i)));
     for (; i < n; ++i) o[i] += p * ScalarOps::Load(v, i);
   }
-  INFERD_ATTN_AVX2 static float ExpSum(float* s, int64_t n, float m) {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; ++i) {
-      s[i] = FastExp(s[i] - m);
-      sum += s[i];
-    }
-    return sum;
-  }
+  INFERD_ATTN_AVX2 static float ExpSum(float* s, int64_t n, float m) { return ExpSumLoop(s, n, m); }
 };
 
 // Per-thread scratch, reused across items and calls (no allocation once grown).
