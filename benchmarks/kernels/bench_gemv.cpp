@@ -8,6 +8,8 @@
 //   against the read bandwidth (bench_membw's loop, 1 thread) measured before and after, in the same process.
 // Part 2 (--threads, on the ops pool): for each row count, one pass over all matrices through ops::Linear's
 //   GEMV (GemvLinear) and through at::linear (oneDNN, OpenMP team of --threads), GFLOP/s and the ratio.
+// Part 3 (--threads, on the ops pool): the best ISA path at each row count with weight_rows 1 / 2 / 4, read
+//   GB/s and GFLOP/s, against bench_membw's loop on --threads threads.
 // Medians of --reps passes after one untimed pass.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -51,6 +53,22 @@ double MedianSeconds(int reps, Fn fn) {
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count());
   }
   return Median(t);
+}
+
+// y = x w^T over all of x's rows (x [m, k] contiguous, w [n, k], y [m, n]).
+inferd::kernels::cpu::GemvArgs ArgsFor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& y,
+                                       inferd::kernels::cpu::GemvType type) {
+  inferd::kernels::cpu::GemvArgs a;
+  a.x = x.data_ptr();
+  a.ldx = x.size(1);
+  a.w = w.data_ptr();
+  a.type = type;
+  a.y = y.data_ptr();
+  a.ldy = w.size(0);
+  a.m = x.size(0);
+  a.n = w.size(0);
+  a.k = w.size(1);
+  return a;
 }
 
 }  // namespace
@@ -121,16 +139,7 @@ int main(int argc, char** argv) {
       for (const auto& w : ws) ys.push_back(at::empty({1, w.size(0)}, x.options()));
       const double s = MedianSeconds(o.reps, [&] {
         for (size_t i = 0; i < ws.size(); ++i) {
-          inferd::kernels::cpu::GemvArgs a;
-          a.x = x.data_ptr();
-          a.ldx = x.size(1);
-          a.w = ws[i].data_ptr();
-          a.type = gtype;
-          a.y = ys[i].data_ptr();
-          a.ldy = ws[i].size(0);
-          a.m = 1;
-          a.n = ws[i].size(0);
-          a.k = ws[i].size(1);
+          const inferd::kernels::cpu::GemvArgs a = ArgsFor(x, ws[i], ys[i], gtype);
           inferd::kernels::cpu::GemvRangeIsa(a, isa, 0, a.n, wr);
         }
       });
@@ -171,7 +180,45 @@ int main(int argc, char** argv) {
     json += std::string(ri ? "," : "") + "{\"rows\":" + std::to_string(m) + ",\"gemv_s\":" + std::to_string(tg) +
             ",\"linear_s\":" + std::to_string(tl) + "}";
   }
-  json += "]}";
+  json += "],\"weight_rows_batched\":[";
+
+  // Part 3: the best ISA at every row count with each weight_rows, on the pool (x packed once, chunks of
+  // ~64 KiB of weights as ops::GemvLinear cuts them), and 2-thread read bandwidth for the batch-1 rows.
+  const auto bw2 = inferd::bench::MeasureReadBandwidth(uint64_t{1} << 30, o.threads, 10);
+  const GemvIsa best = inferd::kernels::cpu::GemvBestIsa(gtype);
+  std::printf("\n## %d threads, %s, by weight_rows (read bandwidth %d threads: %.2f GB/s median)\n", o.threads,
+              inferd::kernels::cpu::GemvIsaName(best), o.threads, bw2.median_gbps);
+  std::printf("| rows | weight_rows | ms | GB/s | GFLOP/s |\n| --- | --- | --- | --- | --- |\n");
+  bool first = true;
+  for (const int64_t m : o.rows) {
+    at::Tensor x1 = at::randn({m, 1024}).to(dtype), x2 = at::randn({m, 2816}).to(dtype);
+    for (int wr : {1, 2, 4}) {
+      std::vector<at::Tensor> ys;
+      for (const auto& w : ws) ys.push_back(at::empty({m, w.size(0)}, x1.options()));
+      std::vector<float> packed;
+      const double t = MedianSeconds(o.reps, [&] {
+        for (size_t i = 0; i < ws.size(); ++i) {
+          const at::Tensor& x = ws[i].size(1) == 1024 ? x1 : x2;
+          inferd::kernels::cpu::GemvArgs a = ArgsFor(x, ws[i], ys[i], gtype);
+          packed.resize(static_cast<size_t>(inferd::kernels::cpu::GemvPackedXSize(a, best)));
+          if (!packed.empty()) {
+            inferd::kernels::cpu::GemvPackX(a, best, packed.data());
+            a.x_packed = packed.data();
+          }
+          const int64_t chunk = std::max<int64_t>(4, (int64_t{64} << 10) / (a.k * ws[i].element_size())) / 4 * 4;
+          inferd::ops::ParallelChunks((a.n + chunk - 1) / chunk, [&](int64_t c) {
+            inferd::kernels::cpu::GemvRangeIsa(a, best, c * chunk, std::min(a.n, (c + 1) * chunk), wr);
+          });
+        }
+      });
+      std::printf("| %lld | %d | %.2f | %.2f | %.1f |\n", static_cast<long long>(m), wr, t * 1e3, bytes / t / 1e9,
+                  2 * macs * static_cast<double>(m) / t / 1e9);
+      json += std::string(first ? "" : ",") + "{\"rows\":" + std::to_string(m) +
+              ",\"weight_rows\":" + std::to_string(wr) + ",\"s\":" + std::to_string(t) + "}";
+      first = false;
+    }
+  }
+  json += "],\"bandwidth_threads_gbps\":" + std::to_string(bw2.median_gbps) + "}";
   if (!o.json.empty()) {
     FILE* f = std::fopen(o.json.c_str(), "w");
     if (f) {

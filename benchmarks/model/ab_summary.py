@@ -46,6 +46,14 @@ def main(out):
         if "A" in table and "B" in table:
             print(f"| {model} | B / A | | " + " | ".join(f"{table['B'][c] / table['A'][c]:.2f}" for c in cols) +
                   " | | | | |")
+    # llama.cpp batch-1 decode (ab.sh with LLAMA_BENCH), one llama-bench run per round.
+    llama = []
+    for path in sorted(glob.glob(os.path.join(out, "llama-*.json"))):
+        with open(path) as f:
+            llama += [r["avg_ts"] for r in json.load(f) if r.get("n_gen", 0) > 0]
+    if llama:
+        print(f"\nllama.cpp batch-1 decode: median {med(llama):.2f} tokens/s over {len(llama)} rounds "
+              f"({', '.join(f'{v:.2f}' for v in llama)})")
 
 
 if __name__ == "__main__":

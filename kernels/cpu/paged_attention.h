@@ -4,9 +4,9 @@
 
 #include <cstdint>
 
-namespace inferd::kernels::cpu {
+#include "elem_type.h"
 
-enum class ElemType : int { kFloat32 = 0, kBFloat16 = 1 };
+namespace inferd::kernels::cpu {
 
 // Strides are in elements; the last dimension of q, k, v is contiguous.
 struct PagedDecodeArgs {
@@ -30,8 +30,17 @@ struct PagedDecodeArgs {
   float scale = 1.0f;
 };
 
-// Computes work items [begin, end) of num_seqs * num_kv_heads (item = seq * num_kv_heads + kv_head).
-// Thread-safe for disjoint ranges; the caller parallelises.
+// Instruction sets with a decode-attention path, dispatched at run time by CPU features. Each path widens
+// bf16 K/V in registers and accumulates in float32; the softmax's exp is kernels/cpu/fast_exp.h on every path.
+enum class AttentionIsa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+const char* AttentionIsaName(AttentionIsa isa);
+bool AttentionIsaSupported(AttentionIsa isa);  // kScalar always
+AttentionIsa AttentionBestIsa();
+
+// Computes work items [begin, end) of num_seqs * num_kv_heads (item = seq * num_kv_heads + kv_head) on the
+// best path. Thread-safe for disjoint ranges; the caller parallelises.
 void PagedDecodeAttentionRange(const PagedDecodeArgs& args, int64_t begin, int64_t end);
+// The same on a forced path; requires AttentionIsaSupported(isa).
+void PagedDecodeAttentionRangeIsa(const PagedDecodeArgs& args, AttentionIsa isa, int64_t begin, int64_t end);
 
 }  // namespace inferd::kernels::cpu

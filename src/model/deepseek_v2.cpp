@@ -132,12 +132,17 @@ class DeepseekModel final : public Model {
     const ModelConfig& c = config_;
     at::Tensor hidden = at::embedding(embed_, in.token_ids);  // [T, hidden]
     const ops::RopeCosSin cs = ops::RopeCosSinFor(in.positions, rope_);
+    // hidden is this forward's own tensor: the residual adds update it in place, fused with the next norm.
+    at::Tensor x = c.num_layers > 0 ? ops::RmsNorm(hidden, layers_[0].input_norm, c.rms_norm_eps) : hidden;
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const DeepseekLayer& l = layers_[i];
-      at::Tensor x = ops::RmsNorm(hidden, l.input_norm, c.rms_norm_eps);
-      hidden = hidden + Attention(in, cs, cache.k[i], l.attn, x);
-      x = ops::RmsNorm(hidden, l.post_norm, c.rms_norm_eps);
-      hidden = hidden + (l.moe ? Moe(l.experts, x) : Mlp(l.mlp, x));
+      x = ops::AddRmsNorm(hidden, Attention(in, cs, cache.k[i], l.attn, x), l.post_norm, c.rms_norm_eps);
+      at::Tensor mlp = l.moe ? Moe(l.experts, x) : Mlp(l.mlp, x);
+      if (i + 1 < c.num_layers) {
+        x = ops::AddRmsNorm(hidden, mlp, layers_[i + 1].input_norm, c.rms_norm_eps);
+      } else {
+        hidden.add_(mlp);
+      }
     }
     at::Tensor last = ops::RmsNorm(hidden.index_select(0, in.logits_rows), norm_, c.rms_norm_eps);
     return ops::Linear(last, lm_head_).to(at::kFloat);

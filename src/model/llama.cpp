@@ -86,17 +86,22 @@ class LlamaModel final : public Model {
     const int64_t t = in.token_ids.size(0), d = c.head_dim, hq = c.num_heads, hkv = c.num_kv_heads;
     at::Tensor hidden = at::embedding(embed_, in.token_ids);  // [T, hidden]
     const ops::RopeCosSin cs = ops::RopeCosSinFor(in.positions, rope_);
+    // hidden is this forward's own tensor: the residual adds update it in place, fused with the next norm.
+    at::Tensor x = c.num_layers > 0 ? ops::RmsNorm(hidden, layers_[0].input_norm, c.rms_norm_eps) : hidden;
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const LlamaLayer& l = layers_[i];
-      at::Tensor x = ops::RmsNorm(hidden, l.input_norm, c.rms_norm_eps);
       at::Tensor qkv = ops::Linear(x, l.w_qkv, l.b_qkv);  // [T, (hq + 2 hkv) d]
       at::Tensor q = ops::ApplyRope(qkv.narrow(1, 0, hq * d).view({t, hq, d}), cs, false);
       at::Tensor k = ops::ApplyRope(qkv.narrow(1, hq * d, hkv * d).view({t, hkv, d}), cs, false);
       at::Tensor v = qkv.narrow(1, (hq + hkv) * d, hkv * d).reshape({t, hkv, d});
       at::Tensor attn = Attention(in, cache.k[i], cache.v[i], q, k, v);  // [T, hq, d]
-      hidden = hidden + ops::Linear(attn.reshape({t, hq * d}), l.w_o, l.b_o);
-      x = ops::RmsNorm(hidden, l.post_norm, c.rms_norm_eps);
-      hidden = hidden + ops::Linear(ops::SiluAndMul(ops::Linear(x, l.w_gate_up)), l.w_down);
+      x = ops::AddRmsNorm(hidden, ops::Linear(attn.reshape({t, hq * d}), l.w_o, l.b_o), l.post_norm, c.rms_norm_eps);
+      at::Tensor mlp = ops::Linear(ops::SiluAndMul(ops::Linear(x, l.w_gate_up)), l.w_down);
+      if (i + 1 < c.num_layers) {
+        x = ops::AddRmsNorm(hidden, mlp, layers_[i + 1].input_norm, c.rms_norm_eps);
+      } else {
+        hidden.add_(mlp);
+      }
     }
     at::Tensor last = ops::RmsNorm(hidden.index_select(0, in.logits_rows), norm_, c.rms_norm_eps);
     return ops::Linear(last, lm_head_).to(at::kFloat);

@@ -24,43 +24,105 @@ bool GemvEligible(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
   return w.is_contiguous() && (!b.defined() || b.is_contiguous());
 }
 
-}  // namespace
+// Runs every product of `args` (each GemvLinear's contract, x already packed where the ISA packs) in one
+// pool call: each product's output columns are cut into chunks of ~64 KiB of weights (they stay in L2 while
+// every register block of rows reads them; a multiple of 4 rows), and the chunks of all products are claimed
+// from one list, so a group of small products costs one pool hand-off instead of one each.
+void RunGemvs(const std::vector<kernels::cpu::GemvArgs>& args, int64_t elem) {
+  struct Chunk {
+    int32_t product;
+    int64_t begin, end;
+  };
+  thread_local std::vector<Chunk> chunks;
+  chunks.clear();
+  for (size_t p = 0; p < args.size(); ++p) {
+    const kernels::cpu::GemvArgs& a = args[p];
+    if (a.m == 0) continue;
+    int64_t rows = std::max<int64_t>(4, (int64_t{64} << 10) / std::max<int64_t>(1, a.k * elem));
+    rows = (rows + 3) / 4 * 4;
+    for (int64_t b = 0; b < a.n; b += rows) chunks.push_back({static_cast<int32_t>(p), b, std::min(a.n, b + rows)});
+  }
+  const Chunk* list = chunks.data();
+  ParallelChunks(static_cast<int64_t>(chunks.size()), [&](int64_t c) {
+    kernels::cpu::GemvRange(args[static_cast<size_t>(list[c].product)], list[c].begin, list[c].end);
+  });
+}
 
-at::Tensor GemvLinear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {
-  TORCH_CHECK(x_in.dim() == 2 && w.dim() == 2 && x_in.size(1) == w.size(1), "GemvLinear: shapes");
-  TORCH_CHECK(w.is_contiguous(), "GemvLinear: weight must be contiguous");
-  const at::Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
-  const int64_t m = x.size(0), n = w.size(0), k = w.size(1);
-  at::Tensor y = at::empty({m, n}, x.options());
+kernels::cpu::GemvArgs ArgsFor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& y) {
   kernels::cpu::GemvArgs a;
   a.x = x.data_ptr();
   a.ldx = x.stride(0);
   a.w = w.data_ptr();
   a.type = GemvTypeOf(x.scalar_type());
   a.y = y.data_ptr();
-  a.ldy = n;
+  a.ldy = y.stride(0);
   a.bias = b.defined() ? b.data_ptr() : nullptr;
-  a.m = m;
-  a.n = n;
-  a.k = k;
-  // x converted once for all chunks: [m, padded k] float32.
+  a.m = x.size(0);
+  a.n = w.size(0);
+  a.k = w.size(1);
+  return a;
+}
+
+// x converted once for all chunks of the call: [m, padded k] float32 in a per-thread buffer that lives
+// until this thread's next call. Returns the packed row stride (0: the ISA reads x as it is).
+int64_t PackX(kernels::cpu::GemvArgs& a) {
   const kernels::cpu::GemvIsa isa = kernels::cpu::GemvBestIsa(a.type);
-  std::vector<float> packed(static_cast<size_t>(kernels::cpu::GemvPackedXSize(a, isa)));
-  if (!packed.empty()) {
-    kernels::cpu::GemvPackX(a, isa, packed.data());
-    a.x_packed = packed.data();
-  }
-  // Chunks of ~64 KiB of weights (stay in L2 while every row block reads them; a multiple of 4 rows),
-  // enough of them to balance.
-  const int64_t elem = static_cast<int64_t>(x.element_size());
-  int64_t rows = std::max<int64_t>(4, (int64_t{64} << 10) / std::max<int64_t>(1, k * elem));
-  rows = (rows + 3) / 4 * 4;
-  const int64_t chunks = (n + rows - 1) / rows;
-  ParallelChunks(chunks, [&](int64_t c) {
-    const int64_t begin = c * rows;
-    kernels::cpu::GemvRange(a, begin, std::min(n, begin + rows));
-  });
+  const int64_t size = kernels::cpu::GemvPackedXSize(a, isa);
+  if (size == 0) return 0;
+  thread_local std::vector<float> packed;
+  if (packed.size() < static_cast<size_t>(size)) packed.resize(static_cast<size_t>(size));
+  kernels::cpu::GemvPackX(a, isa, packed.data());
+  a.x_packed = packed.data();
+  return size / a.m;
+}
+
+}  // namespace
+
+at::Tensor GemvLinear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {
+  TORCH_CHECK(x_in.dim() == 2 && w.dim() == 2 && x_in.size(1) == w.size(1), "GemvLinear: shapes");
+  TORCH_CHECK(w.is_contiguous(), "GemvLinear: weight must be contiguous");
+  const at::Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
+  at::Tensor y = at::empty({x.size(0), w.size(0)}, x.options());
+  if (x.size(0) == 0) return y;
+  std::vector<kernels::cpu::GemvArgs> args{ArgsFor(x, w, b, y)};
+  PackX(args[0]);
+  RunGemvs(args, static_cast<int64_t>(x.element_size()));
   return y;
+}
+
+at::Tensor SegmentedGemvLinear(const at::Tensor& x_in, const at::Tensor& w, const std::vector<int64_t>& rows) {
+  TORCH_CHECK(x_in.dim() == 2 && w.dim() == 3 && x_in.size(1) == w.size(2), "SegmentedGemvLinear: shapes");
+  TORCH_CHECK(static_cast<int64_t>(rows.size()) == w.size(0), "SegmentedGemvLinear: one row count per weight");
+  TORCH_CHECK(w.is_contiguous() && w.scalar_type() == x_in.scalar_type(), "SegmentedGemvLinear: weight layout");
+  const at::Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
+  const int64_t n = w.size(1), k = w.size(2);
+  at::Tensor y = at::empty({x.size(0), n}, x.options());
+  if (x.size(0) == 0) return y;
+  // Pack every row once; segment s reads its rows of the packed block.
+  kernels::cpu::GemvArgs all = ArgsFor(x, w[0], {}, y);
+  const int64_t kp = PackX(all);
+  const int64_t elem = static_cast<int64_t>(x.element_size());
+  std::vector<kernels::cpu::GemvArgs> args;
+  int64_t offset = 0;
+  for (size_t s = 0; s < rows.size(); ++s) {
+    if (rows[s] == 0) continue;
+    kernels::cpu::GemvArgs a = all;
+    a.x = static_cast<const char*>(x.data_ptr()) + offset * x.stride(0) * elem;
+    a.w = static_cast<const char*>(w.data_ptr()) + static_cast<int64_t>(s) * n * k * elem;
+    a.y = static_cast<char*>(y.data_ptr()) + offset * n * elem;
+    a.m = rows[s];
+    if (kp > 0) a.x_packed = all.x_packed + offset * kp;
+    args.push_back(a);
+    offset += rows[s];
+  }
+  TORCH_CHECK(offset == x.size(0), "SegmentedGemvLinear: row counts do not sum to x's rows");
+  RunGemvs(args, elem);
+  return y;
+}
+
+bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w) {
+  return x.dim() == 2 && x.size(0) > 0 && w.dim() == 3 && w.size(0) > 0 && w.is_contiguous() &&
+         GemvEligible(x.narrow(0, 0, 1), w[0], {});
 }
 
 at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {

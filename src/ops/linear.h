@@ -6,6 +6,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 namespace inferd::ops {
 
 // Rows up to which the GEMV kernel is used: it reads each weight once per call whatever the row count and
@@ -22,6 +24,16 @@ at::Tensor Linear(const at::Tensor& x,           // [rows, in]
 at::Tensor HeadLinear(const at::Tensor& x,   // [rows, heads, in], last dim contiguous
                       const at::Tensor& w);  // [heads, out, in]
 // -> [rows, heads, out], x.dtype
+
+// Per-segment products in one pool call (MoE experts' rows, grouped by expert): rows
+// [sum(rows[0..s)), sum(rows[0..s])) of x times w[s]^T into the same rows of the result. Every weight is
+// read once for all of its segment's rows. GEMV kernel only: check SegmentedGemvEligible; segments of more
+// than kGemvMaxRows rows are correct but slow (the kernel is memory-bound by design).
+at::Tensor SegmentedGemvLinear(const at::Tensor& x,                // [sum(rows), in]
+                               const at::Tensor& w,                // [segments, out, in] contiguous
+                               const std::vector<int64_t>& rows);  // [segments], >= 0
+// -> [sum(rows), out], x.dtype
+bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w);
 
 // The GEMV kernel alone (any row count), for tests. Same contract as Linear; CPU, contiguous weight,
 // x/weight/bias of one dtype (float32 or bfloat16).

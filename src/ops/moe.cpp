@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "ops/linear.h"
@@ -48,14 +49,22 @@ at::Tensor MoeExperts(const at::Tensor& x, const at::Tensor& w_gate_up, const at
   at::Tensor counts = at::bincount(flat_ids, {}, num_experts).to(at::kCPU);
   const int64_t* count = counts.data_ptr<int64_t>();
   at::Tensor xs = x.index_select(0, token_of);
-  at::Tensor ys = at::empty_like(xs);
-  int64_t offset = 0;
-  for (int64_t e = 0; e < num_experts; ++e) {
-    const int64_t n = count[e];
-    if (n == 0) continue;
-    at::Tensor h = SiluAndMul(Linear(xs.narrow(0, offset, n), w_gate_up[e]));
-    ys.narrow(0, offset, n).copy_(Linear(h, w_down[e]));
-    offset += n;
+  const std::vector<int64_t> rows(count, count + num_experts);
+  at::Tensor ys;
+  if (!rows.empty() && *std::max_element(rows.begin(), rows.end()) <= kGemvMaxRows &&
+      SegmentedGemvEligible(xs, w_gate_up) && SegmentedGemvEligible(xs, w_down)) {
+    // Decode-sized groups: all experts' products in two pool calls, each expert's weights read once.
+    ys = SegmentedGemvLinear(SiluAndMul(SegmentedGemvLinear(xs, w_gate_up, rows)), w_down, rows);
+  } else {
+    ys = at::empty_like(xs);
+    int64_t offset = 0;
+    for (int64_t e = 0; e < num_experts; ++e) {
+      const int64_t n = count[e];
+      if (n == 0) continue;
+      at::Tensor h = SiluAndMul(Linear(xs.narrow(0, offset, n), w_gate_up[e]));
+      ys.narrow(0, offset, n).copy_(Linear(h, w_down[e]));
+      offset += n;
+    }
   }
   at::Tensor w = topk_weights.reshape({-1}).index_select(0, order).unsqueeze(1);
   at::Tensor weighted = (ys * w).to(x.scalar_type());

@@ -30,7 +30,9 @@ std::pair<at::Tensor, at::Tensor> MoeRoute(
 // -> (topk_ids [num_tokens, top_k] int64, topk_weights [num_tokens, top_k] float32)
 
 // Runs the routed experts: tokens are grouped by expert (one stable sort), each expert runs one matmul
-// pair over its tokens, results are weighted and scattered back. No per-token loops.
+// pair over its tokens, results are weighted and scattered back. No per-token loops. When no expert has
+// more than kGemvMaxRows tokens (decode steps), all experts' products run as two segmented GEMV pool calls
+// (ops::SegmentedGemvLinear): each expert's weights are read once for all of its rows.
 at::Tensor MoeExperts(const at::Tensor& x,             // [num_tokens, hidden]
                       const at::Tensor& w_gate_up,     // [num_experts, 2 * inter, hidden] (gate rows first)
                       const at::Tensor& w_down,        // [num_experts, hidden, inter]

@@ -2,18 +2,67 @@
 
 #include <ATen/ATen.h>
 
-namespace inferd::ops {
+#include "kernels/cpu/rowwise.h"
 
-at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+namespace inferd::ops {
+namespace {
+
+using kernels::cpu::ElemType;
+
+// CPU, 2-D, float32 or bfloat16, last dim contiguous: the raw kernels' contract.
+bool RowKernelEligible(const at::Tensor& x) {
+  return x.device().is_cpu() && x.dim() == 2 && x.stride(1) == 1 &&
+         (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
+}
+
+ElemType ElemOf(const at::Tensor& x) {
+  return x.scalar_type() == at::kFloat ? ElemType::kFloat32 : ElemType::kBFloat16;
+}
+
+bool NormWeightFits(const at::Tensor& x, const at::Tensor& w) {
+  return w.device().is_cpu() && w.dim() == 1 && w.is_contiguous() && w.scalar_type() == x.scalar_type() &&
+         w.size(0) == x.size(1);
+}
+
+at::Tensor RmsNormReference(const at::Tensor& x, const at::Tensor& weight, double eps) {
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   at::Tensor normed = (xf * at::rsqrt(var + eps)).to(x.scalar_type());
   return weight * normed;
 }
 
+}  // namespace
+
+at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (!RowKernelEligible(x) || !NormWeightFits(x, weight)) return RmsNormReference(x, weight, eps);
+  at::Tensor y = at::empty(x.sizes(), x.options());
+  kernels::cpu::RmsNormRows(x.data_ptr(), x.stride(0), weight.data_ptr(), y.data_ptr(), y.stride(0), ElemOf(x),
+                            x.size(0), x.size(1), static_cast<float>(eps));
+  return y;
+}
+
+at::Tensor AddRmsNorm(at::Tensor& hidden, const at::Tensor& delta, const at::Tensor& weight, double eps) {
+  if (!RowKernelEligible(hidden) || !RowKernelEligible(delta) || delta.scalar_type() != hidden.scalar_type() ||
+      delta.sizes() != hidden.sizes() || !NormWeightFits(hidden, weight)) {
+    hidden.add_(delta);
+    return RmsNorm(hidden, weight, eps);
+  }
+  at::Tensor y = at::empty(hidden.sizes(), hidden.options());
+  kernels::cpu::AddRmsNormRows(hidden.data_ptr(), hidden.stride(0), delta.data_ptr(), delta.stride(0),
+                               weight.data_ptr(), y.data_ptr(), y.stride(0), ElemOf(hidden), hidden.size(0),
+                               hidden.size(1), static_cast<float>(eps));
+  return y;
+}
+
 at::Tensor SiluAndMul(const at::Tensor& gate_up) {
   const int64_t inter = gate_up.size(-1) / 2;
-  return at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter);
+  if (!RowKernelEligible(gate_up) || gate_up.size(1) % 2 != 0) {
+    return at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter);
+  }
+  at::Tensor y = at::empty({gate_up.size(0), inter}, gate_up.options());
+  kernels::cpu::SiluMulRows(gate_up.data_ptr(), gate_up.stride(0), y.data_ptr(), inter, ElemOf(gate_up),
+                            gate_up.size(0), inter);
+  return y;
 }
 
 }  // namespace inferd::ops

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/cpu/rowwise.h"
+
 namespace inferd::ops {
 
 double YarnGetMscale(double scale, double m) {
@@ -98,6 +100,17 @@ at::Tensor ApplyRope(const at::Tensor& x, const RopeCosSin& cs, bool interleaved
   TORCH_CHECK(cs.cos.size(-1) == half, "rope: rotary dim ", dim, " does not match table ", 2 * cs.cos.size(-1));
   const at::Tensor& cos = cs.cos;
   const at::Tensor& sin = cs.sin;
+  const auto t = x.scalar_type();
+  if (x.device().is_cpu() && x.dim() == 3 && x.stride(2) == 1 && (t == at::kFloat || t == at::kBFloat16) &&
+      cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat && cos.is_contiguous() &&
+      sin.is_contiguous() && cos.numel() == x.size(0) * half && sin.numel() == cos.numel()) {
+    at::Tensor out = at::empty(x.sizes(), x.options());
+    kernels::cpu::RopeRows(x.data_ptr(), x.stride(0), x.stride(1), out.data_ptr(), out.stride(0), out.stride(1),
+                           cos.data_ptr<float>(), sin.data_ptr<float>(),
+                           t == at::kFloat ? kernels::cpu::ElemType::kFloat32 : kernels::cpu::ElemType::kBFloat16,
+                           x.size(0), x.size(1), half, interleaved);
+    return out;
+  }
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor x1, x2;
   if (interleaved) {

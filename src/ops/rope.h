@@ -38,6 +38,7 @@ struct RopeTable {
 RopeTable MakeRopeTable(const RopeParams& params, c10::Device device);
 
 // Rotates x in place semantics-free (returns a new tensor of x's dtype). cos/sin are computed in float32.
+// On CPU (float32/bfloat16, last dim contiguous) one raw kernel call (kernels/cpu/rowwise.*) computes it.
 // interleaved=false: neox rotate-half on the last dim.
 // interleaved=true: pairs (2i, 2i+1) rotate together (DeepSeek/GPT-J); the output is written in
 // de-interleaved order [evens..., odds...] as transformers' DeepseekV3 does. Dot products between two

@@ -138,6 +138,21 @@ TEST(Moe, GroupedMatchesPerTokenLoop) {
   }
 }
 
+// More than kGemvMaxRows tokens on one expert: the per-expert Linear path (the test above takes the
+// segmented GEMV path); both against the per-token loop.
+TEST(Moe, LargeExpertGroupsMatchPerTokenLoop) {
+  at::manual_seed(6);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    const int64_t t = 2 * kGemvMaxRows + 9, h = 16, inter = 8, e = 2, k = 1;
+    at::Tensor x = at::randn({t, h}).to(dtype);
+    at::Tensor gu = (at::randn({e, 2 * inter, h}) * 0.3).to(dtype), down = (at::randn({e, h, inter}) * 0.3).to(dtype);
+    auto [ids, w] = MoeRoute(at::randn({t, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
+    ASSERT_GT(at::bincount(ids.reshape({-1})).max().item<int64_t>(), kGemvMaxRows);
+    const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
+    EXPECT_LT(MaxDiff(MoeExperts(x, gu, down, ids, w), MoeExpertsNaive(x, gu, down, ids, w)), tol);
+  }
+}
+
 TEST(Moe, NoauxRoutingMatchesReference) {
   at::manual_seed(5);
   const int64_t t = 9, e = 16, groups = 4;
@@ -204,6 +219,113 @@ TEST(Norm, RmsNormMatchesFormula) {
   at::Tensor x = at::randn({3, 16}), w = at::randn({16});
   at::Tensor ref = w * (x / at::sqrt(x.pow(2).mean(-1, true) + 1e-6));
   EXPECT_LT(MaxDiff(RmsNorm(x, w, 1e-6), ref), 1e-5);
+}
+
+// The CPU row kernels (kernels/cpu/rowwise.*) against the at:: formulation written out here, with its
+// intermediate roundings to the tensor's dtype. Shapes: odd dims, strided rows (a view into wider rows).
+// bf16: float32 summation order may flip a rounding, so one bf16 step (2^-8 relative) is allowed.
+double RowTol(at::ScalarType dtype, const at::Tensor& ref) {
+  return dtype == at::kFloat ? 1e-5 * (ref.abs().max().item<double>() + 1)
+                             : std::ldexp(ref.abs().max().item<double>() + 1e-3, -7);
+}
+
+at::Tensor RmsNormFormula(const at::Tensor& x, const at::Tensor& w, double eps) {
+  at::Tensor xf = x.to(at::kFloat);
+  return w * (xf / at::sqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+}
+
+TEST(Norm, RowKernelsMatchAtenFormulation) {
+  at::manual_seed(11);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (int64_t dim : {1, 16, 1000, 1024}) {
+      for (int64_t rows : {1, 3}) {
+        at::Tensor wide = at::randn({rows, dim + 5}).to(dtype);
+        at::Tensor x = wide.narrow(1, 3, dim);  // row stride dim + 5
+        at::Tensor w = at::randn({dim}).to(dtype);
+        at::Tensor ref = RmsNormFormula(x, w, 1e-6);
+        at::Tensor got = RmsNorm(x, w, 1e-6);
+        ASSERT_EQ(got.scalar_type(), dtype);
+        EXPECT_LE(MaxDiff(got, ref), RowTol(dtype, ref)) << dim << " x " << rows;
+
+        at::Tensor hidden = at::randn({rows, dim}).to(dtype), delta = at::randn({rows, dim}).to(dtype);
+        at::Tensor sum = (hidden.to(at::kFloat) + delta.to(at::kFloat)).to(dtype);
+        at::Tensor normed = AddRmsNorm(hidden, delta, w, 1e-5);
+        EXPECT_EQ(MaxDiff(hidden, sum), 0.0) << "residual add, " << dim << " x " << rows;
+        at::Tensor nref = RmsNormFormula(sum, w, 1e-5);
+        EXPECT_LE(MaxDiff(normed, nref), RowTol(dtype, nref)) << dim << " x " << rows;
+
+        at::Tensor gu_wide = at::randn({rows, 2 * dim + 3}).to(dtype);
+        at::Tensor gu = gu_wide.narrow(1, 0, 2 * dim);
+        at::Tensor g = gu.narrow(1, 0, dim).to(at::kFloat), u = gu.narrow(1, dim, dim).to(at::kFloat);
+        at::Tensor sref = ((g / (1 + at::exp(-g))).to(dtype).to(at::kFloat) * u).to(dtype);
+        at::Tensor sgot = SiluAndMul(gu);
+        ASSERT_EQ(sgot.sizes(), sref.sizes());
+        EXPECT_LE(MaxDiff(sgot, sref), RowTol(dtype, sref)) << dim << " x " << rows;
+      }
+    }
+  }
+}
+
+// Rope on a strided [tokens, heads, dim] view (q inside a fused qkv row), both layouts, against the formula.
+TEST(Rope, RowKernelMatchesFormulaOnStridedViews) {
+  at::manual_seed(12);
+  RopeParams p;
+  p.rotary_dim = 32;
+  p.kind = RopeKind::kYarn;
+  p.factor = 4.0;
+  p.original_max_position = 64;
+  p.mscale = 0.707;
+  p.mscale_all_dim = 0.707;
+  RopeTable table = MakeRopeTable(p, at::kCPU);
+  const int64_t t = 5, heads = 3, dim = 32, half = 16;
+  at::Tensor pos = at::arange(t, at::kLong) * 7 + 2;
+  at::Tensor freqs = pos.to(at::kFloat).unsqueeze(1) * table.inv_freq.unsqueeze(0);  // [t, half]
+  at::Tensor cos = (freqs.cos() * table.attention_scaling).unsqueeze(1),
+             sin = (freqs.sin() * table.attention_scaling).unsqueeze(1);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (bool interleaved : {false, true}) {
+      at::Tensor qkv = at::randn({t, 2 * heads * dim + 8}).to(dtype);
+      at::Tensor x = qkv.narrow(1, heads * dim, heads * dim).view({t, heads, dim});
+      at::Tensor xf = x.to(at::kFloat);
+      at::Tensor x1 = interleaved ? xf.reshape({t, heads, half, 2}).select(-1, 0) : xf.narrow(-1, 0, half);
+      at::Tensor x2 = interleaved ? xf.reshape({t, heads, half, 2}).select(-1, 1) : xf.narrow(-1, half, half);
+      at::Tensor ref = at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1).to(dtype);
+      at::Tensor got = ApplyRope(x, pos, table, interleaved);
+      ASSERT_EQ(got.sizes(), ref.sizes());
+      EXPECT_LE(MaxDiff(got, ref), RowTol(dtype, ref)) << (interleaved ? "interleaved" : "neox");
+    }
+  }
+}
+
+// Segments of rows against per-segment float64 products; empty segments; each segment's rows equal the
+// same rows through GemvLinear alone (the kernel's per-row invariance).
+TEST(Linear, SegmentedGemvMatchesPerSegmentProducts) {
+  at::manual_seed(13);
+  const int64_t n = 40, k = 100;
+  const std::vector<int64_t> rows = {3, 0, 1, 17, 0, 5};
+  int64_t total = 0;
+  for (int64_t r : rows) total += r;
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor x = at::randn({total, k + 3}).to(dtype).narrow(1, 1, k);
+    at::Tensor w = at::randn({static_cast<int64_t>(rows.size()), n, k}).to(dtype);
+    ASSERT_TRUE(SegmentedGemvEligible(x, w));
+    at::Tensor got = SegmentedGemvLinear(x, w, rows);
+    ASSERT_EQ(got.scalar_type(), dtype);
+    ASSERT_EQ(got.size(0), total);
+    int64_t off = 0;
+    for (size_t s = 0; s < rows.size(); ++s) {
+      if (rows[s] == 0) continue;
+      at::Tensor xs = x.narrow(0, off, rows[s]);
+      at::Tensor ref = xs.to(at::kDouble).matmul(w[static_cast<int64_t>(s)].to(at::kDouble).t());
+      const double tol = dtype == at::kFloat ? 1e-5 * std::sqrt(k) : 1e-2 * (ref.abs().max().item<double>() + 1);
+      EXPECT_LT((got.narrow(0, off, rows[s]).to(at::kDouble) - ref).abs().max().item<double>(), tol) << "segment " << s;
+      EXPECT_EQ(MaxDiff(got.narrow(0, off, rows[s]), GemvLinear(xs, w[static_cast<int64_t>(s)])), 0.0)
+          << "segment " << s;
+      off += rows[s];
+    }
+  }
+  at::Tensor x = at::randn({4, k});
+  EXPECT_THROW(SegmentedGemvLinear(x, at::randn({2, n, k}), {1, 2}), c10::Error);  // rows do not sum to 4
 }
 
 // GEMV kernel against a float64 matmul of the same (dtype-rounded) inputs. Shapes cover K not a multiple of
