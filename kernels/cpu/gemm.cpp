@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cpu/bf16.h"
+#include "kernels/cpu/elem_type.h"
 
 namespace inferd::kernels::cpu {
 namespace {
