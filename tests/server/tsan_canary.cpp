@@ -4,6 +4,8 @@
 // frame on top: the suppressions for Debian's uninstrumented gRPC must not hide races in our own frames.
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -19,7 +21,15 @@ class RacyInference final : public inferd::v1::Inference::Service {
   grpc::Status Generate(grpc::ServerContext*, const inferd::v1::GenerateRequest*,
                         inferd::v1::GenerateResponse* response) override {
     for (int i = 0; i < 1000; ++i) BumpUnsynchronised();
-    response->set_text(std::to_string(hits_));
+    // The first two calls wait here until both have made their writes, so that in every run two writes from
+    // different threads have no ordering between them (gRPC's locks, now visible to TSan, would otherwise
+    // order calls that happen not to overlap). Only the atomic comes after the writes.
+    entered_.fetch_add(1);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (entered_.load() < 2 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    response->set_text("done");
     return grpc::Status::OK;
   }
 
@@ -27,6 +37,7 @@ class RacyInference final : public inferd::v1::Inference::Service {
   __attribute__((noinline)) void BumpUnsynchronised() { ++hits_; }
 
   int hits_ = 0;
+  std::atomic<int> entered_{0};
 };
 
 }  // namespace
