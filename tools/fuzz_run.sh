@@ -4,6 +4,7 @@
 #   tools/fuzz_run.sh [SECONDS per target, default 600] [BUILD_DIR, default build-asan] [target ...]
 # The corpus grows in BUILD_DIR/fuzz_corpus/<target> (seeded from tests/fuzz/corpus/<target>); crash
 # inputs land in BUILD_DIR/fuzz_corpus/crash-<target>-*; logs in BUILD_DIR/fuzz_logs/.
+# The tokenizer targets read $INFERD_FUZZ_TOKENIZER_DIR (default ../shared/testdata/deepseek-v3-tokenizer).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
@@ -14,6 +15,7 @@ if ((${#TARGETS[@]} == 0)); then
   for f in "$BUILD"/fuzz/fuzz_*; do TARGETS+=("$(basename "$f" | sed 's/^fuzz_//')"); done
 fi
 mkdir -p "$BUILD/fuzz_logs"
+export INFERD_FUZZ_TOKENIZER_DIR=${INFERD_FUZZ_TOKENIZER_DIR:-$(cd .. && pwd)/shared/testdata/deepseek-v3-tokenizer}
 corpus_stats() { find "$1" -type f | wc -l | tr -d ' '; du -sb "$1" | cut -f1; }
 echo "| target | seconds | executions | exec/s | corpus files before -> after | corpus bytes after | CPU s (user+sys) | peak RSS MB | crashes |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"

@@ -13,7 +13,8 @@ malloc arenas from /proc/PID/smaps) is sampled every --sample-seconds.
 Usage (benchmarks/soak/RESULTS.md):
   .venv/bin/python benchmarks/soak/soak.py --inferd build/bin/inferd --model build/e2e-model \
       --proto-dir proto --duration 600 --load 0.9 --out /tmp/soak.json
-  --rate R skips the capacity phase and sends R requests/s; --env K=V sets daemon environment variables.
+  --rate R skips the capacity phase and sends R requests/s; --env K=V sets daemon environment variables;
+  --malloc-stats also samples glibc's malloc statistics inside the daemon (malloc_stats.c, LD_PRELOAD).
 Exit status 0 when nothing was lost and nothing unexpected came back.
 """
 
@@ -192,6 +193,8 @@ def main():
     ap.add_argument("--warmup-seconds", type=float, default=120, help="memory bound measured after this")
     ap.add_argument("--env", action="append", default=[], help="K=V for the daemon")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--malloc-stats", action="store_true",
+                    help="sample malloc_info/mallinfo2 in the daemon every --sample-seconds (malloc_stats.c)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
 
@@ -213,6 +216,15 @@ models:
     for kv in args.env:
         k, v = kv.split("=", 1)
         env[k] = v
+    mstats = os.path.join(work, "malloc.jsonl")
+    if args.malloc_stats:
+        lib = os.path.join(work, "libmalloc_stats.so")
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", lib,
+                        os.path.join(os.path.dirname(os.path.abspath(__file__)), "malloc_stats.c"), "-lpthread"],
+                       check=True)
+        env["LD_PRELOAD"] = lib + (":" + env["LD_PRELOAD"] if env.get("LD_PRELOAD") else "")
+        env["INFERD_MALLOC_STATS"] = mstats
+        env["INFERD_MALLOC_STATS_MS"] = str(int(args.sample_seconds * 1000))
     log = open(os.path.join(work, "inferd.log"), "w")
     proc = subprocess.Popen([args.inferd, "--config", cfg], stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -244,8 +256,10 @@ models:
         submitted = [0]
         stop_sampling = threading.Event()
 
+        sample_t0 = time.monotonic()
+
         def sampler():
-            t0 = time.monotonic()
+            t0 = sample_t0
             while not stop_sampling.is_set():
                 rss, arena, threads = memory(proc.pid)
                 samples.append({"t": time.monotonic() - t0, "rss": rss, "arena": arena, "threads": threads})
@@ -284,6 +298,13 @@ models:
             counts[kind][code] += 1
             if code not in ALLOWED[kind]:
                 unexpected[f"{kind}:{code}"] = unexpected.get(f"{kind}:{code}", 0) + 1
+        malloc_samples = []
+        if args.malloc_stats and os.path.exists(mstats):
+            with open(mstats) as f:
+                for line in f:
+                    s = json.loads(line)
+                    s["t"] = round(s.pop("mono") - sample_t0, 3)
+                    malloc_samples.append(s)
         minutes = int(args.duration // 60)
         per_minute = []
         for m in range(max(minutes, 1)):
@@ -299,6 +320,15 @@ models:
             arena = [s["arena"] for s in samples if lo <= s["t"] < hi]
             row["rss_max_mib"] = round(max(mem) / 2**20, 1) if mem else None
             row["arena_max_mib"] = round(max(arena) / 2**20, 1) if arena else None
+            mal = [s for s in malloc_samples if lo <= s["t"] < hi]
+            if mal:
+                last = mal[-1]
+                row["main_heap_mib"] = round(last["main_system"] / 2**20, 1)
+                row["main_heap_allocated_mib"] = round((last["main_system"] - last["main_free"]) / 2**20, 1)
+                row["arenas_mib"] = round(last["arenas_system"] / 2**20, 1)
+                row["arenas_allocated_mib"] = round((last["arenas_system"] - last["arenas_free"]) / 2**20, 1)
+                row["mmapped_mib"] = round(last["mmapped"] / 2**20, 1)
+                row["in_use_mib"] = round(last["in_use"] / 2**20, 1)
             per_minute.append(row)
         after = [s["rss"] for s in samples if s["t"] >= args.warmup_seconds]
         at_warm = [s["rss"] for s in samples if s["t"] < args.warmup_seconds]
@@ -315,6 +345,7 @@ models:
             "rss_end_mib": round(samples[-1]["rss"] / 2**20, 1) if samples else None,
             "threads_end": samples[-1]["threads"] if samples else None,
             "samples": samples,
+            "malloc_samples": malloc_samples,
         })
         try:
             text = scrape(maddr)

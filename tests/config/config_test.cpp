@@ -6,6 +6,8 @@
 #include <fstream>
 #include <string>
 
+#include "test_env.h"
+
 namespace inferd {
 namespace {
 
@@ -231,7 +233,7 @@ TEST(Config, MissingFileNamesThePath) {
 
 TEST(Config, ShippedConfigsAreValid) {
   for (const char* name : {"inferd.yaml", "inferd.example.yaml"}) {
-    std::string path = std::string(INFERD_SOURCE_DIR) + "/configs/" + name;
+    std::string path = inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/" + name;
     ASSERT_TRUE(std::filesystem::exists(path)) << path;
     EXPECT_NO_THROW(LoadConfigFile(path)) << path;
   }
@@ -239,9 +241,9 @@ TEST(Config, ShippedConfigsAreValid) {
 
 TEST(Config, ExampleDocumentsTheDefaults) {
   // The example file spells out every default; parsing it must give the same values as the structs.
-  Config example = LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/inferd.example.yaml");
+  Config example = LoadConfigFile(inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/inferd.example.yaml");
   Config defaults = ParseConfig("models: [{name: default, path: ../models/default}]",
-                                std::string(INFERD_SOURCE_DIR) + "/configs/x.yaml");
+                                inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/x.yaml");
   EXPECT_EQ(example.server.grpc_address, defaults.server.grpc_address);
   EXPECT_EQ(example.server.max_message_bytes, defaults.server.max_message_bytes);
   EXPECT_EQ(example.server.drain_grace_seconds, defaults.server.drain_grace_seconds);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "inferd/config.h"
+#include "test_env.h"
 
 namespace inferd {
 namespace {
@@ -54,7 +55,7 @@ TEST(ControlConfig, BadValuesNameTheKey) {
 }
 
 TEST(ControlConfig, ExampleDocumentsTheDefaults) {
-  const Config example = LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/inferd.example.yaml");
+  const Config example = LoadConfigFile(inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/inferd.example.yaml");
   EXPECT_EQ(example.control, ParseConfig(MODEL).control);
 }
 

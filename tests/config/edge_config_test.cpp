@@ -4,6 +4,7 @@
 #include <string>
 
 #include "inferd/config.h"
+#include "test_env.h"
 
 namespace inferd {
 namespace {
@@ -153,9 +154,9 @@ TEST(EdgeConfig, UpstreamTlsAndTokenFilesAreReadRelativeToTheConfig) {
 
 TEST(EdgeConfig, ShippedEdgeConfigsAreValidAndTheExampleDocumentsTheDefaults) {
   for (const char* name : {"edge.example.yaml", "central.example.yaml"}) {
-    EXPECT_NO_THROW(LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/" + name)) << name;
+    EXPECT_NO_THROW(LoadConfigFile(inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/" + name)) << name;
   }
-  Config example = LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/inferd.example.yaml");
+  Config example = LoadConfigFile(inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/inferd.example.yaml");
   Config defaults = ParseConfig(MODEL, "x.yaml");
   const ClassificationConfig& a = example.classification;
   const ClassificationConfig& b = defaults.classification;

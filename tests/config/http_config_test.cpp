@@ -4,6 +4,7 @@
 #include <string>
 
 #include "inferd/config.h"
+#include "test_env.h"
 
 namespace inferd {
 namespace {
@@ -69,7 +70,7 @@ TEST(HttpConfig, InvalidKeysNameTheField) {
 }
 
 TEST(HttpConfig, ExampleDocumentsTheDefaults) {
-  const Config example = LoadConfigFile(std::string(INFERD_SOURCE_DIR) + "/configs/inferd.example.yaml");
+  const Config example = LoadConfigFile(inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/inferd.example.yaml");
   const HttpConfig defaults;
   EXPECT_EQ(example.http.enabled, defaults.enabled);
   EXPECT_EQ(example.http.address, defaults.address);

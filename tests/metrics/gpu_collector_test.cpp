@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "test_env.h"
 #include "test_util.h"
 
 namespace inferd::metrics {
@@ -11,7 +12,8 @@ using testing::Line;
 using testing::Render;
 
 TEST(GpuCollectorTest, ExportsEachDeviceFromTheLoadedLibrary) {
-  GpuCollector c(std::chrono::milliseconds(50), FAKE_NVML_PATH);
+  const std::string fake_nvml = inferd_test::TestEnvPath("INFERD_FAKE_NVML");
+  GpuCollector c(std::chrono::milliseconds(50), fake_nvml.c_str());
   ASSERT_TRUE(c.available());
   const std::string t = Render(c);
   EXPECT_EQ(Line(t, "inferd_gpu_info{gpu=\"0\",uuid=\"GPU-aaaa\",name=\"Fake H200\"}"),

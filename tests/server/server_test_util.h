@@ -20,11 +20,13 @@
 #include "inferd/v1/inferd.grpc.pb.h"
 #include "server/grpc_server.h"
 #include "server/text_stream.h"
+#include "test_env.h"
 
 namespace inferd::server::testing {
 
 inline std::shared_ptr<const Tokenizer> TestTokenizer() {
-  static const std::shared_ptr<const Tokenizer> tok = Tokenizer::LoadOrThrow(INFERD_TEST_TOKENIZER_DIR);
+  static const std::shared_ptr<const Tokenizer> tok =
+      Tokenizer::LoadOrThrow(inferd_test::TestEnvPath("INFERD_TEST_TOKENIZER_DIR"));
   return tok;
 }
 
