@@ -135,8 +135,7 @@ class DeepseekModel final : public Model {
     for (int64_t i = 0; i < c.num_layers; ++i) {
       const DeepseekLayer& l = layers_[i];
       at::Tensor x = ops::RmsNorm(hidden, l.input_norm, c.rms_norm_eps);
-      hidden = hidden + Attention(in, cs, cache.k[i], l.attn, x);
-      x = ops::RmsNorm(hidden, l.post_norm, c.rms_norm_eps);
+      x = ops::AddRmsNorm(hidden, Attention(in, cs, cache.k[i], l.attn, x), l.post_norm, c.rms_norm_eps);
       hidden = hidden + (l.moe ? Moe(l.experts, x) : Mlp(l.mlp, x));
     }
     at::Tensor last = ops::RmsNorm(hidden.index_select(0, in.logits_rows), norm_, c.rms_norm_eps);

@@ -94,8 +94,7 @@ class LlamaModel final : public Model {
       at::Tensor k = ops::ApplyRope(qkv.narrow(1, hq * d, hkv * d).view({t, hkv, d}), cs, false);
       at::Tensor v = qkv.narrow(1, (hq + hkv) * d, hkv * d).reshape({t, hkv, d});
       at::Tensor attn = Attention(in, cache.k[i], cache.v[i], q, k, v);  // [T, hq, d]
-      hidden = hidden + ops::Linear(attn.reshape({t, hq * d}), l.w_o, l.b_o);
-      x = ops::RmsNorm(hidden, l.post_norm, c.rms_norm_eps);
+      x = ops::AddRmsNorm(hidden, ops::Linear(attn.reshape({t, hq * d}), l.w_o, l.b_o), l.post_norm, c.rms_norm_eps);
       hidden = hidden + ops::Linear(ops::SiluAndMul(ops::Linear(x, l.w_gate_up)), l.w_down);
     }
     at::Tensor last = ops::RmsNorm(hidden.index_select(0, in.logits_rows), norm_, c.rms_norm_eps);

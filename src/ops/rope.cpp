@@ -6,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "ops/cuda_ops.h"
+
 namespace inferd::ops {
 
 double YarnGetMscale(double scale, double m) {
@@ -96,6 +98,7 @@ at::Tensor ApplyRope(const at::Tensor& x, const RopeCosSin& cs, bool interleaved
   const int64_t dim = x.size(-1);
   const int64_t half = dim / 2;
   TORCH_CHECK(cs.cos.size(-1) == half, "rope: rotary dim ", dim, " does not match table ", 2 * cs.cos.size(-1));
+  if (x.is_cuda()) return CudaApplyRope(x, cs, interleaved);
   const at::Tensor& cos = cs.cos;
   const at::Tensor& sin = cs.sin;
   at::Tensor xf = x.to(at::kFloat);
