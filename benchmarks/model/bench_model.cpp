@@ -1,8 +1,9 @@
 // bench_model: prefill and decode throughput of one checkpoint through the public ModelRunner API, plus the
 // host read bandwidth measured in the same process and the batch-1 decode bound it implies.
 //
-//   bench_model --model DIR [--dtype bf16|fp32] [--threads 2] [--prompts 128,512] [--batches 1,4,16,64]
-//               [--context 64] [--decode-steps 16] [--repeats 3] [--membw-bytes 1073741824] [--json FILE]
+//   bench_model --model DIR [--dtype bf16|fp32|fp16] [--device cpu|cuda] [--threads 2] [--prompts 128,512]
+//               [--batches 1,4,16,64] [--context 64] [--decode-steps 16] [--repeats 3]
+//               [--membw-bytes 1073741824] [--json FILE]
 //
 // Prefill: one sequence, the whole prompt in one chunk (sample=true, greedy), tokens/s = prompt / wall time.
 // Decode at batch N: N sequences each prefilled with --context tokens, then --decode-steps steps of one
@@ -45,6 +46,7 @@ using nlohmann::json;
 struct Options {
   std::string model;
   std::string dtype = "bf16";
+  std::string device = "cpu";  // cpu | cuda | cuda:N (ModelRunnerOptions::device)
   int threads = 2;
   std::vector<int> prompts = {128, 512};
   std::vector<int> batches = {1, 4, 16, 64};
@@ -57,8 +59,9 @@ struct Options {
 
 [[noreturn]] void Usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s --model DIR [--dtype bf16|fp32] [--threads N] [--prompts 128,512] [--batches 1,4,16,64]\n"
-               "          [--context 64] [--decode-steps 16] [--repeats 3] [--membw-bytes N] [--json FILE]\n",
+               "usage: %s --model DIR [--dtype bf16|fp32|fp16] [--device cpu|cuda] [--threads N] [--prompts 128,512]\n"
+               "          [--batches 1,4,16,64] [--context 64] [--decode-steps 16] [--repeats 3] [--membw-bytes N] "
+               "[--json FILE]\n",
                argv0);
   std::exit(2);
 }
@@ -83,6 +86,8 @@ Options ParseArgs(int argc, char** argv) {
       o.model = value;
     } else if (arg == "--dtype") {
       o.dtype = value;
+    } else if (arg == "--device") {
+      o.device = value;
     } else if (arg == "--threads") {
       o.threads = std::atoi(value.c_str());
     } else if (arg == "--prompts") {
@@ -336,6 +341,7 @@ int main(int argc, char** argv) {
 
   inferd::worker::ModelRunnerOptions ro;
   ro.dtype = o.dtype;
+  ro.device = o.device;
   ro.num_threads = o.threads;
   ro.block_size = block_size;
   ro.kv_num_blocks = std::max(decode_blocks, prefill_blocks);
@@ -355,6 +361,7 @@ int main(int argc, char** argv) {
   result["model"] = o.model;
   result["architecture"] = runner.Architecture();
   result["dtype"] = o.dtype;
+  result["device"] = o.device;
   result["threads"] = o.threads;
   result["context"] = o.context;
   result["decode_steps"] = o.decode_steps;

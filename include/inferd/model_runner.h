@@ -17,7 +17,7 @@
 namespace inferd::worker {
 
 struct ModelRunnerOptions {
-  std::string dtype = "bf16";  // "fp32" or "bf16" on CPU
+  std::string dtype = "bf16";  // "fp32" or "bf16"; "fp16" on CUDA only (INVALID_ARGUMENT on cpu)
   int32_t num_threads = 0;     // intra-op threads; 0 keeps libtorch's default
   int64_t kv_num_blocks = 256;  // 0: no pool until AllocateCache
   int32_t block_size = 16;

@@ -166,7 +166,7 @@ void ReadModel(YamlReader& r, ModelPoolConfig* m, const std::filesystem::path& b
   }
   r.GetEnum("dtype", &m->dtype, {"bf16", "fp16", "fp32"});
   if (m->dtype == "fp16" && m->device == "cpu")
-    r.Error("dtype", "fp16 is supported on CUDA only; use bf16 or fp32 on cpu");
+    r.Error("dtype", "fp16 is supported on CUDA only (no fp16 CPU decode kernel); use bf16 or fp32 on cpu");
   r.Get("num_threads", &m->num_threads, 0, 1024);
   r.Get("classes", &m->classes);
   for (const auto& c : m->classes) {

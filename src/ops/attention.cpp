@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/cpu/paged_attention.h"
+#include "ops/cuda_ops.h"
 #include "ops/parallel.h"
 
 namespace inferd::ops {
@@ -96,7 +97,7 @@ at::Tensor NaiveCausalAttention(const at::Tensor& q, const at::Tensor& k, const 
 at::Tensor PagedDecodeAttention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                                 const at::Tensor& block_tables, const at::Tensor& context_lens, double scale) {
   using kernels::cpu::ElemType;
-  TORCH_CHECK(q.device().is_cpu(), "PagedDecodeAttention: only the CPU kernel exists so far");
+  if (q.is_cuda()) return CudaPagedDecodeAttention(q, k_cache, v_cache, block_tables, context_lens, scale);
   TORCH_CHECK(q.dim() == 3 && k_cache.dim() == 4 && v_cache.dim() == 4, "PagedDecodeAttention: bad ranks");
   TORCH_CHECK(k_cache.stride(3) == 1 && v_cache.stride(3) == 1, "PagedDecodeAttention: cache last dim not contiguous");
   TORCH_CHECK(k_cache.scalar_type() == v_cache.scalar_type(), "PagedDecodeAttention: k/v dtypes differ");

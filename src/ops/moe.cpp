@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "ops/cuda_ops.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 
@@ -13,6 +14,7 @@ namespace inferd::ops {
 std::pair<at::Tensor, at::Tensor> MoeRoute(const at::Tensor& router_logits, const at::Tensor& bias,
                                            const MoeRoutingParams& p) {
   TORCH_CHECK(router_logits.scalar_type() == at::kFloat, "MoeRoute: router logits must be float32");
+  if (router_logits.is_cuda()) return CudaMoeRoute(router_logits, bias, p);
   const int64_t num_tokens = router_logits.size(0);
   const int64_t num_experts = router_logits.size(1);
   at::Tensor scores = p.scoring == MoeScoring::kSoftmax ? router_logits.softmax(-1) : router_logits.sigmoid();
@@ -44,9 +46,9 @@ at::Tensor MoeExperts(const at::Tensor& x, const at::Tensor& w_gate_up, const at
   const int64_t num_experts = w_gate_up.size(0);
   const int64_t top_k = topk_ids.size(1);
   at::Tensor flat_ids = topk_ids.reshape({-1});
-  at::Tensor order = flat_ids.argsort(/*stable=*/true);             // choices grouped by expert, ascending
+  auto [order, counts_dev] = GroupByExpert(flat_ids, num_experts);  // choices grouped by expert, ascending
   at::Tensor token_of = at::floor_divide(order, top_k);             // [num_tokens * top_k]
-  at::Tensor counts = at::bincount(flat_ids, {}, num_experts).to(at::kCPU);
+  at::Tensor counts = counts_dev.to(at::kCPU);
   const int64_t* count = counts.data_ptr<int64_t>();
   at::Tensor xs = x.index_select(0, token_of);
   const std::vector<int64_t> rows(count, count + num_experts);

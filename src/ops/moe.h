@@ -29,6 +29,12 @@ std::pair<at::Tensor, at::Tensor> MoeRoute(
     const MoeRoutingParams& params);
 // -> (topk_ids [num_tokens, top_k] int64, topk_weights [num_tokens, top_k] float32)
 
+// Stable grouping of flat expert choices (CUDA kernel on CUDA tensors, argsort + bincount on CPU):
+// order = argsort(flat_ids, stable) [n] int64, counts [num_experts] int64, both on flat_ids' device.
+std::pair<at::Tensor, at::Tensor> GroupByExpert(const at::Tensor& flat_ids,  // [n] int64 in [0, num_experts)
+                                                int64_t num_experts);
+// -> (order, counts)
+
 // Runs the routed experts: tokens are grouped by expert (one stable sort), each expert runs one matmul
 // pair over its tokens, results are weighted and scattered back. No per-token loops. When no expert has
 // more than kGemvMaxRows tokens (decode steps), all experts' products run as two segmented GEMV pool calls

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "kernels/cpu/rowwise.h"
+#include "ops/cuda_ops.h"
 
 namespace inferd::ops {
 namespace {
@@ -34,6 +35,7 @@ at::Tensor RmsNormReference(const at::Tensor& x, const at::Tensor& weight, doubl
 }  // namespace
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (x.is_cuda() && weight.scalar_type() == x.scalar_type()) return CudaRmsNorm(x, weight, eps);
   if (!RowKernelEligible(x) || !NormWeightFits(x, weight)) return RmsNormReference(x, weight, eps);
   at::Tensor y = at::empty(x.sizes(), x.options());
   kernels::cpu::RmsNormRows(x.data_ptr(), x.stride(0), weight.data_ptr(), y.data_ptr(), y.stride(0), ElemOf(x),
@@ -42,6 +44,10 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 }
 
 at::Tensor AddRmsNorm(at::Tensor& hidden, const at::Tensor& delta, const at::Tensor& weight, double eps) {
+  if (hidden.is_cuda() && hidden.is_contiguous() && delta.scalar_type() == hidden.scalar_type() &&
+      weight.scalar_type() == hidden.scalar_type()) {
+    return CudaAddRmsNorm(hidden, delta, weight, eps);
+  }
   if (!RowKernelEligible(hidden) || !RowKernelEligible(delta) || delta.scalar_type() != hidden.scalar_type() ||
       delta.sizes() != hidden.sizes() || !NormWeightFits(hidden, weight)) {
     hidden.add_(delta);
@@ -55,6 +61,7 @@ at::Tensor AddRmsNorm(at::Tensor& hidden, const at::Tensor& delta, const at::Ten
 }
 
 at::Tensor SiluAndMul(const at::Tensor& gate_up) {
+  if (gate_up.is_cuda()) return CudaSiluAndMul(gate_up);
   const int64_t inter = gate_up.size(-1) / 2;
   if (!RowKernelEligible(gate_up) || gate_up.size(1) % 2 != 0) {
     return at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter);

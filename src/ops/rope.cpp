@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "kernels/cpu/rowwise.h"
+#include "ops/cuda_ops.h"
 
 namespace inferd::ops {
 
@@ -98,6 +99,7 @@ at::Tensor ApplyRope(const at::Tensor& x, const RopeCosSin& cs, bool interleaved
   const int64_t dim = x.size(-1);
   const int64_t half = dim / 2;
   TORCH_CHECK(cs.cos.size(-1) == half, "rope: rotary dim ", dim, " does not match table ", 2 * cs.cos.size(-1));
+  if (x.is_cuda()) return CudaApplyRope(x, cs, interleaved);
   const at::Tensor& cos = cs.cos;
   const at::Tensor& sin = cs.sin;
   const auto t = x.scalar_type();

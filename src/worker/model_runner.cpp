@@ -252,8 +252,12 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
     dtype = at::kFloat;
   } else if (options.dtype == "bf16" || options.dtype == "bfloat16") {
     dtype = at::kBFloat16;
+  } else if (options.dtype == "fp16" || options.dtype == "float16") {
+    // The CPU paged decode kernel (kernels/cpu/paged_attention) reads float32 and bfloat16 only.
+    if (options.device == "cpu") return InvalidArgument("dtype: fp16 runs on CUDA only; use bf16 or fp32 on cpu");
+    dtype = at::kHalf;
   } else {
-    return InvalidArgument("dtype: '" + options.dtype + "' (expected fp32 or bf16)");
+    return InvalidArgument("dtype: '" + options.dtype + "' (expected fp32, bf16, or fp16 on CUDA)");
   }
   if (options.block_size <= 0) return InvalidArgument("block_size: must be positive");
   if (options.kv_num_blocks < 0) return InvalidArgument("kv_num_blocks: must be >= 0");

@@ -85,10 +85,17 @@ Reference LoadReference(const std::string& dir) {
   return r;
 }
 
+// INFERD_TEST_DEVICE=cuda runs every model test on the GPU (tools/gpu_check.sh); default cpu.
+std::string TestDevice() {
+  const char* d = std::getenv("INFERD_TEST_DEVICE");
+  return d && *d ? d : "cpu";
+}
+
 std::unique_ptr<ModelRunner> Load(const std::string& dir, const std::string& dtype, int64_t blocks = 64,
                                   int32_t block_size = 16) {
   ModelRunnerOptions o;
   o.dtype = dtype;
+  o.device = TestDevice();
   o.kv_num_blocks = blocks;
   o.block_size = block_size;
   auto r = ModelRunner::Load(dir, o);
@@ -195,26 +202,38 @@ TEST_P(VariantTest, Fp32LogitsMatchTransformers) {
   }
 }
 
-// bf16 weights and activations against the fp32 reference. Documented tolerances:
+// bf16 / fp16 weights and activations against the fp32 reference. Documented tolerances:
 //  * dense (Llama): max|diff| <= 4% of max|logit| (bf16 has an 8-bit mantissa; errors compound over layers);
 //  * MoE (DeepSeek): mean|diff| <= 2.5% of max|logit|. bf16 rounding flips near-tied expert choices for a few
 //    tokens, which moves those positions' logits a lot; transformers' own bf16 run differs from its fp32 run
 //    by up to 38% of max|logit| (max) on these checkpoints, so a max bound would test the routing ties.
-TEST_P(VariantTest, Bf16LogitsWithinTolerance) {
-  auto runner = Load(dir_, "bf16");
+// fp16 (CUDA only) uses the same bounds: its 11-bit mantissa rounds less than bf16's, and the random test
+// weights keep activations far from fp16's range limit.
+void ExpectHalfPrecisionWithinTolerance(const std::string& dir, const std::string& variant, const Reference& ref,
+                                        const std::string& dtype) {
+  auto runner = Load(dir, dtype);
   ASSERT_TRUE(runner);
-  const bool moe = GetParam().rfind("deepseek", 0) == 0;
-  for (size_t i = 0; i < ref_.prompts.size(); ++i) {
+  const bool moe = variant.rfind("deepseek", 0) == 0;
+  for (size_t i = 0; i < ref.prompts.size(); ++i) {
     double max_ref = 0, mean = 0;
-    const double diff = CompareLogits(*runner, ref_.prompts[i], ref_.logits[i], &max_ref, &mean);
-    std::printf("[%s bf16 prompt %zu] max|diff| %.3g (ratio %.3g), mean|diff| %.3g (ratio %.3g)\n",
-                GetParam().c_str(), i, diff, diff / max_ref, mean, mean / max_ref);
+    const double diff = CompareLogits(*runner, ref.prompts[i], ref.logits[i], &max_ref, &mean);
+    std::printf("[%s %s prompt %zu] max|diff| %.3g (ratio %.3g), mean|diff| %.3g (ratio %.3g)\n", variant.c_str(),
+                dtype.c_str(), i, diff, diff / max_ref, mean, mean / max_ref);
     if (moe) {
       EXPECT_LE(mean, 0.025 * max_ref) << "prompt " << i;
     } else {
       EXPECT_LE(diff, 0.04 * max_ref) << "prompt " << i;
     }
   }
+}
+
+TEST_P(VariantTest, Bf16LogitsWithinTolerance) {
+  ExpectHalfPrecisionWithinTolerance(dir_, GetParam(), ref_, "bf16");
+}
+
+TEST_P(VariantTest, Fp16LogitsWithinTolerance) {
+  if (TestDevice() == "cpu") GTEST_SKIP() << "fp16 runs on CUDA only (INFERD_TEST_DEVICE=cuda)";
+  ExpectHalfPrecisionWithinTolerance(dir_, GetParam(), ref_, "fp16");
 }
 
 TEST_P(VariantTest, Fp32GreedyContinuationIsTokenExact) {
@@ -362,6 +381,16 @@ class ErrorTest : public ::testing::Test {
   std::string src_, dir_;
   nlohmann::json config_;
 };
+
+TEST_F(ErrorTest, Fp16OnCpuIsRefusedWithTheReason) {
+  ModelRunnerOptions o;
+  o.dtype = "fp16";
+  o.device = "cpu";
+  auto r = ModelRunner::Load(src_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("fp16 runs on CUDA only"), std::string::npos) << r.status().ToString();
+}
 
 TEST_F(ErrorTest, UnsupportedArchitecture) {
   auto cfg = config_;
