@@ -5,7 +5,7 @@
 namespace inferd::cache {
 namespace {
 
-constexpr size_t kEntryOverhead = 128;  // list node, index slot, control block
+constexpr size_t kEntryOverhead = 192;  // list node, two index slots (key and alias), control block
 
 // Two independent 64-bit streams over the same words: FNV-1a and a splitmix-style multiply-xorshift.
 class Hasher {
@@ -57,6 +57,20 @@ CacheKey RecommendKey(std::string_view model, std::string_view checkpoint_id, co
   return h.Finish();
 }
 
+CacheKey RecommendTextKey(std::string_view model, std::string_view checkpoint_id, std::string_view context,
+                          std::span<const std::string_view> candidates, int32_t top_k, int32_t score_mode) {
+  Hasher h;
+  h.Bytes("recommend-text/v1");  // never equal to a RecommendKey's stream
+  h.Bytes(model);
+  h.Bytes(checkpoint_id);
+  h.Bytes(context);
+  h.Word(candidates.size());
+  for (std::string_view c : candidates) h.Bytes(c);
+  h.Word(static_cast<uint32_t>(top_k));
+  h.Word(static_cast<uint32_t>(score_mode));
+  return h.Finish();
+}
+
 size_t CachedRanking::Bytes() const {
   return kEntryOverhead + sizeof(*this) + ranked.size() * sizeof(ScoredCandidate);
 }
@@ -70,21 +84,34 @@ void ResponseCache::EraseLocked(List::iterator it) {
   stats_.bytes -= static_cast<int64_t>(it->bytes);
   stats_.entries -= 1;
   index_.erase(it->key);
+  if (it->alias) index_.erase(*it->alias);
   lru_.erase(it);
 }
 
-std::shared_ptr<const CachedRanking> ResponseCache::Get(const CacheKey& key) {
+void ResponseCache::SetAliasLocked(List::iterator it, const CacheKey& alias) {
+  if (it->alias == alias) return;
+  if (it->alias) index_.erase(*it->alias);
+  auto [slot, fresh] = index_.try_emplace(alias, it);
+  if (!fresh) {
+    if (slot->second->key == alias) return;  // a real key (a 128-bit collision): leave it alone
+    slot->second->alias.reset();             // taken from the entry that had it
+    slot->second = it;
+  }
+  it->alias = alias;
+}
+
+std::shared_ptr<const CachedRanking> ResponseCache::Get(const CacheKey& key, bool count_miss) {
   const TimePoint now = now_();
   std::lock_guard<std::mutex> lock(mu_);
   auto found = index_.find(key);
   if (found == index_.end()) {
-    ++stats_.misses;
+    if (count_miss) ++stats_.misses;
     return nullptr;
   }
   List::iterator it = found->second;
   if (now >= it->expires) {
     ++stats_.expirations;
-    ++stats_.misses;
+    if (count_miss) ++stats_.misses;
     EraseLocked(it);
     return nullptr;
   }
@@ -93,22 +120,38 @@ std::shared_ptr<const CachedRanking> ResponseCache::Get(const CacheKey& key) {
   return it->value;
 }
 
-void ResponseCache::Put(const CacheKey& key, std::shared_ptr<const CachedRanking> value) {
+void ResponseCache::Put(const CacheKey& key, std::shared_ptr<const CachedRanking> value,
+                        std::optional<CacheKey> alias) {
   if (value == nullptr) return;
   const size_t bytes = value->Bytes();
   if (static_cast<int64_t>(bytes) > max_bytes_) return;
   const TimePoint expires = now_() + ttl_;
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto found = index_.find(key); found != index_.end()) EraseLocked(found->second);
+  if (auto found = index_.find(key); found != index_.end()) {
+    if (found->second->key == key) {
+      EraseLocked(found->second);
+    } else {
+      found->second->alias.reset();  // `key` was another entry's alias (a 128-bit collision)
+      index_.erase(found);
+    }
+  }
   while (!lru_.empty() && stats_.bytes + static_cast<int64_t>(bytes) > max_bytes_) {
     EraseLocked(std::prev(lru_.end()));
     ++stats_.evictions;
   }
-  lru_.push_front(Entry{key, std::move(value), expires, bytes});
+  lru_.push_front(Entry{key, std::nullopt, std::move(value), expires, bytes});
   index_.emplace(key, lru_.begin());
+  if (alias) SetAliasLocked(lru_.begin(), *alias);
   stats_.bytes += static_cast<int64_t>(bytes);
   stats_.entries += 1;
   ++stats_.inserts;
+}
+
+void ResponseCache::AddAlias(const CacheKey& key, const CacheKey& alias) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto found = index_.find(key);
+  if (found == index_.end() || !(found->second->key == key)) return;
+  SetAliasLocked(found->second, alias);
 }
 
 CacheStats ResponseCache::stats() const {

@@ -1,8 +1,9 @@
 // inferd: the serving daemon. Start-up order: config -> logging -> metrics -> gRPC port (health NOT_SERVING,
 // RPCs UNAVAILABLE) -> models (load, KV pool, warm-up) -> HTTP (when enabled) -> SERVING. SIGTERM/SIGINT:
 // NOT_SERVING, in-flight RPCs and HTTP requests get the grace period, exit 0. SIGHUP: re-read the TLS files
-// and the token files (a bad file keeps the old), and the config: pools whose models[].path changed are
-// reloaded without downtime (daemon/pool_manager.h); other changes are logged and wait for a restart.
+// and the token files, the upstreams' too (a bad file keeps the old), and the config: pools whose
+// models[].path changed are reloaded without downtime (daemon/pool_manager.h); other changes are logged and
+// wait for a restart.
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
@@ -196,6 +197,9 @@ int main(int argc, char** argv) {
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
     spdlog::info("received SIGHUP, reloading TLS and token files and {}", config_path);
     if (inferd::Status st = grpc_server->Reload(); !st.ok()) spdlog::error("reload: {}", st.message());
+    for (const auto& u : upstreams) {
+      if (inferd::Status st = u->Reload(); !st.ok()) spdlog::error("reload: {}", st.message());
+    }
     try {
       pools->Reconfigure(&cfg, inferd::LoadConfigFile(config_path));
     } catch (const inferd::ConfigError& e) {

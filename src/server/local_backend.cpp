@@ -1,9 +1,49 @@
 #include "server/local_backend.h"
 
+#include <unordered_set>
+
 #include "server/request_decode.h"
 
 namespace inferd::server {
 namespace {
+
+// A cache hit as a finished stream.
+Submitted FromCache(const cache::CachedRanking& hit, RequestClass cls, std::string checkpoint_id) {
+  RequestOutcome o;
+  o.status = Status::Ok();
+  o.finish_reason = FinishReason::kScored;
+  o.cls = cls;
+  o.timings.arrival = o.timings.end = Clock::now();
+  o.prompt_tokens = hit.prompt_tokens;
+  o.cached_prompt_tokens = hit.prompt_tokens;
+  o.ranked = hit.ranked;
+  Submitted s;
+  s.stream = std::make_shared<RequestStream>(0);
+  s.stream->Finish(std::move(o));
+  s.from_cache = true;
+  s.checkpoint_id = std::move(checkpoint_id);
+  return s;
+}
+
+// RecommendTextKey of `req` for one pool generation.
+cache::CacheKey TextKey(const v1::RecommendRequest& req, const std::string& model, const std::string& checkpoint_id) {
+  std::vector<std::string_view> texts;
+  texts.reserve(req.candidates_size());
+  for (const v1::Candidate& c : req.candidates()) texts.emplace_back(c.text());
+  return cache::RecommendTextKey(
+      model, checkpoint_id, req.context(), texts, req.top_k(),
+      static_cast<int32_t>(req.score_by_mean() ? ScoreBy::kMeanLogprob : ScoreBy::kSumLogprob));
+}
+
+// The item ids are the one input a text key leaves out that DecodeRecommend checks: they must not repeat.
+bool DistinctItemIds(const v1::RecommendRequest& req) {
+  std::unordered_set<uint64_t> seen;
+  seen.reserve(req.candidates_size());
+  for (const v1::Candidate& c : req.candidates()) {
+    if (!seen.insert(c.item_id()).second) return false;
+  }
+  return true;
+}
 
 Submitted FromSubmit(SubmitResult r, std::shared_ptr<const PoolGeneration> gen) {
   Submitted s;
@@ -71,39 +111,35 @@ Submitted LocalBackend::Recommend(const v1::RecommendRequest& request, const Cal
   Submitted refused;
   std::shared_ptr<const PoolGeneration> gen = Acquire(&refused);
   if (gen == nullptr) return refused;
+  const bool cached = cache_ != nullptr && options.cls == RequestClass::kRealtime;
+  // A repeat of a request served before is found by its texts, without tokenizing them.
+  std::optional<cache::CacheKey> text_key;
+  if (cached) {
+    text_key = TextKey(request, pool_.name, gen->checkpoint_id);
+    if (DistinctItemIds(request)) {
+      std::shared_ptr<const cache::CachedRanking> hit = cache_->Get(*text_key, /*count_miss=*/false);
+      if (hit != nullptr) return FromCache(*hit, options.cls, gen->checkpoint_id);
+    }
+  }
   StatusOr<RecommendRequest> native = DecodeRecommend(request, WithGeneration(pool_, *gen));
   if (!native.ok()) return Refusal(native.status());
   native->cls = options.cls;
   native->deadline = options.deadline;
   Engine* engine = gen->engine;
-  if (cache_ == nullptr || options.cls != RequestClass::kRealtime) {
-    return FromSubmit(engine->Submit(std::move(native).value()), std::move(gen));
-  }
+  if (!cached) return FromSubmit(engine->Submit(std::move(native).value()), std::move(gen));
   const cache::CacheKey key = cache::RecommendKey(pool_.name, gen->checkpoint_id, native->context, native->candidates,
                                                   native->top_k, static_cast<int32_t>(native->rank_by));
   if (std::shared_ptr<const cache::CachedRanking> hit = cache_->Get(key)) {
-    RequestOutcome o;
-    o.status = Status::Ok();
-    o.finish_reason = FinishReason::kScored;
-    o.cls = options.cls;
-    o.timings.arrival = o.timings.end = Clock::now();
-    o.prompt_tokens = hit->prompt_tokens;
-    o.cached_prompt_tokens = hit->prompt_tokens;
-    o.ranked = hit->ranked;
-    Submitted s;
-    s.stream = std::make_shared<RequestStream>(0);
-    s.stream->Finish(std::move(o));
-    s.from_cache = true;
-    s.checkpoint_id = gen->checkpoint_id;
-    return s;
+    cache_->AddAlias(key, *text_key);
+    return FromCache(*hit, options.cls, gen->checkpoint_id);
   }
   Submitted s = FromSubmit(engine->Submit(std::move(native).value()), std::move(gen));
   if (s.status.ok()) {
-    s.on_success = [cache = cache_, key](const RequestOutcome& o) {
+    s.on_success = [cache = cache_, key, alias = *text_key](const RequestOutcome& o) {
       auto entry = std::make_shared<cache::CachedRanking>();
       entry->ranked = o.ranked;
       entry->prompt_tokens = o.prompt_tokens;
-      cache->Put(key, std::move(entry));
+      cache->Put(key, std::move(entry), alias);
     };
   }
   return s;

@@ -1,6 +1,10 @@
 // LocalBackend: a model pool's Engine behind the Backend seam. Decodes (tokenizes) with the pool's
 // tokenizer and limits, submits to the engine, and for realtime Recommends consults the response cache
 // (when given): a hit is a finished stream with from_cache; a miss fills the cache once the ranking is OK.
+// The cache is asked first by the request's texts (cache::RecommendTextKey, an alias set once a request
+// with those texts was tokenized and validated under the same model load), then by its token ids; a hit
+// by texts skips tokenizing, and answers only a request whose item ids are distinct (the one check of
+// DecodeRecommend the texts do not decide; a request failing it goes the long way to get its error).
 #pragma once
 
 #include <memory>

@@ -47,7 +47,7 @@ int CountCerts(const std::string& pem) {
   return n;
 }
 
-Status CheckKeyPair(const std::string& cert_pem, const std::string& key_pem, const TlsConfig& c,
+Status CheckKeyPair(const std::string& cert_pem, const std::string& key_pem, const PemPaths& c,
                     const std::string& prefix) {
   Bio cb = MemBio(cert_pem);
   X509* cert = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr);
@@ -79,6 +79,30 @@ Status WritePrivate(const std::string& path, const std::string& data) {
 
 }  // namespace
 
+StatusOr<PemFiles> ReadPemFiles(const PemPaths& paths, const std::string& prefix) {
+  PemFiles out;
+  if (paths.cert_file.empty() != paths.key_file.empty()) {
+    return InvalidArgument(prefix + ".cert_file and " + prefix + ".key_file: name both or neither");
+  }
+  if (!paths.cert_file.empty()) {
+    StatusOr<std::string> cert = ReadFile(paths.cert_file, prefix + ".cert_file");
+    if (!cert.ok()) return cert.status();
+    StatusOr<std::string> key = ReadFile(paths.key_file, prefix + ".key_file");
+    if (!key.ok()) return key.status();
+    if (Status st = CheckKeyPair(*cert, *key, paths, prefix); !st.ok()) return st;
+    out.cert = *std::move(cert);
+    out.key = *std::move(key);
+  }
+  if (!paths.ca_file.empty()) {
+    const std::string key = prefix + "." + paths.ca_key;
+    StatusOr<std::string> ca = ReadFile(paths.ca_file, key);
+    if (!ca.ok()) return ca.status();
+    if (CountCerts(*ca) == 0) return InvalidArgument(key + ": " + paths.ca_file + " holds no PEM certificate");
+    out.ca = *std::move(ca);
+  }
+  return out;
+}
+
 TlsFiles::TlsFiles(const TlsConfig& config, std::string key_prefix)
     : config_(config), key_prefix_(std::move(key_prefix)) {
   const char* tmp = std::getenv("TMPDIR");
@@ -101,27 +125,15 @@ TlsFiles::~TlsFiles() {
 }
 
 Status TlsFiles::WriteGeneration(int n) {
-  StatusOr<std::string> cert = ReadFile(config_.cert_file, key_prefix_ + ".cert_file");
-  if (!cert.ok()) return cert.status();
-  StatusOr<std::string> key = ReadFile(config_.key_file, key_prefix_ + ".key_file");
-  if (!key.ok()) return key.status();
-  if (Status st = CheckKeyPair(*cert, *key, config_, key_prefix_); !st.ok()) return st;
-  std::string ca;
-  if (!config_.client_ca_file.empty()) {
-    StatusOr<std::string> c = ReadFile(config_.client_ca_file, key_prefix_ + ".client_ca_file");
-    if (!c.ok()) return c.status();
-    if (CountCerts(*c) == 0) {
-      return InvalidArgument(key_prefix_ + ".client_ca_file: " + config_.client_ca_file + " holds no PEM certificate");
-    }
-    ca = *std::move(c);
-  }
+  StatusOr<PemFiles> pem = ReadPemFiles({config_.cert_file, config_.key_file, config_.client_ca_file}, key_prefix_);
+  if (!pem.ok()) return pem.status();
   const std::string gen = "gen-" + std::to_string(n);
   const std::string gen_dir = dir_ + "/" + gen;
   if (mkdir(gen_dir.c_str(), 0700) != 0) return Internal("cannot create " + gen_dir + ": " + std::strerror(errno));
-  if (Status st = WritePrivate(gen_dir + "/cert.pem", *cert); !st.ok()) return st;
-  if (Status st = WritePrivate(gen_dir + "/key.pem", *key); !st.ok()) return st;
-  if (!ca.empty()) {
-    if (Status st = WritePrivate(gen_dir + "/ca.pem", ca); !st.ok()) return st;
+  if (Status st = WritePrivate(gen_dir + "/cert.pem", pem->cert); !st.ok()) return st;
+  if (Status st = WritePrivate(gen_dir + "/key.pem", pem->key); !st.ok()) return st;
+  if (!pem->ca.empty()) {
+    if (Status st = WritePrivate(gen_dir + "/ca.pem", pem->ca); !st.ok()) return st;
   }
   const std::string link_tmp = dir_ + "/current.new";
   unlink(link_tmp.c_str());

@@ -1,6 +1,7 @@
 // TlsFiles: the PEM files of a TlsConfig, checked and copied into a private directory that only Reload()
 // changes, so a certificate rotation takes effect on SIGHUP (not whenever the files happen to change) and
-// a bad new file never replaces a working one.
+// a bad new file never replaces a working one. ReadPemFiles is the check itself, for TLS clients that keep
+// the PEM text in memory (upstream/: an edge's credentials towards its central daemon).
 //
 // Layout: <dir>/current -> <dir>/gen-<n>/{cert.pem,key.pem,ca.pem}; `current` is a symlink swapped with
 // rename(2), so a reader resolving current/ sees one generation whole. <dir> is mkdtemp'd (mode 0700) and
@@ -14,6 +15,28 @@
 #include "inferd/status.h"
 
 namespace inferd::server {
+
+// The text of a certificate chain, its private key and trust roots.
+struct PemFiles {
+  std::string cert;  // "" when no certificate file is named
+  std::string key;   // "" when no key file is named
+  std::string ca;    // "" when no CA file is named
+  bool operator==(const PemFiles&) const = default;
+};
+
+// Which files ReadPemFiles reads ("" = none) and the key names its messages use: `<prefix>.cert_file`,
+// `<prefix>.key_file`, `<prefix>.<ca_key>`.
+struct PemPaths {
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;
+  std::string ca_key = "client_ca_file";
+};
+
+// Reads and checks the named files: each one readable, the certificate file holding a PEM certificate and
+// the key file an unencrypted PEM private key matching it (named together), the CA file at least one PEM
+// certificate. INVALID_ARGUMENT naming the key and the file at the first problem.
+StatusOr<PemFiles> ReadPemFiles(const PemPaths& paths, const std::string& prefix);
 
 class TlsFiles {
  public:

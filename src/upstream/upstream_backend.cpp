@@ -10,24 +10,38 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <cctype>
 #include <cmath>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 
+#include "auth/bearer_token_file.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "inferd/v1/inferd.grpc.pb.h"
+#include "server/tls_files.h"
 
 namespace inferd::upstream {
 
-struct UpstreamBackend::Replica {
-  std::string address;
+// A channel to one replica with its stubs. Immutable; a call holds the Link it started on until it ends, so
+// a credentials change (Reload) never cuts a running call.
+struct UpstreamBackend::Link {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Inference::Stub> stub;
   std::unique_ptr<grpc::health::v1::Health::Stub> health;
+};
+
+struct UpstreamBackend::Replica {
+  std::string address;
+  std::shared_ptr<const Link> link() const {
+    std::lock_guard<std::mutex> lock(link_mu);
+    return current_link;
+  }
+  void set_link(std::shared_ptr<const Link> next) {
+    std::lock_guard<std::mutex> lock(link_mu);
+    current_link = std::move(next);
+  }
+  mutable std::mutex link_mu;
+  std::shared_ptr<const Link> current_link;  // guarded by link_mu; never null
   std::atomic<int64_t> outstanding{0};
   std::atomic<bool> healthy{true};
   std::atomic<uint64_t> calls_total{0};
@@ -50,43 +64,26 @@ namespace {
 
 constexpr const char* kServiceName = "inferd.v1.Inference";
 
-// The whole of `path`; throws naming the upstream and the key when it cannot be read.
-std::string ReadUpstreamFile(const std::string& upstream, const char* key, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
-  if (!in) throw std::runtime_error("upstream '" + upstream + "': " + key + ": cannot read " + path);
-  return text.str();
+// config.tls's files, read and checked as the server's TLS files are (server/tls_files.h).
+StatusOr<server::PemFiles> ReadTls(const UpstreamConfig& c) {
+  return server::ReadPemFiles({c.tls.cert_file, c.tls.key_file, c.tls.ca_file, "ca_file"},
+                              "upstream '" + c.name + "': tls");
 }
 
-std::shared_ptr<grpc::ChannelCredentials> Credentials(const UpstreamConfig& c) {
-  if (!c.tls.enabled) return grpc::InsecureChannelCredentials();
+std::shared_ptr<grpc::ChannelCredentials> Credentials(const server::PemFiles& pem) {
   grpc::SslCredentialsOptions opts;
-  if (!c.tls.ca_file.empty()) opts.pem_root_certs = ReadUpstreamFile(c.name, "tls.ca_file", c.tls.ca_file);
-  if (!c.tls.cert_file.empty()) {
-    opts.pem_cert_chain = ReadUpstreamFile(c.name, "tls.cert_file", c.tls.cert_file);
-    opts.pem_private_key = ReadUpstreamFile(c.name, "tls.key_file", c.tls.key_file);
-  }
+  opts.pem_root_certs = pem.ca;  // "" = the system's roots
+  opts.pem_cert_chain = pem.cert;
+  opts.pem_private_key = pem.key;
   return grpc::SslCredentials(opts);
 }
 
-// "Bearer <token>" from token_file (surrounding whitespace dropped), or "" without one.
-std::string Authorization(const UpstreamConfig& c) {
-  if (c.token_file.empty()) return "";
-  std::string token = ReadUpstreamFile(c.name, "token_file", c.token_file);
-  const auto space = [](unsigned char ch) { return std::isspace(ch) != 0; };
-  while (!token.empty() && space(token.back())) token.pop_back();
-  size_t start = 0;
-  while (start < token.size() && space(token[start])) ++start;
-  token.erase(0, start);
-  if (token.empty()) throw std::runtime_error("upstream '" + c.name + "': token_file: " + c.token_file + " is empty");
-  for (unsigned char ch : token) {
-    if (ch < 0x21 || ch > 0x7e) {
-      throw std::runtime_error("upstream '" + c.name + "': token_file: " + c.token_file +
-                               " must hold one token of printable ASCII without spaces");
-    }
-  }
-  return "Bearer " + token;
+// "Bearer <token>" from token_file, or "" without one.
+StatusOr<std::string> Authorization(const UpstreamConfig& c) {
+  if (c.token_file.empty()) return std::string();
+  StatusOr<std::string> token = auth::ReadBearerTokenFile(c.token_file);
+  if (!token.ok()) return InvalidArgument("upstream '" + c.name + "': token_file: " + token.status().message());
+  return "Bearer " + *token;
 }
 
 // The name the upstream's certificate must carry when the channel target alone does not give it.
@@ -192,7 +189,17 @@ std::vector<std::string> UpstreamBackend::SystemResolve(const std::string& name,
   return out;
 }
 
-std::shared_ptr<UpstreamBackend::Replica> UpstreamBackend::MakeReplica(const std::string& address) const {
+std::shared_ptr<grpc::ChannelCredentials> UpstreamBackend::credentials() const {
+  std::lock_guard<std::mutex> lock(secrets_mu_);
+  return credentials_;
+}
+
+std::shared_ptr<const std::string> UpstreamBackend::authorization() const {
+  std::lock_guard<std::mutex> lock(secrets_mu_);
+  return authorization_;
+}
+
+std::shared_ptr<const UpstreamBackend::Link> UpstreamBackend::MakeLink(const std::string& address) const {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(config_.keepalive_time_ms));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(config_.keepalive_timeout_ms));
@@ -204,16 +211,24 @@ std::shared_ptr<UpstreamBackend::Replica> UpstreamBackend::MakeReplica(const std
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // Retries are ours (only when nothing was sent); gRPC's own would hide attempts from the breaker.
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  // Connections of its own: a channel made after a credentials change never shares an older one's.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetMaxReceiveMessageSize(64 << 20);
   if (config_.tls.enabled) {
     const std::string name = ServerName(config_);
     if (!name.empty()) args.SetSslTargetNameOverride(name);
   }
+  auto link = std::make_shared<Link>();
+  link->channel = grpc::CreateCustomChannel(address, credentials(), args);
+  link->stub = v1::Inference::NewStub(link->channel);
+  link->health = grpc::health::v1::Health::NewStub(link->channel);
+  return link;
+}
+
+std::shared_ptr<UpstreamBackend::Replica> UpstreamBackend::MakeReplica(const std::string& address) const {
   auto r = std::make_shared<Replica>();
   r->address = address;
-  r->channel = grpc::CreateCustomChannel(address, credentials_, args);
-  r->stub = v1::Inference::NewStub(r->channel);
-  r->health = grpc::health::v1::Health::NewStub(r->channel);
+  r->set_link(MakeLink(address));
   return r;
 }
 
@@ -223,8 +238,16 @@ UpstreamBackend::UpstreamBackend(const UpstreamConfig& config, Resolver resolve)
       resolve_(std::move(resolve)),
       breaker_(BreakerOptions{config.breaker.failure_threshold,
                               std::chrono::milliseconds(static_cast<int64_t>(config.breaker.open_ms))}) {
-  credentials_ = Credentials(config);
-  authorization_ = Authorization(config);
+  credentials_ = grpc::InsecureChannelCredentials();
+  if (config.tls.enabled) {
+    StatusOr<server::PemFiles> pem = ReadTls(config);
+    if (!pem.ok()) throw std::runtime_error(pem.status().message());
+    credentials_ = Credentials(*pem);
+    tls_pem_ = *std::move(pem);
+  }
+  StatusOr<std::string> auth = Authorization(config);
+  if (!auth.ok()) throw std::runtime_error(auth.status().message());
+  authorization_ = std::make_shared<const std::string>(*std::move(auth));
   std::vector<std::string> addresses = config.targets;
   if (!config.dns.empty()) addresses = resolve_(config.name, config.dns);
   auto list = std::make_shared<ReplicaList>();
@@ -274,6 +297,40 @@ void UpstreamBackend::RefreshDnsOnce() {
   replicas_ = std::move(next);
 }
 
+Status UpstreamBackend::Reload() {
+  std::string problems;
+  auto problem = [&](const Status& st) { problems += (problems.empty() ? "" : "\n") + st.message(); };
+  if (!config_.token_file.empty()) {
+    StatusOr<std::string> auth = Authorization(config_);
+    if (!auth.ok()) {
+      problem(auth.status());
+    } else {
+      std::lock_guard<std::mutex> lock(secrets_mu_);
+      authorization_ = std::make_shared<const std::string>(*std::move(auth));
+      spdlog::info("{}: token_file: reloaded {}", description_, config_.token_file);
+    }
+  }
+  if (config_.tls.enabled) {
+    StatusOr<server::PemFiles> pem = ReadTls(config_);
+    std::lock_guard<std::mutex> check_lock(check_mu_);  // no DNS refresh makes a replica meanwhile
+    if (!pem.ok()) {
+      problem(pem.status());
+    } else if (*pem != tls_pem_) {
+      {
+        std::lock_guard<std::mutex> lock(secrets_mu_);
+        credentials_ = Credentials(*pem);
+      }
+      tls_pem_ = *std::move(pem);
+      const std::shared_ptr<const ReplicaList> replicas = Replicas();
+      for (const auto& r : *replicas) r->set_link(MakeLink(r->address));
+      spdlog::info("{}: tls: reloaded, new channels to {} replica(s)", description_, replicas->size());
+    } else {
+      spdlog::info("{}: tls: files unchanged, channels kept", description_);
+    }
+  }
+  return problems.empty() ? Status::Ok() : InvalidArgument(problems);
+}
+
 UpstreamBackend::~UpstreamBackend() {
   {
     std::lock_guard<std::mutex> lock(health_mu_);
@@ -295,6 +352,7 @@ void UpstreamBackend::CheckHealthOnce() {
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config_.health.timeout_ms));
   // Checks run concurrently so one hung replica does not delay the others' verdicts.
   struct Pending {
+    std::shared_ptr<const Link> link;  // the channel the check runs on stays until it answers
     grpc::ClientContext ctx;
     grpc::health::v1::HealthCheckRequest req;
     grpc::health::v1::HealthCheckResponse resp;
@@ -309,8 +367,9 @@ void UpstreamBackend::CheckHealthOnce() {
     auto p = std::make_unique<Pending>();
     p->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     p->req.set_service(kServiceName);
+    p->link = r->link();
     Pending* raw = p.get();
-    r->health->async()->Check(&raw->ctx, &raw->req, &raw->resp, [raw](grpc::Status st) {
+    p->link->health->async()->Check(&raw->ctx, &raw->req, &raw->resp, [raw](grpc::Status st) {
       std::lock_guard<std::mutex> lock(raw->mu);
       raw->status = std::move(st);
       raw->done = true;
@@ -464,13 +523,15 @@ server::Submitted UpstreamBackend::Recommend(const v1::RecommendRequest& request
   return sub;
 }
 
-// Runs `attempt(ctx, replica, &received)` until it succeeds, or fails in a way that may not be retried:
+// Runs `attempt(ctx, stub, &received)` until it succeeds, or fails in a way that may not be retried:
 // a retry needs UNAVAILABLE, nothing received, not cancelled, tries left and another healthy replica.
+// Each attempt takes the replica's link and the authorization of the moment and holds them to its end.
 // Returns the last status and the replica that produced it.
 template <typename Attempt>
 static Status RunAttempts(
-    UpstreamBackend::Call& call, const server::CallOptions& options, const std::string& authorization,
-    int32_t max_attempts, std::shared_ptr<UpstreamBackend::Replica>* replica, std::atomic<uint64_t>& calls_total,
+    UpstreamBackend::Call& call, const server::CallOptions& options,
+    const std::function<std::shared_ptr<const std::string>()>& authorization, int32_t max_attempts,
+    std::shared_ptr<UpstreamBackend::Replica>* replica, std::atomic<uint64_t>& calls_total,
     std::atomic<uint64_t>& retries_total, bool* cancelled,
     const std::function<std::shared_ptr<UpstreamBackend::Replica>(const std::vector<UpstreamBackend::Replica*>&)>& pick,
     Attempt&& attempt) {
@@ -479,7 +540,9 @@ static Status RunAttempts(
   for (int32_t n = 0;; ++n) {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, options.deadline);
-    if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
+    if (const std::shared_ptr<const std::string> auth = authorization(); !auth->empty()) {
+      ctx.AddMetadata("authorization", *auth);
+    }
     {
       std::lock_guard<std::mutex> lock(call.mu);
       if (call.cancelled) {
@@ -489,11 +552,12 @@ static Status RunAttempts(
       call.ctx = &ctx;
     }
     UpstreamBackend::Replica& r = **replica;
+    const std::shared_ptr<const UpstreamBackend::Link> link = r.link();
     r.outstanding.fetch_add(1);
     r.calls_total.fetch_add(1);
     calls_total.fetch_add(1);
     bool received = false;
-    const grpc::Status st = attempt(&ctx, r, &received);
+    const grpc::Status st = attempt(&ctx, *link->stub, &received);
     r.outstanding.fetch_sub(1);
     {
       std::lock_guard<std::mutex> lock(call.mu);
@@ -521,10 +585,10 @@ void UpstreamBackend::RunGenerate(std::shared_ptr<Call> call, v1::GenerateReques
   v1::GenerateDelta last;
   bool cancelled = false;
   const Status status = RunAttempts(
-      *call, options, authorization_, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
-      [this](const std::vector<Replica*>& tried) { return Pick(tried); },
-      [&](grpc::ClientContext* ctx, Replica& r, bool* received) {
-        std::unique_ptr<grpc::ClientReader<v1::GenerateDelta>> reader = r.stub->GenerateStream(ctx, request);
+      *call, options, [this] { return authorization(); }, config_.max_attempts, &replica, calls_total_, retries_total_,
+      &cancelled, [this](const std::vector<Replica*>& tried) { return Pick(tried); },
+      [&](grpc::ClientContext* ctx, v1::Inference::Stub& stub, bool* received) {
+        std::unique_ptr<grpc::ClientReader<v1::GenerateDelta>> reader = stub.GenerateStream(ctx, request);
         v1::GenerateDelta msg;
         while (reader->Read(&msg)) {
           *received = true;
@@ -573,9 +637,9 @@ void UpstreamBackend::RunRecommend(std::shared_ptr<Call> call, v1::RecommendRequ
   v1::RecommendResponse resp;
   bool cancelled = false;
   Status status = RunAttempts(
-      *call, options, authorization_, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
-      [this](const std::vector<Replica*>& tried) { return Pick(tried); },
-      [&](grpc::ClientContext* ctx, Replica& r, bool*) { return r.stub->Recommend(ctx, request, &resp); });
+      *call, options, [this] { return authorization(); }, config_.max_attempts, &replica, calls_total_, retries_total_,
+      &cancelled, [this](const std::vector<Replica*>& tried) { return Pick(tried); },
+      [&](grpc::ClientContext* ctx, v1::Inference::Stub& stub, bool*) { return stub.Recommend(ctx, request, &resp); });
   Judge(status, cancelled, admission);
   RequestOutcome o;
   o.cls = options.cls;
@@ -610,9 +674,9 @@ Status UpstreamBackend::Feedback(const v1::FeedbackRequest& request, std::option
   options.deadline = deadline;
   v1::FeedbackResponse resp;
   status = RunAttempts(
-      call, options, authorization_, config_.max_attempts, &replica, calls_total_, retries_total_, &cancelled,
-      [this](const std::vector<Replica*>& tried) { return Pick(tried); },
-      [&](grpc::ClientContext* ctx, Replica& r, bool*) { return r.stub->Feedback(ctx, request, &resp); });
+      call, options, [this] { return authorization(); }, config_.max_attempts, &replica, calls_total_, retries_total_,
+      &cancelled, [this](const std::vector<Replica*>& tried) { return Pick(tried); },
+      [&](grpc::ClientContext* ctx, v1::Inference::Stub& stub, bool*) { return stub.Feedback(ctx, request, &resp); });
   Judge(status, cancelled, admission);
   return Named(status, replica.get());
 }

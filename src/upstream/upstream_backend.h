@@ -15,7 +15,9 @@
 // - Security (config.tls, config.token_file): TLS to every replica (server certificate checked against ca_file
 //   or the system roots for server_name, else the dns host, else the target's host; a client certificate for
 //   mutual TLS), and the bearer token sent as `authorization` metadata on every forwarded call. The files are
-//   read once, at construction; the token never appears in messages or logs.
+//   read at construction and again by Reload() (SIGHUP): a new token goes out on every call that starts
+//   afterwards; new TLS files give every replica a new channel (calls already running finish on the old
+//   one); a file that fails keeps what was loaded before. The token never appears in messages or logs.
 // - Requests are forwarded as received with class_hint set to the edge's class and request_id set;
 //   Generate always goes out as GenerateStream; Recommend asks for PLAIN so the edge encodes (and diffs).
 // Each call runs on its own thread that owns its ClientContext; the destructor cancels and joins them.
@@ -34,6 +36,7 @@
 
 #include "inferd/config.h"
 #include "server/backend.h"
+#include "server/tls_files.h"
 #include "upstream/circuit_breaker.h"
 
 namespace grpc {
@@ -67,12 +70,17 @@ class UpstreamBackend final : public server::Backend {
   Status Feedback(const v1::FeedbackRequest& request, std::optional<TimePoint> deadline) override;
 
   UpstreamStats stats() const;
+  // Re-reads config.tls's files and config.token_file. Each that reads and checks well replaces the old
+  // (changed TLS files: a new channel to every replica); each that fails keeps the old and is named in the
+  // returned INVALID_ARGUMENT (`upstream '<name>': tls.ca_file: ...`, one problem per line).
+  Status Reload();
   // Runs one round of health checks now (also done by the health thread).
   void CheckHealthOnce();
   // Re-resolves the DNS name now (the health thread does it every dns_refresh_ms); a no-op for targets.
   void RefreshDnsOnce();
 
   struct Replica;
+  struct Link;
   struct Call;
 
  private:
@@ -81,6 +89,9 @@ class UpstreamBackend final : public server::Backend {
   using ReplicaList = std::vector<std::shared_ptr<Replica>>;
   std::shared_ptr<const ReplicaList> Replicas() const;
   std::shared_ptr<Replica> MakeReplica(const std::string& address) const;
+  std::shared_ptr<const Link> MakeLink(const std::string& address) const;
+  std::shared_ptr<grpc::ChannelCredentials> credentials() const;
+  std::shared_ptr<const std::string> authorization() const;
   // Breaker and replica admission shared by every RPC; on refusal `status` says why.
   bool AdmitCall(CircuitBreaker::Admission* admission, std::shared_ptr<Replica>* replica, Status* status);
   std::shared_ptr<Call> Register(std::shared_ptr<RequestStream>* stream);
@@ -95,9 +106,11 @@ class UpstreamBackend final : public server::Backend {
   void HealthLoop();
 
   const UpstreamConfig config_;
-  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // TLS or insecure, shared by every replica's channel
-  std::string authorization_;                              // "Bearer <token>", or "" without token_file
   const std::string description_;
+  mutable std::mutex secrets_mu_;                          // guards the two below; each is replaced whole by Reload
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // TLS or insecure, shared by every replica's channel
+  std::shared_ptr<const std::string> authorization_;       // "Bearer <token>", or "" without token_file
+  server::PemFiles tls_pem_;                               // what credentials_ was made from; under check_mu_
   const Resolver resolve_;
   mutable std::mutex replicas_mu_;
   std::shared_ptr<const ReplicaList> replicas_;  // replaced whole (under replicas_mu_) when DNS changes
@@ -110,7 +123,9 @@ class UpstreamBackend final : public server::Backend {
   std::condition_variable calls_cv_;
   std::unordered_map<RequestId, std::shared_ptr<Call>> calls_;  // in flight; each has a running thread
 
-  std::mutex check_mu_;  // one CheckHealthOnce at a time; guards Replica::*_in_row
+  // One CheckHealthOnce, RefreshDnsOnce or Reload at a time (so a replica made by a DNS refresh never misses a
+  // credentials change); guards Replica::*_in_row.
+  std::mutex check_mu_;
   std::mutex health_mu_;
   std::condition_variable health_cv_;
   bool stopping_ = false;

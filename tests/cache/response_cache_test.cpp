@@ -33,6 +33,23 @@ TEST(RecommendKeyTest, EveryPartOfTheAnswerChangesTheKey) {
   EXPECT_FALSE(RecommendKey("ab", "c", {1}, {{2}}, 0, 0) == RecommendKey("a", "bc", {1}, {{2}}, 0, 0));
 }
 
+TEST(RecommendTextKeyTest, EveryPartChangesTheKeyAndItNeverEqualsATokenKey) {
+  const std::vector<std::string_view> texts = {" a stove", " a lamp"};
+  const CacheKey base = RecommendTextKey("light", "ckpt@1", "Bought a tent", texts, 2, 0);
+  EXPECT_EQ(base, RecommendTextKey("light", "ckpt@1", "Bought a tent", texts, 2, 0));
+  EXPECT_FALSE(base == RecommendTextKey("full", "ckpt@1", "Bought a tent", texts, 2, 0));
+  EXPECT_FALSE(base == RecommendTextKey("light", "ckpt@2", "Bought a tent", texts, 2, 0));  // reload
+  EXPECT_FALSE(base == RecommendTextKey("light", "ckpt@1", "Bought a tent.", texts, 2, 0));
+  const std::vector<std::string_view> swapped = {" a lamp", " a stove"};
+  EXPECT_FALSE(base == RecommendTextKey("light", "ckpt@1", "Bought a tent", swapped, 2, 0));
+  EXPECT_FALSE(base == RecommendTextKey("light", "ckpt@1", "Bought a tent", texts, 3, 0));
+  EXPECT_FALSE(base == RecommendTextKey("light", "ckpt@1", "Bought a tent", texts, 2, 1));
+  // Length prefixes: bytes moved across the context/candidate boundary give another key.
+  const std::vector<std::string_view> shifted = {"t a stove", " a lamp"};
+  EXPECT_FALSE(base == RecommendTextKey("light", "ckpt@1", "Bought a ten", shifted, 2, 0));
+  EXPECT_FALSE(RecommendTextKey("m", "c", "", {}, 0, 0) == RecommendKey("m", "c", {}, {}, 0, 0));
+}
+
 class ResponseCacheTest : public ::testing::Test {
  protected:
   TimePoint now_ = TimePoint{} + std::chrono::hours(1);
@@ -97,6 +114,50 @@ TEST_F(ResponseCacheTest, ValueLargerThanTheBoundIsNotStored) {
   cache.Put(CacheKey{1, 2}, Ranking(1000));
   EXPECT_EQ(cache.Get(CacheKey{1, 2}), nullptr);
   EXPECT_EQ(cache.stats().inserts, 0u);
+}
+
+TEST_F(ResponseCacheTest, AnAliasFindsItsEntryAndLivesAndDiesWithIt) {
+  ResponseCache cache(1 << 20, milliseconds(100), clock_);
+  const CacheKey k{1, 1}, alias{2, 2}, other{3, 3};
+  EXPECT_EQ(cache.Get(alias, /*count_miss=*/false), nullptr);
+  EXPECT_EQ(cache.stats().misses, 0u);
+  cache.Put(k, Ranking(3), alias);
+  auto by_alias = cache.Get(alias, false);
+  ASSERT_NE(by_alias, nullptr);
+  EXPECT_EQ(by_alias, cache.Get(k));  // the same entry
+  CacheStats s = cache.stats();
+  EXPECT_EQ(s.entries, 1);
+  EXPECT_EQ(s.inserts, 1u);
+  EXPECT_EQ(s.hits, 2u);
+  EXPECT_EQ(s.bytes, static_cast<int64_t>(Ranking(3)->Bytes()));
+
+  cache.Put(k, Ranking(1));  // replaced without an alias: the old alias goes with the old entry
+  EXPECT_EQ(cache.Get(alias, false), nullptr);
+  cache.AddAlias(k, other);
+  ASSERT_NE(cache.Get(other, false), nullptr);
+  EXPECT_EQ(cache.Get(other)->ranked.size(), 1u);
+  cache.AddAlias(CacheKey{9, 9}, alias);  // no entry: nothing happens
+  EXPECT_EQ(cache.Get(alias, false), nullptr);
+
+  now_ += milliseconds(100);
+  EXPECT_EQ(cache.Get(other, false), nullptr);  // expired through its alias: the entry is gone
+  s = cache.stats();
+  EXPECT_EQ(s.expirations, 1u);
+  EXPECT_EQ(s.entries, 0);
+  EXPECT_EQ(s.misses, 0u);  // alias lookups never counted a miss
+  EXPECT_EQ(cache.Get(k), nullptr);
+  EXPECT_EQ(cache.stats().misses, 1u);
+}
+
+TEST_F(ResponseCacheTest, AnEvictedEntryTakesItsAliasAlong) {
+  const size_t one = Ranking(4)->Bytes();
+  ResponseCache cache(static_cast<int64_t>(one), milliseconds(10000), clock_);
+  cache.Put(CacheKey{1, 1}, Ranking(4), CacheKey{10, 10});
+  cache.Put(CacheKey{2, 2}, Ranking(4), CacheKey{20, 20});  // evicts the first
+  EXPECT_EQ(cache.Get(CacheKey{10, 10}, false), nullptr);
+  EXPECT_NE(cache.Get(CacheKey{20, 20}, false), nullptr);
+  EXPECT_EQ(cache.stats().evictions, 1u);
+  EXPECT_EQ(cache.stats().entries, 1);
 }
 
 }  // namespace

@@ -109,6 +109,30 @@ TEST(ResponseCacheServingTest, SecondIdenticalRecommendIsServedFromCacheWithoutT
   EXPECT_GT(s.bytes, 0);
 }
 
+// A repeat is found by its texts before tokenizing; a request with those texts but a repeated item id is
+// still refused as it would be without the cache, and a changed text is a miss.
+TEST(ResponseCacheServingTest, RepeatIsAHitByItsTextsButRepeatedItemIdsStillGetTheirError) {
+  InferenceServiceOptions options = WithCache(std::chrono::seconds(60));
+  auto cache = options.cache;
+  TestServer ts({PoolSpec{}}, options);
+  v1::RecommendRequest req = MakeRequest();
+  EXPECT_FALSE(Call(ts, req).from_cache());
+  EXPECT_TRUE(Call(ts, req).from_cache());
+  v1::RecommendRequest dup = req;
+  dup.mutable_candidates(3)->set_item_id(req.candidates(1).item_id());
+  v1::RecommendResponse resp;
+  auto ctx = Ctx();
+  grpc::Status st = ts.stub().Recommend(ctx.get(), dup, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "candidates[3].item_id: 511 repeats candidates[1].item_id");
+  req.mutable_candidates(4)->set_text("a tamper");
+  EXPECT_FALSE(Call(ts, req).from_cache());
+  const cache::CacheStats s = cache->stats();
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 2u);
+  EXPECT_EQ(s.entries, 2);
+}
+
 TEST(ResponseCacheServingTest, KeyIgnoresEncodingAndItemIdsButNotTopK) {
   TestServer ts({PoolSpec{}}, WithCache(std::chrono::seconds(60)));
   v1::RecommendRequest req = MakeRequest();

@@ -1,11 +1,16 @@
 // UpstreamBackend against real in-process inferd servers (real gRPC on loopback, engines over the fake
 // executor): balancing by outstanding calls, retry on another replica only before anything was received,
-// health ejection and re-admission, deadline and cancel propagation, and the breaker's fast refusal.
+// health ejection and re-admission, deadline and cancel propagation, the breaker's fast refusal, and
+// Reload of the token and TLS files (certificates made here with openssl).
 #include "upstream/upstream_backend.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -306,6 +311,147 @@ TEST(UpstreamOverflowTest, RealtimeWorkTheLocalPoolRefusesGoesUpstream) {
       EXPECT_EQ(backend->stats().calls_total, 0u);
     }
   }
+}
+
+// Token and TLS files in a temporary directory; certificates made with the openssl command.
+class UpstreamReloadTest : public ::testing::Test {
+ protected:
+  // printf %s s3cret-inference | sha256sum ; printf %s s3cret-feedback | sha256sum
+  static constexpr const char* kToken1 = "s3cret-inference";
+  static constexpr const char* kHash1 = "d8b0525aa050ecb1b82569d9c4eb7d0123b7176fc59ae4d5cf11f61216c587c4";
+  static constexpr const char* kToken2 = "s3cret-feedback";
+  static constexpr const char* kHash2 = "c8b86dfdcf4150df9db7a8760b0a516c2a1ff40b904733030cbc5517f6b67641";
+
+  void SetUp() override {
+    char templ[] = "/tmp/inferd-upstream-reload-XXXXXX";
+    ASSERT_NE(mkdtemp(templ), nullptr);
+    dir_ = templ;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  void Write(const std::string& name, const std::string& text) const {
+    std::ofstream(Path(name), std::ios::binary | std::ios::trunc) << text;
+  }
+  void Copy(const std::string& from, const std::string& to) const {
+    std::filesystem::copy_file(Path(from), Path(to), std::filesystem::copy_options::overwrite_existing);
+  }
+  // False when openssl is missing or fails.
+  bool Run(const std::string& cmd) const {
+    return std::system(("cd " + dir_ + " && " + cmd + " >/dev/null 2>&1").c_str()) == 0;
+  }
+  bool MakeCa(const std::string& name) const {
+    return Run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + name + " -keyout " + name +
+               ".key -out " + name + ".pem");
+  }
+  bool MakeServerCert(const std::string& ca, const std::string& name) const {
+    Write(name + ".ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+    return Run("openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout " + name + ".key -out " + name +
+               ".csr") &&
+           Run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
+               ".key -CAcreateserial -days 2 -out " + name + ".pem -extfile " + name + ".ext");
+  }
+  void CentralTokens(const std::string& lines) const { Write("central.tokens", lines); }
+
+  static PoolSpec FullPool(std::chrono::microseconds step_delay = std::chrono::microseconds(0)) {
+    PoolSpec spec;
+    spec.name = "full";
+    spec.step_delay = step_delay;
+    return spec;
+  }
+  // A finished Generate's status (waits for its stream).
+  static Status GenerateStatus(UpstreamBackend& backend, const std::string& id, int32_t max_tokens = 3) {
+    server::Submitted sub = backend.Generate(Gen(max_tokens), Options(id));
+    if (!sub.status.ok()) return sub.status;
+    Collect(*sub.stream);
+    return sub.stream->Wait().status;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(UpstreamReloadTest, ANewTokenGoesOutOnCallsAfterReloadAndABadFileKeepsTheOld) {
+  CentralTokens(std::string("edge sha256:") + kHash1 + " inference\n");
+  ServerConfig sc;
+  sc.auth.token_file = Path("central.tokens");
+  TestServer central(std::vector<PoolSpec>{FullPool()}, {}, sc);
+  Write("edge.token", std::string(kToken1) + "\n");
+  UpstreamConfig c = Config({Address(central)});
+  c.token_file = Path("edge.token");
+  UpstreamBackend backend(c);
+  EXPECT_TRUE(GenerateStatus(backend, "tok-1").ok());
+
+  // Central accepts only the second token now; the edge still sends the first until it reloads.
+  CentralTokens(std::string("edge sha256:") + kHash2 + " inference\n");
+  ASSERT_TRUE(central.server().Reload().ok());
+  Status refused = GenerateStatus(backend, "tok-2");
+  EXPECT_EQ(refused.code(), StatusCode::kUnauthenticated) << refused.ToString();
+  EXPECT_NE(refused.message().find("upstream 'central'"), std::string::npos) << refused.message();
+
+  Write("edge.token", std::string(kToken2) + "\n");
+  ASSERT_TRUE(backend.Reload().ok());
+  EXPECT_TRUE(GenerateStatus(backend, "tok-3").ok());
+
+  Write("edge.token", "\n");
+  Status bad = backend.Reload();
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.message(), "upstream 'central': token_file: " + Path("edge.token") + " is empty");
+  Status kept = GenerateStatus(backend, "tok-4");
+  EXPECT_TRUE(kept.ok()) << kept.ToString();
+  EXPECT_EQ(backend.stats().breaker.state, BreakerState::kClosed);
+}
+
+TEST_F(UpstreamReloadTest, NewTlsFilesGiveNewChannelsWhileRunningCallsFinish) {
+  if (!MakeCa("ca1") || !MakeCa("ca2") || !MakeServerCert("ca1", "server1") || !MakeServerCert("ca2", "server2")) {
+    GTEST_SKIP() << "openssl (Debian package openssl) not found or failing";
+  }
+  Copy("server1.pem", "central.pem");
+  Copy("server1.key", "central.key");
+  ServerConfig sc;
+  sc.tls.cert_file = Path("central.pem");
+  sc.tls.key_file = Path("central.key");
+  TestServer central(std::vector<PoolSpec>{FullPool(std::chrono::microseconds(2000))}, {}, sc);
+  Copy("ca1.pem", "edge-ca.pem");
+  UpstreamConfig c = Config({Address(central)});
+  c.tls.enabled = true;
+  c.tls.ca_file = Path("edge-ca.pem");
+  c.tls.server_name = "localhost";
+  c.breaker.failure_threshold = 1000;  // the refused handshakes below must not open it
+  UpstreamBackend backend(c);
+  ASSERT_TRUE(GenerateStatus(backend, "tls-1").ok());
+  server::Submitted running = backend.Generate(Gen(300), Options("tls-running"));  // about 0.6 s
+  ASSERT_TRUE(running.status.ok());
+  TokenDelta first;
+  ASSERT_EQ(running.stream->Read(&first, milliseconds(10000)), RequestStream::ReadResult::kDelta);
+
+  Write("edge-ca.pem", "not a certificate\n");
+  Status bad = backend.Reload();
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.message(), "upstream 'central': tls.ca_file: " + Path("edge-ca.pem") + " holds no PEM certificate");
+  EXPECT_TRUE(GenerateStatus(backend, "tls-kept").ok());
+
+  // Roots that do not sign central's certificate: new calls go over a new channel and fail its handshake.
+  Copy("ca2.pem", "edge-ca.pem");
+  ASSERT_TRUE(backend.Reload().ok());
+  Status refused = GenerateStatus(backend, "tls-ca2");
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  // The call that started on the old channel was not cut off.
+  Collect(*running.stream);
+  const RequestOutcome& o = running.stream->Wait();
+  EXPECT_TRUE(o.status.ok()) << o.status.ToString();
+  EXPECT_EQ(o.generated_tokens, 300);
+
+  // Central moves to a certificate of the new CA: the edge's new channel connects (within central's
+  // 1 s certificate refresh and the channel's reconnect backoff).
+  Copy("server2.pem", "central.pem");
+  Copy("server2.key", "central.key");
+  ASSERT_TRUE(central.server().Reload().ok());
+  Status st = Unavailable("not tried");
+  for (int i = 0; i < 100 && !st.ok(); ++i) {
+    st = GenerateStatus(backend, "tls-ca2-" + std::to_string(i));
+    if (!st.ok()) std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(st.ok()) << st.ToString();
 }
 
 }  // namespace

@@ -7,7 +7,9 @@ field; a 64 KiB model name gives a bounded NOT_FOUND; an identity over its rate 
 RESOURCE_EXHAUSTED with retry-after-ms while another identity is served; the OpenAI HTTP port, through the
 official `openai` client, takes the same tokens (401, 403, 429 with Retry-After) and shares each identity's
 rate limit with gRPC; SIGHUP reloads the tokens for both; an edge daemon forwards to this one over TLS with
-its own bearer token (upstreams[].tls, token_file), and one without the token gets UNAUTHENTICATED; the log (at debug level) never shows a token.
+its own bearer token (upstreams[].tls, token_file), and one without the token gets UNAUTHENTICATED; SIGHUP on
+an edge and its central daemon rotates the edge's token and CA (forwarded calls keep working, a bad file keeps
+the old, a stream started before the rotation finishes); the log (at debug level) never shows a token.
 
 Usage: security_client_test.py --inferd build/bin/inferd --model build/e2e-model --proto-dir proto
 """
@@ -223,14 +225,14 @@ models:
         self.assertTrue(self.call(self.stub.Generate, self.request(), f"Bearer {LATE[1]}").request_id)
         self.assertEqual(self.http("POST", "/v1/completions", body, TOKENS["main"])[0], 200)
 
-    def edge(self, name, upstream_extra):
+    def edge(self, name, upstream_extra, target=None):
         addr = f"127.0.0.1:{support.free_port()}"
         d = support.Daemon(name, f"""server: {{grpc_address: "{addr}", drain_grace_seconds: 1}}
 metrics: {{address: "127.0.0.1:{support.free_port()}"}}
 models:
   - {{name: light, path: {ARGS.model}, classes: [realtime]}}
 upstreams:
-  - {{name: central, targets: ["{self.addr}"], classes: [complex], models: [m], {upstream_extra}}}
+  - {{name: central, targets: ["{target or self.addr}"], classes: [complex], models: [m], {upstream_extra}}}
 """, self.work)
         d.start()
         if not d.wait_log(r"inferd \S+ SERVING", timeout=120):
@@ -267,6 +269,113 @@ upstreams:
             self.assertIn("missing bearer token", e.details())
         finally:
             bare.stop()
+
+    def hup(self, daemon, pattern):
+        daemon.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(daemon.wait_log(pattern, timeout=10), daemon.text()[-2000:])
+
+    def test_d_sighup_rotates_an_edges_token_and_ca_and_forwarded_calls_keep_working(self):
+        # A central daemon of its own (its certificate changes below), reached by an edge over TLS with a token.
+        w = os.path.join(self.work, "rot")
+        os.makedirs(w)
+        openssl(w, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=py-ca2",
+                "-keyout", "ca2.key", "-out", "ca2.pem")
+        openssl(w, "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server2.key",
+                "-out", "server2.csr")
+        openssl(w, "x509", "-req", "-in", "server2.csr", "-CA", "ca2.pem", "-CAkey", "ca2.key", "-CAcreateserial",
+                "-days", "2", "-out", "server2.pem", "-extfile", os.path.join(self.work, "server.ext"))
+        for src, dst in [("server.pem", "central.pem"), ("server.key", "central.key"), ("ca.pem", "edge-ca.pem")]:
+            shutil.copy(os.path.join(self.work, src), os.path.join(w, dst))
+        old, new = "py-rot-token-1a2b", "py-rot-token-3c4d"
+
+        def central_tokens(tokens):
+            with open(os.path.join(w, "tokens"), "w") as f:
+                for name, token in tokens.items():
+                    f.write(f"{name} sha256:{hashlib.sha256(token.encode()).hexdigest()} inference\n")
+
+        def edge_token(text):
+            with open(os.path.join(w, "edge.token"), "w") as f:
+                f.write(text)
+
+        central_tokens({"edge": old})
+        edge_token(old + "\n")
+        addr = f"127.0.0.1:{support.free_port()}"
+        central = support.Daemon("central-rot", f"""server:
+  grpc_address: "{addr}"
+  drain_grace_seconds: 1
+  tls: {{cert_file: rot/central.pem, key_file: rot/central.key}}
+  auth: {{token_file: rot/tokens}}
+metrics: {{enabled: false}}
+models:
+  - {{name: m, path: {ARGS.model}, classes: [realtime, complex]}}
+""", self.work)
+        central.start()
+        edge = None
+        try:
+            self.assertTrue(central.wait_log(r"inferd \S+ SERVING", timeout=120), central.text()[-2000:])
+            edge, stub = self.edge("edge-rot", "tls: {enabled: true, ca_file: rot/edge-ca.pem, server_name: localhost}, "
+                                   "token_file: rot/edge.token, health: {interval_ms: 200, unhealthy_threshold: 1}, "
+                                   "breaker: {failure_threshold: 1000, open_ms: 200}", target=addr)
+
+            def forwarded(i):
+                return stub.Generate(self.request(model="m", request_id=f"rot-{i}"), timeout=30)
+
+            self.assertTrue(forwarded(0).request_id)
+            # A stream that starts before the rotations and has to finish after them.
+            stream = stub.GenerateStream(self.pb.GenerateRequest(
+                prompt="hello", model="m", sampling=self.pb.SamplingParams(max_tokens=1000, ignore_eos=True)),
+                timeout=120)
+            got = len(next(stream).tokens)
+
+            # Token rotation with an overlap: central takes both, the edge moves, central drops the old one.
+            central_tokens({"edge": old, "edge-next": new})
+            self.hup(central, r"server.auth.token_file: reloaded \S+ \(2 tokens\)")
+            edge_token(new + "\n")
+            self.hup(edge, r"upstream 'central': token_file: reloaded")
+            central_tokens({"edge-next": new})
+            self.hup(central, r"server.auth.token_file: reloaded \S+ \(1 tokens\)")
+            self.assertTrue(forwarded(1).request_id, "the edge sends the new token")
+            with open(os.path.join(w, "edge-ca.pem"), "rb") as f:
+                direct = self.rpc.InferenceStub(self.grpc.secure_channel(
+                    addr, self.grpc.ssl_channel_credentials(f.read()),
+                    options=[("grpc.ssl_target_name_override", "localhost")]))
+            e = self.code_of(lambda: self.call(direct.Generate, self.request(), f"Bearer {old}"))
+            self.assertEqual(e.code(), self.grpc.StatusCode.UNAUTHENTICATED, "central no longer takes the old token")
+
+            # A bad file is logged and the token in use stays.
+            edge_token("\n")
+            self.hup(edge, r"reload: upstream 'central': token_file: \S+ is empty")
+            self.assertTrue(forwarded(2).request_id)
+
+            # CA change: the edge trusts only the new CA (a new channel: its calls fail against central's old
+            # certificate), then central presents a certificate of the new CA and forwarded calls work again.
+            shutil.copy(os.path.join(w, "ca2.pem"), os.path.join(w, "edge-ca.pem"))
+            self.hup(edge, r"upstream 'central': tls: reloaded, new channels to 1 replica")
+            e = self.code_of(lambda: forwarded(3))
+            self.assertEqual(e.code(), self.grpc.StatusCode.UNAVAILABLE, e.details())
+            self.assertIn("upstream 'central'", e.details())
+            shutil.copy(os.path.join(w, "server2.pem"), os.path.join(w, "central.pem"))
+            shutil.copy(os.path.join(w, "server2.key"), os.path.join(w, "central.key"))
+            self.hup(central, r"server.tls: reloaded")
+            until, served = time.time() + 30, None
+            while served is None and time.time() < until:
+                try:
+                    served = forwarded(4)
+                except self.grpc.RpcError:
+                    time.sleep(0.2)
+            self.assertIsNotNone(served, "forwarded calls did not recover after central's certificate change:\n" +
+                                 edge.text()[-2000:])
+
+            for msg in stream:
+                got += len(msg.tokens)
+            self.assertEqual(got, 1000, "the stream started before the rotations finished whole")
+        finally:
+            if edge is not None:
+                edge.stop()
+            central.stop()
+        for token in (old, new):
+            self.assertNotIn(token, edge.text())
+            self.assertNotIn(token, central.text())
 
     def test_c_inferctl_remote_over_tls_with_a_token_file(self):
         inferctl = os.path.join(os.path.dirname(ARGS.inferd), "inferctl")
