@@ -251,6 +251,32 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     return names;  // std::map iteration order is sorted
   }
 
+  void LoadInto(const std::string& name, at::Tensor& out) const override {
+    const Entry& entry = Find(name);
+    if (out.sizes().vec() != entry.info.shape) {
+      throw std::runtime_error(name + ": expected shape " + ShapeString(out.sizes().vec()) + ", found " +
+                               ShapeString(entry.info.shape) + " (" + dir_ + "/" + entry.info.file + ")");
+    }
+    const bool scaled =
+        entry.stored == c10::ScalarType::Float8_e4m3fn && out.scalar_type() != entry.stored && Has(name + "_scale_inv");
+    if (scaled || out.scalar_type() != entry.stored || !out.device().is_cpu() || !out.is_contiguous()) {
+      out.copy_(Load(name, out.scalar_type(), out.device(), entry.info.shape));
+      return;
+    }
+    const Shard& shard = shards_[entry.shard];
+    const uint64_t bytes = entry.info.data_end - entry.info.data_begin;
+    if (bytes > 0) std::memcpy(out.data_ptr(), shard.map->data() + shard.data_start + entry.info.data_begin, bytes);
+    if (read_observer_) read_observer_(bytes);
+  }
+
+  uint64_t TensorBytes() const override {
+    uint64_t total = 0;
+    for (const auto& kv : entries_) total += kv.second.info.data_end - kv.second.info.data_begin;
+    return total;
+  }
+
+  void SetReadObserver(std::function<void(uint64_t bytes)> observer) override { read_observer_ = std::move(observer); }
+
   at::Tensor Load(const std::string& name, c10::ScalarType dtype, c10::Device device,
                   const std::vector<int64_t>& expected_shape) const override {
     const Entry& entry = Find(name);
@@ -288,6 +314,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     if (bytes > 0) {
       std::memcpy(out.data_ptr(), shard.map->data() + shard.data_start + entry.info.data_begin, bytes);
     }
+    if (read_observer_) read_observer_(bytes);
     return out;
   }
 
@@ -301,6 +328,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
   std::string dir_;
   std::vector<Shard> shards_;
   std::map<std::string, Entry> entries_;
+  std::function<void(uint64_t)> read_observer_;
 };
 
 }  // namespace
