@@ -22,7 +22,7 @@ struct ControlStats {
 
 struct PoolLifecycleStats {
   std::string model;
-  // The serving load's phases in order: open, copy, kv_pool, residency, warmup_<class>..., total.
+  // The serving load's phases in order: tokenizer, open, copy, kv_pool, residency, warmup_<class>..., total.
   std::vector<std::pair<std::string, double>> load_phases;
   uint64_t generation = 0;
   std::string residency;       // locked | prefaulted | none

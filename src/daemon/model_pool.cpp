@@ -51,9 +51,11 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, Reques
   pool->config_ = config;
   const std::string where = "model '" + config.name + "' (" + config.path + ")";
 
+  const auto t_tok = Clock::now();
   auto tok = Tokenizer::Load(config.path);
   if (!tok.ok()) throw std::runtime_error(where + ": tokenizer: " + tok.status().message());
   pool->tokenizer_ = *tok;
+  pool->phases_.emplace_back("tokenizer", seconds_since(t_tok));
 
   LoadProgress progress(config.name + ": loading " + config.path, [](const std::string& line) { spdlog::info(line); });
   worker::ModelRunnerOptions ro;

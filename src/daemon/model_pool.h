@@ -29,7 +29,8 @@ class ModelPool {
   // what a steady-state one does; appends a warmup_<class> phase per class. Nothing when warm-up is disabled.
   WarmupReport WarmUp();
 
-  // Phases so far, in order (open, copy, kv_pool, residency, then warmup_<class> after WarmUp), seconds.
+  // Phases so far, in order (tokenizer, open, copy, kv_pool, residency, then warmup_<class> after WarmUp),
+  // seconds.
   const std::vector<std::pair<std::string, double>>& phases() const { return phases_; }
   const ResidencyReport& residency() const { return residency_; }
 

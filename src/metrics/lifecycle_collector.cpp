@@ -29,8 +29,8 @@ std::vector<prometheus::MetricFamily> LifecycleCollector::Collect() const {
   const auto counter = MetricType::Counter;
   if (!pools.empty()) {
     FamilyBuilder phases("inferd_model_load_phase_seconds",
-                         "Duration of each phase of the serving model's load (open, copy, kv_pool, residency, "
-                         "warmup_<class>, total).",
+                         "Duration of each phase of the serving model's load (tokenizer, open, copy, kv_pool, "
+                         "residency, warmup_<class>, total).",
                          gauge);
     for (const PoolLifecycleStats& p : pools) {
       for (const auto& [phase, seconds] : p.load_phases) phases.Add({{"model", p.model}, {"phase", phase}}, seconds);

@@ -2,8 +2,8 @@
 // (inferd/lifecycle_stats.h), taken on each scrape.
 //
 // Series (labels; cardinality):
-//   {model, phase} (phases of the serving load: open, copy, kv_pool, residency, warmup_prefill, warmup_decode,
-//     warmup_recommend, total): inferd_model_load_phase_seconds (gauge: the latest successful load's).
+//   {model, phase} (phases of the serving load: tokenizer, open, copy, kv_pool, residency, warmup_prefill,
+//     warmup_decode, warmup_recommend, total): inferd_model_load_phase_seconds (gauge: the latest load's).
 //   {model}: inferd_model_generation (1 for the first load, +1 per reload), inferd_model_weights_locked (1 when
 //     the weights and KV pool are mlock'ed, 0 when only prefaulted or not at all), inferd_model_resident_bytes,
 //     inferd_model_reload_switch_seconds (gauge: the latest reload, request to switch-over),

@@ -332,7 +332,7 @@ models:
     def test_7_load_phases_residency_and_reloads_are_listed_and_exported(self):
         c = self.pool().checkpoint
         self.assertEqual([ph.name for ph in c.phases],
-                         ["open", "copy", "kv_pool", "residency", "warmup_prefill", "warmup_decode", "warmup_recommend",
+                         ["tokenizer", "open", "copy", "kv_pool", "residency", "warmup_prefill", "warmup_decode", "warmup_recommend",
                           "total"])
         seconds = {ph.name: ph.seconds for ph in c.phases}
         self.assertGreater(seconds["copy"], 0)
