@@ -327,7 +327,7 @@ models:
         self.assertIn(POOL, out.stdout)
         self.assertIn("SERVING", out.stdout)
         self.assertIn("fnv1a64:", out.stdout)
-        self.assertIn("phases: open ", out.stdout)
+        self.assertIn("phases: tokenizer ", out.stdout)
 
     def test_7_load_phases_residency_and_reloads_are_listed_and_exported(self):
         c = self.pool().checkpoint
