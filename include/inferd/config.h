@@ -122,6 +122,18 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
+// ---- Model lifecycle (docs/lifecycle.md) ----
+
+// Start-up and reload warm-up: requests over the shape classes the scheduler produces, run before the pool
+// serves (daemon/warmup.h derives the shapes from the pool's scheduler, KV and limits settings).
+struct WarmupConfig {
+  bool enabled = true;
+  // prefill: a prompt of more than one prefill chunk and a short one; decode: decode-only steps at every
+  // batch-size bucket up to the pool's batch cap; recommend: a Recommend at each candidate-count bucket.
+  std::vector<std::string> classes = {"prefill", "decode", "recommend"};
+  bool operator==(const WarmupConfig&) const = default;
+};
+
 struct ModelPoolConfig {
   std::string name = "default";
   std::string path;            // HF checkpoint dir; relative paths are relative to the config file
@@ -132,6 +144,10 @@ struct ModelPoolConfig {
   KvCacheConfig kv_cache;
   SchedulerConfig scheduler;
   LimitsConfig limits;
+  WarmupConfig warmup;
+  // Weights after load: lock (mlock their pages so nothing can evict them; falls back to prefault, with the
+  // reason logged, when RLIMIT_MEMLOCK is too small) | prefault (touch every page once) | none.
+  std::string residency = "lock";
   bool operator==(const ModelPoolConfig&) const = default;
 };
 

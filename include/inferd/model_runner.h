@@ -7,11 +7,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "inferd/batch.h"
+#include "inferd/residency.h"
 #include "inferd/status.h"
 
 namespace inferd::worker {
@@ -23,6 +25,15 @@ struct ModelRunnerOptions {
   int32_t block_size = 16;
   std::string device = "cpu";
   uint64_t seed = 0;           // base seed for requests that carry none
+  // Called on the loading thread after each checkpoint tensor was read: tensor bytes so far and in all.
+  std::function<void(int64_t done, int64_t total)> on_load_bytes;
+};
+
+// Durations of Load's phases.
+struct LoadPhases {
+  double open_seconds = 0;   // config.json, mmap of the shards, header checks
+  double copy_seconds = 0;   // tensors read from the mapping, converted, assembled
+  int64_t tensor_bytes = 0;  // in the checkpoint
 };
 
 class ModelRunner {
@@ -45,6 +56,15 @@ class ModelRunner {
   int32_t MaxPositionEmbeddings() const;  // the checkpoint's context limit
   const std::vector<TokenId>& EosTokenIds() const;
   const std::string& Architecture() const;
+  const LoadPhases& load_phases() const;
+  // Linear layers of up to this many rows run the GEMV kernel on CPU, more run GEMM (ops::kGemvMaxRows): a
+  // shape class boundary warm-up covers.
+  static int32_t GemvMaxRows();
+
+  // Keeps the weights and the KV pool resident: mode lock | prefault | none (ResidentMemory: lock falls back to
+  // prefault with the reason in the report). Held until the runner or its KV pool goes. CPU tensors only
+  // (device memory is resident anyway). Call while no Execute runs.
+  ResidencyReport MakeResident(const std::string& mode);
 
   // Runs one flattened step (prefill chunks and decodes mixed), samples where chunks ask for it and
   // computes score log-probabilities. INVALID_ARGUMENT for malformed chunks (nothing is run),

@@ -151,6 +151,21 @@ void ReadLimits(YamlReader& r, LimitsConfig* c) {
   }
 }
 
+void ReadWarmup(YamlReader& r, WarmupConfig* c) {
+  r.Get("enabled", &c->enabled);
+  r.Get("classes", &c->classes);
+  for (size_t i = 0; i < c->classes.size(); ++i) {
+    const std::string& k = c->classes[i];
+    if (k != "prefill" && k != "decode" && k != "recommend") {
+      r.Error("classes", "unknown class '" + k.substr(0, 64) + "' (prefill, decode, recommend)");
+    } else if (std::find(c->classes.begin(), c->classes.begin() + static_cast<std::ptrdiff_t>(i), k) !=
+               c->classes.begin() + static_cast<std::ptrdiff_t>(i)) {
+      r.Error("classes", "duplicate class '" + k + "'");
+    }
+  }
+  if (c->enabled && c->classes.empty()) r.Error("classes", "empty while enabled; set enabled: false to skip warm-up");
+}
+
 void ReadModel(YamlReader& r, ModelPoolConfig* m, const std::filesystem::path& base_dir) {
   r.Get("name", &m->name);
   if (m->name.empty()) r.Error("name", "must not be empty");
@@ -175,6 +190,8 @@ void ReadModel(YamlReader& r, ModelPoolConfig* m, const std::filesystem::path& b
   r.Child("kv_cache", [&](YamlReader& c) { ReadKvCache(c, &m->kv_cache); });
   r.Child("scheduler", [&](YamlReader& c) { ReadScheduler(c, &m->scheduler); });
   r.Child("limits", [&](YamlReader& c) { ReadLimits(c, &m->limits); });
+  r.Child("warmup", [&](YamlReader& c) { ReadWarmup(c, &m->warmup); });
+  r.GetEnum("residency", &m->residency, {"lock", "prefault", "none"});
 }
 
 void ReadRange(YamlReader& r, const char* key, RangeConfig* out) {

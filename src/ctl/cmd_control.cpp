@@ -53,11 +53,23 @@ void PrintPool(const v1::PoolInfo& p) {
     gmtime_r(&t, &tm);
     std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
   }
-  std::printf("%s\t%s\tgeneration %llu\t%s\t%s\tloaded %s (load %.2fs, warm-up %.2fs)\thealth %s\tdraining %d%s%s\n",
-              p.name().c_str(), StateName(p.state()).c_str(), static_cast<unsigned long long>(c.generation()),
-              c.path().c_str(), c.config_hash().c_str(), when, c.load_seconds(), c.warmup_seconds(),
-              p.health_service().c_str(), p.draining_generations(),
-              p.last_error().empty() ? "" : "\tlast error: ", p.last_error().c_str());
+  std::string phases;
+  for (const v1::LoadPhase& ph : c.phases()) {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "%s%s %.2fs", phases.empty() ? "" : ", ", ph.name().c_str(), ph.seconds());
+    phases += buf;
+  }
+  char resident[96] = "";
+  if (!c.residency().empty()) {
+    std::snprintf(resident, sizeof(resident), "\tweights %s (%.1f MiB)", c.residency().c_str(),
+                  static_cast<double>(c.resident_bytes()) / (1 << 20));
+  }
+  std::printf(
+      "%s\t%s\tgeneration %llu\t%s\t%s\tloaded %s (load %.2fs, warm-up %.2fs)%s\thealth %s\tdraining %d%s%s%s%s\n",
+      p.name().c_str(), StateName(p.state()).c_str(), static_cast<unsigned long long>(c.generation()), c.path().c_str(),
+      c.config_hash().c_str(), when, c.load_seconds(), c.warmup_seconds(), resident, p.health_service().c_str(),
+      p.draining_generations(), phases.empty() ? "" : "\tphases: ", phases.c_str(),
+      p.last_error().empty() ? "" : "\tlast error: ", p.last_error().c_str());
 }
 
 void AddControlCommands(CLI::App& app) {

@@ -24,6 +24,7 @@
 #include "metrics/edge_collector.h"
 #include "metrics/engine_collector.h"
 #include "metrics/gpu_collector.h"
+#include "metrics/lifecycle_collector.h"
 #include "metrics/metrics_server.h"
 #include "metrics/serving_collector.h"
 #include "server/grpc_server.h"
@@ -171,6 +172,12 @@ int main(int argc, char** argv) {
       const inferd::server::GrpcServer* g = grpc_server.get();  // outlives `metrics` (reset first below)
       metrics->Add(std::make_shared<inferd::metrics::ServingCollector>([g] { return g->rpc_stats(); },
                                                                        [g] { return g->business_stats(); }));
+      // Model lifecycle: load phases, residency, reloads; Control calls when the service is on.
+      const inferd::daemon::PoolManager* pm = pools.get();  // outlives `metrics` too
+      std::function<inferd::ControlStats()> control_stats;
+      if (cfg.control.enabled) control_stats = [g] { return g->control_stats(); };
+      metrics->Add(std::make_shared<inferd::metrics::LifecycleCollector>([pm] { return pm->lifecycle_stats(); },
+                                                                         std::move(control_stats)));
       if (response_cache != nullptr || !upstreams.empty()) {
         std::shared_ptr<const inferd::cache::ResponseCache> cache = response_cache;
         metrics->Add(std::make_shared<inferd::metrics::EdgeCollector>(

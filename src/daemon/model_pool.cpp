@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "daemon/load_progress.h"
 #include "inferd/model_runner.h"
 #include "server/text_stream.h"
 #include "worker/model_executor.h"
@@ -44,87 +45,76 @@ EngineOptions ToEngineOptions(const ModelPoolConfig& c, int32_t max_model_len, c
 }  // namespace
 
 std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, RequestId first_request_id) {
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   auto pool = std::unique_ptr<ModelPool>(new ModelPool());
   pool->config_ = config;
   const std::string where = "model '" + config.name + "' (" + config.path + ")";
 
+  const auto t_tok = Clock::now();
   auto tok = Tokenizer::Load(config.path);
   if (!tok.ok()) throw std::runtime_error(where + ": tokenizer: " + tok.status().message());
   pool->tokenizer_ = *tok;
+  pool->phases_.emplace_back("tokenizer", seconds_since(t_tok));
 
+  LoadProgress progress(config.name + ": loading " + config.path, [](const std::string& line) { spdlog::info(line); });
   worker::ModelRunnerOptions ro;
   ro.dtype = config.dtype;
   ro.device = config.device;
   ro.num_threads = config.num_threads;
   ro.block_size = config.kv_cache.block_size;
   ro.kv_num_blocks = 0;  // the engine sizes the pool from the memory budget
+  ro.on_load_bytes = [&progress](int64_t done, int64_t total) { progress.Update(done, total); };
   auto runner = worker::ModelRunner::Load(config.path, ro);
   if (!runner.ok()) throw std::runtime_error(where + ": " + runner.status().message());
+  progress.Finish();
   spdlog::info("{}: {} loaded ({}, {})", config.name, (*runner)->Architecture(), config.dtype, config.device);
+  pool->phases_.emplace_back("open", (*runner)->load_phases().open_seconds);
+  pool->phases_.emplace_back("copy", (*runner)->load_phases().copy_seconds);
   std::vector<TokenId> eos = (*runner)->EosTokenIds();
   if (eos.empty() && pool->tokenizer_->eos_id()) eos.push_back(*pool->tokenizer_->eos_id());
 
   pool->max_model_len_ = (*runner)->MaxPositionEmbeddings();
+  pool->gemv_max_rows_ = worker::ModelRunner::GemvMaxRows();
   pool->checkpoint_id_ = config.path + "@" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  worker::ModelRunner* model = runner->get();  // owned by the engine below, which this pool owns
   auto executor = std::make_unique<worker::ModelExecutor>(std::move(*runner));
+  auto t = Clock::now();
   auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos, first_request_id), std::move(executor),
                                server::TokenizerTextStreamFactory(pool->tokenizer_));
   if (!engine.ok()) throw std::runtime_error(where + ": engine: " + engine.status().message());
   pool->engine_ = std::move(*engine);
+  pool->phases_.emplace_back("kv_pool", seconds_since(t));  // allocated and zeroed: every page touched
   spdlog::info("{}: KV pool of {} blocks x {} tokens", config.name, pool->engine_->num_blocks(),
                config.kv_cache.block_size);
+  // No request has been submitted yet, so nothing executes on the runner while this runs.
+  pool->residency_ = model->MakeResident(config.residency);
+  pool->phases_.emplace_back("residency", pool->residency_.seconds);
+  const ResidencyReport& r = pool->residency_;
+  if (!r.fallback_reason.empty()) {
+    spdlog::warn("{}: residency lock: {}; prefaulted instead (the weights may still be evicted under memory pressure)",
+                 config.name, r.fallback_reason);
+  }
+  spdlog::info("{}: weights and KV pool {} ({} MiB) in {:.2f}s", config.name, r.achieved, r.bytes >> 20, r.seconds);
   return pool;
 }
 
-std::chrono::duration<double> ModelPool::WarmUp() {
-  const auto start = std::chrono::steady_clock::now();
-  const int32_t vocab = tokenizer_->vocab_size();
-  auto prompt = [&](int32_t n, int32_t salt) {
-    std::vector<TokenId> ids(static_cast<size_t>(n));
-    for (int32_t i = 0; i < n; ++i) ids[static_cast<size_t>(i)] = (i * 7919 + salt * 104729) % vocab;
-    return ids;
-  };
-  auto wait_all = [](std::vector<SubmitResult>& submitted) {
-    for (auto& s : submitted) {
-      if (!s.status.ok()) throw std::runtime_error("warm-up request rejected: " + s.status.ToString());
-      const RequestOutcome& out = s.stream->Wait();
-      if (!out.status.ok()) throw std::runtime_error("warm-up request failed: " + out.status.ToString());
-    }
-  };
-  // A chunked prefill (longer than one chunk when the model allows) followed by single decodes; then batched
-  // decodes and a Recommend. Three rounds: the step-cost model behind realtime admission learns from them,
-  // and the Recommend carries a far deadline so admission never refuses it while the model is still coarse.
-  const int32_t long_len =
-      std::min(config_.scheduler.prefill_chunk_tokens + 8, std::max(8, max_model_len_ - 8));
-  std::vector<SubmitResult> runs;
-  for (int32_t round = 0; round < 3; ++round) {
-  GenerateRequest g;
-  g.prompt = prompt(long_len, 1 + round);
-  g.max_tokens = 4;
-  g.ignore_eos = true;
-  runs.push_back(engine_->Submit(g));
-  wait_all(runs);
-  // Batched decodes at a few batch sizes, then a Recommend (shared context, several candidates).
-  for (int32_t batch : {2, 4, 8}) {
-    runs.clear();
-    for (int32_t i = 0; i < batch; ++i) {
-      GenerateRequest r;
-      r.prompt = prompt(16 + i, 100 + batch * 10 + i + round * 1000);
-      r.max_tokens = 3;
-      r.ignore_eos = true;
-      runs.push_back(engine_->Submit(r));
-    }
-    wait_all(runs);
+WarmupReport ModelPool::WarmUp() {
+  WarmupModel m;
+  m.max_model_len = max_model_len_;
+  m.vocab_size = tokenizer_->vocab_size();
+  m.kv_num_blocks = engine_->num_blocks();
+  m.block_size = config_.kv_cache.block_size;
+  m.gemv_max_rows = gemv_max_rows_;
+  const std::vector<WarmupClass> plan = PlanWarmup(config_, m);
+  for (const WarmupClass& k : plan) {
+    std::string labels;
+    for (const std::string& l : k.labels) labels += (labels.empty() ? "" : ", ") + l;
+    spdlog::debug("{}: warm-up {}: {}", config_.name, k.name, labels);
   }
-  RecommendRequest rec;
-  rec.context = prompt(48, 7 + round);
-  for (int32_t i = 0; i < 8; ++i) rec.candidates.push_back(prompt(4 + i % 3, 200 + i));
-  rec.deadline = std::chrono::steady_clock::now() + std::chrono::minutes(10);
-  runs.clear();
-  runs.push_back(engine_->Submit(rec));
-  wait_all(runs);
-  }
-  return std::chrono::steady_clock::now() - start;
+  WarmupReport report = RunWarmup(*engine_, plan, m.vocab_size);
+  for (const WarmupTiming& t : report.classes) phases_.emplace_back("warmup_" + t.name, t.seconds);
+  return report;
 }
 
 server::ServingPool ModelPool::serving_pool() const {

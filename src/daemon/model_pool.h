@@ -5,9 +5,13 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "daemon/warmup.h"
 #include "inferd/config.h"
 #include "inferd/engine.h"
+#include "inferd/residency.h"
 #include "inferd/tokenizer.h"
 #include "server/serving_pool.h"
 
@@ -15,14 +19,20 @@ namespace inferd::daemon {
 
 class ModelPool {
  public:
-  // Loads the tokenizer and weights of `config.path`, allocates the KV pool from the memory budget and
-  // starts the engine thread. Throws std::runtime_error naming the pool and the cause.
-  // The engine numbers its requests from `first_request_id` (disjoint per load of one pool).
+  // Loads the tokenizer and weights of `config.path` (a progress line per second while that takes long:
+  // daemon/load_progress.h), allocates the KV pool from the memory budget, starts the engine thread and keeps
+  // the weights and KV pool resident as config.residency says. Throws std::runtime_error naming the pool and
+  // the cause. The engine numbers its requests from `first_request_id` (disjoint per load of one pool).
   static std::unique_ptr<ModelPool> Load(const ModelPoolConfig& config, RequestId first_request_id = 1);
 
-  // Runs requests shaped like the scheduler's steps (single and batched decodes, a chunked prefill, a
-  // Recommend) so the first real request costs about what a steady-state one does. Returns its duration.
-  std::chrono::duration<double> WarmUp();
+  // Runs config.warmup's shape classes (daemon/warmup.h) so the first real request of each shape costs about
+  // what a steady-state one does; appends a warmup_<class> phase per class. Nothing when warm-up is disabled.
+  WarmupReport WarmUp();
+
+  // Phases so far, in order (tokenizer, open, copy, kv_pool, residency, then warmup_<class> after WarmUp),
+  // seconds.
+  const std::vector<std::pair<std::string, double>>& phases() const { return phases_; }
+  const ResidencyReport& residency() const { return residency_; }
 
   // The view the gRPC server serves from; the engine stays owned here.
   server::ServingPool serving_pool() const;
@@ -39,6 +49,9 @@ class ModelPool {
   std::unique_ptr<Engine> engine_;
   int32_t max_model_len_ = 0;
   std::string checkpoint_id_;  // path + load time: new on every load
+  int32_t gemv_max_rows_ = 0;
+  std::vector<std::pair<std::string, double>> phases_;
+  ResidencyReport residency_;
 };
 
 }  // namespace inferd::daemon

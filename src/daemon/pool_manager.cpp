@@ -18,6 +18,8 @@ struct PoolManager::Pool {
   server::PoolState state = server::PoolState::kLoading;
   server::CheckpointInfo checkpoint;
   std::string last_error;
+  uint64_t reloads_ok = 0, reloads_failed = 0;
+  double last_reload_seconds = 0, reload_seconds_total = 0;  // request to switch-over
   std::atomic<int32_t> retiring{0};  // replaced generations not yet freed (their reaper still runs)
 };
 
@@ -62,15 +64,22 @@ std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& 
       if (counting->load(std::memory_order_acquire)) stats->Record(generation, s);
     });
   }
-  const auto warm = model->WarmUp();
+  const WarmupReport warm = model->WarmUp();
   counting->store(true, std::memory_order_release);
-  spdlog::info("{}: {} loaded in {:.2f}s, warmed up in {:.2f}s (generation {})", config.name, config.path,
-               loaded.count(), warm.count(), generation);
+  std::vector<std::pair<std::string, double>> phases = model->phases();
+  phases.emplace_back("total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::string detail;
+  for (const auto& [name, seconds] : phases)
+    detail += fmt::format("{}{} {:.3f}s", detail.empty() ? "" : ", ", name, seconds);
+  spdlog::info("{}: {} loaded in {:.2f}s, warmed up in {:.2f}s (generation {}; {})", config.name, config.path,
+               loaded.count(), warm.total_seconds, generation, detail);
   StatusOr<std::string> hash = HashFile((std::filesystem::path(config.path) / "config.json").string());
   info->path = config.path;
   info->config_hash = hash.ok() ? *hash : "";
   info->load_seconds = loaded.count();
-  info->warmup_seconds = warm.count();
+  info->warmup_seconds = warm.total_seconds;
+  info->phases = std::move(phases);
+  info->residency = model->residency();
   info->generation = generation;
   info->loaded_at = std::chrono::system_clock::now();
   auto gen = std::make_shared<server::PoolGeneration>();
@@ -143,6 +152,7 @@ std::vector<server::PoolStatus> PoolManager::ListPools() const {
 }
 
 StatusOr<server::PoolStatus> PoolManager::Reload(const std::string& name, const std::string& requested_path) {
+  const auto start = std::chrono::steady_clock::now();
   Pool* p = Find(name);
   if (p == nullptr) return NotFound("pool: no model pool named " + Excerpt(name));
   std::unique_lock<std::mutex> op(p->op_mu, std::try_to_lock);
@@ -161,6 +171,7 @@ StatusOr<server::PoolStatus> PoolManager::Reload(const std::string& name, const 
     std::lock_guard<std::mutex> lock(p->mu);
     p->state = before;
     p->last_error = st.message();
+    ++p->reloads_failed;
     return st;
   };
   const std::filesystem::path dir(next.path);
@@ -193,8 +204,12 @@ StatusOr<server::PoolStatus> PoolManager::Reload(const std::string& name, const 
     return fail(InvalidArgument(e.what()));
   }
   std::shared_ptr<const server::PoolGeneration> old = p->slot->Swap(gen);
+  const double switch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   {
     std::lock_guard<std::mutex> lock(p->mu);
+    ++p->reloads_ok;
+    p->last_reload_seconds = switch_seconds;
+    p->reload_seconds_total += switch_seconds;
     p->config.path = next.path;  // also read under mu by Reconfigure
     p->checkpoint = info;
     p->state = server::PoolState::kServing;
@@ -204,6 +219,26 @@ StatusOr<server::PoolStatus> PoolManager::Reload(const std::string& name, const 
                generation);
   Retire(*p, std::move(old), generation - 1);
   return StatusOf(*p);
+}
+
+std::vector<PoolLifecycleStats> PoolManager::lifecycle_stats() const {
+  std::vector<PoolLifecycleStats> out;
+  for (const auto& p : pools_) {
+    PoolLifecycleStats s;
+    s.model = p->config.name;
+    std::lock_guard<std::mutex> lock(p->mu);
+    s.load_phases = p->checkpoint.phases;
+    s.generation = p->checkpoint.generation;
+    s.residency = p->checkpoint.residency.achieved;
+    s.resident_bytes = p->checkpoint.residency.bytes;
+    s.locked_bytes = p->checkpoint.residency.locked_bytes;
+    s.reloads_ok = p->reloads_ok;
+    s.reloads_failed = p->reloads_failed;
+    s.last_reload_seconds = p->last_reload_seconds;
+    s.reload_seconds_total = p->reload_seconds_total;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 void PoolManager::Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> old, uint64_t generation) {

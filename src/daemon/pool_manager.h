@@ -18,6 +18,7 @@
 #include "daemon/lifecycle_util.h"
 #include "daemon/model_pool.h"
 #include "inferd/config.h"
+#include "inferd/lifecycle_stats.h"
 #include "metrics/engine_collector.h"
 #include "server/pool_controller.h"
 #include "server/serving_pool.h"
@@ -44,6 +45,8 @@ class PoolManager final : public server::PoolController {
   // SIGHUP: reloads the pools of `next` whose path differs from the one serving now and logs every other
   // change against `running` as ignored; `running`'s paths follow what serves.
   void Reconfigure(Config* running, const Config& next);
+  // Per pool: the serving load's phases and residency, reload counts and times. Thread-safe (metrics thread).
+  std::vector<PoolLifecycleStats> lifecycle_stats() const;
   // Stops every engine (anything still queued ends CANCELLED) and joins the reapers.
   void Shutdown();
 

@@ -112,6 +112,27 @@ class DeepseekModel final : public Model {
 
   const ModelConfig& config() const override { return config_; }
 
+  std::vector<at::Tensor> Weights() const override {
+    std::vector<at::Tensor> out = {embed_, norm_, lm_head_, rope_.inv_freq};
+    auto mlp = [&](const MlpWeights& m) {
+      out.push_back(m.w_gate_up);
+      out.push_back(m.w_down);
+    };
+    for (const DeepseekLayer& l : layers_) {
+      const MlaWeights& a = l.attn;
+      for (const at::Tensor* t : {&l.input_norm, &l.post_norm, &a.w_q, &a.w_q_a, &a.q_a_norm, &a.w_q_b, &a.w_kv_a,
+                                  &a.kv_a_norm, &a.w_kv_b, &a.w_uk, &a.w_uv, &a.w_o}) {
+        out.push_back(*t);
+      }
+      mlp(l.mlp);
+      for (const at::Tensor* t : {&l.experts.gate, &l.experts.bias, &l.experts.w_gate_up, &l.experts.w_down}) {
+        out.push_back(*t);
+      }
+      mlp(l.experts.shared);
+    }
+    return out;
+  }
+
   KvCache AllocateKvCache(int64_t num_blocks, int64_t block_size) const override {
     KvCache cache;
     cache.num_blocks = num_blocks;
@@ -152,7 +173,7 @@ class DeepseekModel final : public Model {
   MlpWeights LoadMlpShaped(WeightLoader& w, const std::string& p, int64_t inter) const {
     const int64_t h = config_.hidden_size;
     MlpWeights m;
-    m.w_gate_up = at::cat({w.Load(p + "gate_proj.weight", {inter, h}), w.Load(p + "up_proj.weight", {inter, h})});
+    m.w_gate_up = w.LoadRows({{p + "gate_proj.weight", {inter, h}}, {p + "up_proj.weight", {inter, h}}});
     m.w_down = w.Load(p + "down_proj.weight", {h, inter});
     return m;
   }
@@ -165,19 +186,21 @@ class DeepseekModel final : public Model {
     if (c.routing.method == ops::MoeTopkMethod::kNoauxTc) {
       m.bias = w.Load(p + "gate.e_score_correction_bias", {e}, at::kFloat);
     }
-    std::vector<at::Tensor> gate_up, down;
     if (w.Has(p + "experts.gate_up_proj")) {
       // transformers 5 fused layout.
       m.w_gate_up = w.Load(p + "experts.gate_up_proj", {e, 2 * inter, h});
       m.w_down = w.Load(p + "experts.down_proj", {e, h, inter});
     } else {
+      // Per-expert tensors read straight into their slices of the stacked layout.
+      const auto opts = at::TensorOptions().dtype(dtype_).device(device_);
+      m.w_gate_up = at::empty({e, 2 * inter, h}, opts);
+      m.w_down = at::empty({e, h, inter}, opts);
       for (int64_t j = 0; j < e; ++j) {
         const std::string ep = p + "experts." + std::to_string(j) + ".";
-        gate_up.push_back(at::cat({w.Load(ep + "gate_proj.weight", {inter, h}), w.Load(ep + "up_proj.weight", {inter, h})}));
-        down.push_back(w.Load(ep + "down_proj.weight", {h, inter}));
+        w.LoadInto(ep + "gate_proj.weight", m.w_gate_up[j].narrow(0, 0, inter));
+        w.LoadInto(ep + "up_proj.weight", m.w_gate_up[j].narrow(0, inter, inter));
+        w.LoadInto(ep + "down_proj.weight", m.w_down[j]);
       }
-      m.w_gate_up = at::stack(gate_up);
-      m.w_down = at::stack(down);
     }
     if (c.n_shared_experts > 0) m.shared = LoadMlpShaped(w, p + "shared_experts.", inter * c.n_shared_experts);
   }

@@ -37,8 +37,9 @@ class LlamaModel final : public Model {
       const std::string p = "model.layers." + std::to_string(i) + ".";
       LlamaLayer l;
       l.input_norm = w.Load(p + "input_layernorm.weight", {h});
-      l.w_qkv = at::cat({w.Load(p + "self_attn.q_proj.weight", {nq, h}), w.Load(p + "self_attn.k_proj.weight", {nkv, h}),
-                         w.Load(p + "self_attn.v_proj.weight", {nkv, h})});
+      l.w_qkv = w.LoadRows({{p + "self_attn.q_proj.weight", {nq, h}},
+                            {p + "self_attn.k_proj.weight", {nkv, h}},
+                            {p + "self_attn.v_proj.weight", {nkv, h}}});
       l.w_o = w.Load(p + "self_attn.o_proj.weight", {h, nq});
       if (c.attention_bias) {
         l.b_qkv = at::cat({w.Load(p + "self_attn.q_proj.bias", {nq}), w.Load(p + "self_attn.k_proj.bias", {nkv}),
@@ -46,8 +47,8 @@ class LlamaModel final : public Model {
         l.b_o = w.Load(p + "self_attn.o_proj.bias", {h});
       }
       l.post_norm = w.Load(p + "post_attention_layernorm.weight", {h});
-      l.w_gate_up = at::cat({w.Load(p + "mlp.gate_proj.weight", {c.intermediate_size, h}),
-                             w.Load(p + "mlp.up_proj.weight", {c.intermediate_size, h})});
+      l.w_gate_up = w.LoadRows({{p + "mlp.gate_proj.weight", {c.intermediate_size, h}},
+                                {p + "mlp.up_proj.weight", {c.intermediate_size, h}}});
       l.w_down = w.Load(p + "mlp.down_proj.weight", {h, c.intermediate_size});
       layers_.push_back(std::move(l));
     }
@@ -74,6 +75,17 @@ class LlamaModel final : public Model {
       cache.v.push_back(at::zeros({num_blocks, block_size, config_.num_kv_heads, config_.head_dim}, opts));
     }
     return cache;
+  }
+
+  std::vector<at::Tensor> Weights() const override {
+    std::vector<at::Tensor> out = {embed_, norm_, lm_head_, rope_.inv_freq};
+    for (const LlamaLayer& l : layers_) {
+      for (const at::Tensor* t :
+           {&l.input_norm, &l.w_qkv, &l.b_qkv, &l.w_o, &l.b_o, &l.post_norm, &l.w_gate_up, &l.w_down}) {
+        out.push_back(*t);
+      }
+    }
+    return out;
   }
 
   int64_t KvBytesPerBlock(int64_t block_size) const override {

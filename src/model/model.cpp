@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <stdexcept>
 
 #include "model/safetensors.h"
@@ -37,20 +38,39 @@ at::Tensor SeqSlots(const ForwardInputs& in, size_t seq, int64_t length) {
   return blocks * in.block_size + at::remainder(pos, in.block_size);
 }
 
-std::unique_ptr<Model> LoadModel(const std::string& dir, c10::ScalarType dtype, c10::Device device) {
+std::unique_ptr<Model> LoadModel(const std::string& dir, c10::ScalarType dtype, c10::Device device,
+                                 LoadObserver* observer) {
   if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kHalf) {
     throw std::runtime_error("model dtype must be float32, bfloat16 or float16");
   }
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   ModelConfig config = LoadModelConfig(dir);
   std::unique_ptr<SafetensorsCheckpoint> ckpt = SafetensorsCheckpoint::Open(dir);
+  const auto t1 = Clock::now();
+  if (observer != nullptr) {
+    observer->open_seconds = std::chrono::duration<double>(t1 - t0).count();
+    observer->total_bytes = ckpt->TensorBytes();
+    if (observer->on_bytes) {
+      ckpt->SetReadObserver([observer, done = uint64_t{0}](uint64_t bytes) mutable {
+        done += bytes;
+        observer->on_bytes(done, observer->total_bytes);
+      });
+    }
+  }
+  std::unique_ptr<Model> model;
   switch (config.arch) {
     case Architecture::kLlama:
-      return CreateLlama(config, *ckpt, dtype, device);
+      model = CreateLlama(config, *ckpt, dtype, device);
+      break;
     case Architecture::kDeepseekV2:
     case Architecture::kDeepseekV3:
-      return CreateDeepseekV2(config, *ckpt, dtype, device);
+      model = CreateDeepseekV2(config, *ckpt, dtype, device);
+      break;
   }
-  throw std::runtime_error("unreachable architecture");
+  if (!model) throw std::runtime_error("unreachable architecture");
+  if (observer != nullptr) observer->copy_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+  return model;
 }
 
 }  // namespace inferd::model

@@ -6,6 +6,7 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ class Model {
   // rotated rope key); v empty.
   virtual KvCache AllocateKvCache(int64_t num_blocks, int64_t block_size) const = 0;
   virtual int64_t KvBytesPerBlock(int64_t block_size) const = 0;
+  // Every tensor the model holds for its lifetime (weights and tables; tied weights may appear twice), for
+  // keeping their memory resident (common/memory_residency.h). Views of the model's own storage.
+  virtual std::vector<at::Tensor> Weights() const = 0;
   // Runs every token of `in`, writes their KV into `cache`, returns float32 logits of in.logits_rows.
   virtual at::Tensor Forward(const ForwardInputs& in, KvCache& cache) = 0;  // -> [num_logits, vocab]
   c10::ScalarType dtype() const { return dtype_; }
@@ -73,9 +77,21 @@ class Model {
   c10::Device device_;
 };
 
+// Progress and phase times of one LoadModel call.
+struct LoadObserver {
+  // Called on the loading thread after each tensor was read from the checkpoint: tensor bytes read so far and
+  // in all (a tensor read twice, e.g. an fp8 scale, counts twice, so done may pass total by a little).
+  std::function<void(uint64_t done, uint64_t total)> on_bytes;
+  double open_seconds = 0;   // out: config.json, mmap of the shards, header checks
+  double copy_seconds = 0;   // out: tensors read, converted and assembled into the model's layout
+  uint64_t total_bytes = 0;  // out: tensor bytes in the checkpoint
+};
+
 // Reads config.json and the safetensors weights of `dir`. Throws std::runtime_error with a clear message
 // (unsupported architecture, missing/unexpected/misshaped tensor naming the tensor and shapes).
-std::unique_ptr<Model> LoadModel(const std::string& dir, c10::ScalarType dtype, c10::Device device);
+// `observer` may be null.
+std::unique_ptr<Model> LoadModel(const std::string& dir, c10::ScalarType dtype, c10::Device device,
+                                 LoadObserver* observer = nullptr);
 
 // Architecture factories (one per file).
 std::unique_ptr<Model> CreateLlama(const ModelConfig& config, const SafetensorsCheckpoint& ckpt,

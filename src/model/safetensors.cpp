@@ -1,4 +1,4 @@
-// SafetensorsCheckpoint: POSIX mmap of every shard, header validation at Open, copy-out at Load.
+// SafetensorsCheckpoint: POSIX mmap of every shard, header validation at Open, copy-out (pread) at Load.
 //
 // File layout and header checks: safetensors_header.h.
 //
@@ -97,10 +97,29 @@ class MappedFile {
       }
       data_ = static_cast<const uint8_t*>(addr);
     }
-    ::close(fd);
+    fd_ = fd;
+    path_ = display_name;
   }
   ~MappedFile() {
     if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+    ::close(fd_);
+  }
+
+  // Copies bytes [offset, offset + bytes) of the file to `dst`: pread straight from the page cache (no page
+  // faults on the mapping). Throws naming the file on a short read.
+  void CopyTo(void* dst, uint64_t offset, uint64_t bytes) const {
+    auto* out = static_cast<uint8_t*>(dst);
+    while (bytes > 0) {
+      const ssize_t n = ::pread(fd_, out, std::min<uint64_t>(bytes, uint64_t{1} << 30), static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        Fail(path_, std::string("read failed at byte ") + std::to_string(offset) + ": " +
+                        (n < 0 ? std::strerror(errno) : "unexpected end of file"));
+      }
+      out += n;
+      offset += static_cast<uint64_t>(n);
+      bytes -= static_cast<uint64_t>(n);
+    }
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -111,6 +130,8 @@ class MappedFile {
  private:
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
+  int fd_ = -1;       // open for CopyTo while mapped
+  std::string path_;  // for messages
 };
 
 struct Shard {
@@ -251,6 +272,32 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     return names;  // std::map iteration order is sorted
   }
 
+  void LoadInto(const std::string& name, at::Tensor& out) const override {
+    const Entry& entry = Find(name);
+    if (out.sizes().vec() != entry.info.shape) {
+      throw std::runtime_error(name + ": expected shape " + ShapeString(out.sizes().vec()) + ", found " +
+                               ShapeString(entry.info.shape) + " (" + dir_ + "/" + entry.info.file + ")");
+    }
+    const bool scaled =
+        entry.stored == c10::ScalarType::Float8_e4m3fn && out.scalar_type() != entry.stored && Has(name + "_scale_inv");
+    if (scaled || out.scalar_type() != entry.stored || !out.device().is_cpu() || !out.is_contiguous()) {
+      out.copy_(Load(name, out.scalar_type(), out.device(), entry.info.shape));
+      return;
+    }
+    const Shard& shard = shards_[entry.shard];
+    const uint64_t bytes = entry.info.data_end - entry.info.data_begin;
+    if (bytes > 0) shard.map->CopyTo(out.data_ptr(), shard.data_start + entry.info.data_begin, bytes);
+    if (read_observer_) read_observer_(bytes);
+  }
+
+  uint64_t TensorBytes() const override {
+    uint64_t total = 0;
+    for (const auto& kv : entries_) total += kv.second.info.data_end - kv.second.info.data_begin;
+    return total;
+  }
+
+  void SetReadObserver(std::function<void(uint64_t bytes)> observer) override { read_observer_ = std::move(observer); }
+
   at::Tensor Load(const std::string& name, c10::ScalarType dtype, c10::Device device,
                   const std::vector<int64_t>& expected_shape) const override {
     const Entry& entry = Find(name);
@@ -285,9 +332,8 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     const Shard& shard = shards_[entry.shard];
     at::Tensor out = at::empty(entry.info.shape, at::TensorOptions().dtype(entry.stored));
     const uint64_t bytes = entry.info.data_end - entry.info.data_begin;
-    if (bytes > 0) {
-      std::memcpy(out.data_ptr(), shard.map->data() + shard.data_start + entry.info.data_begin, bytes);
-    }
+    if (bytes > 0) shard.map->CopyTo(out.data_ptr(), shard.data_start + entry.info.data_begin, bytes);
+    if (read_observer_) read_observer_(bytes);
     return out;
   }
 
@@ -301,6 +347,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
   std::string dir_;
   std::vector<Shard> shards_;
   std::map<std::string, Entry> entries_;
+  std::function<void(uint64_t)> read_observer_;
 };
 
 }  // namespace

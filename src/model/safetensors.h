@@ -7,6 +7,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,15 @@ class SafetensorsCheckpoint {
   virtual bool Has(const std::string& name) const = 0;
   virtual const TensorInfo& Info(const std::string& name) const = 0;  // throws if absent
   virtual std::vector<std::string> Names() const = 0;                // sorted
+  // Reads tensor `name` into `out` (its shape must equal the stored one): straight from the mapping into out's
+  // memory when out is a contiguous CPU tensor of the stored dtype (one copy), else through Load and copy_.
+  // `out` is typically a row range of a fused weight. Throws as Load does, or naming both shapes.
+  virtual void LoadInto(const std::string& name, at::Tensor& out) const = 0;
+  // Bytes of every tensor's data (what a full load reads).
+  virtual uint64_t TensorBytes() const = 0;
+  // Called with each tensor's byte count after Load read it from the file (on the loading thread); for load
+  // progress. Set before loading; not thread-safe against concurrent Loads.
+  virtual void SetReadObserver(std::function<void(uint64_t bytes)> observer) = 0;
 
   // Returns tensor `name` converted to `dtype` on `device`, owning its memory (never aliasing the mmap).
   // Throws if absent or if `expected_shape` is non-empty and differs ("model.layers.0.mlp.up_proj.weight:

@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include <ATen/ops/empty.h>
+
 #include <stdexcept>
 
 namespace inferd::model {
@@ -8,7 +10,7 @@ at::Tensor WeightLoader::Load(const std::string& name, const std::vector<int64_t
   return Load(name, shape, dtype_);
 }
 
-at::Tensor WeightLoader::Load(const std::string& name, const std::vector<int64_t>& shape, c10::ScalarType dtype) {
+void WeightLoader::Consume(const std::string& name, const std::vector<int64_t>& shape) {
   if (!ckpt_.Has(name)) {
     std::string s = "[";
     for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -16,7 +18,30 @@ at::Tensor WeightLoader::Load(const std::string& name, const std::vector<int64_t
   }
   consumed_.insert(name);
   if (ckpt_.Has(name + "_scale_inv")) consumed_.insert(name + "_scale_inv");
+}
+
+at::Tensor WeightLoader::Load(const std::string& name, const std::vector<int64_t>& shape, c10::ScalarType dtype) {
+  Consume(name, shape);
   return ckpt_.Load(name, dtype, device_, shape);
+}
+
+void WeightLoader::LoadInto(const std::string& name, at::Tensor out) {
+  const std::vector<int64_t> shape = out.sizes().vec();
+  Consume(name, shape);
+  ckpt_.LoadInto(name, out);
+}
+
+at::Tensor WeightLoader::LoadRows(const std::vector<Part>& parts) {
+  std::vector<int64_t> shape = parts.at(0).shape;
+  shape[0] = 0;
+  for (const Part& p : parts) shape[0] += p.shape.at(0);
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(dtype_).device(device_));
+  int64_t row = 0;
+  for (const Part& p : parts) {
+    LoadInto(p.name, out.narrow(0, row, p.shape[0]));
+    row += p.shape[0];
+  }
+  return out;
 }
 
 void WeightLoader::CheckAllConsumed(const std::function<bool(const std::string&)>& skip) const {

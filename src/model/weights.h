@@ -22,10 +22,22 @@ class WeightLoader {
   // Loads `name` with the expected shape; throws "<name>: missing" or the checkpoint's shape error.
   at::Tensor Load(const std::string& name, const std::vector<int64_t>& shape);
   at::Tensor Load(const std::string& name, const std::vector<int64_t>& shape, c10::ScalarType dtype);
+  // Tensors `parts` (name, expected shape; equal trailing dims) read straight into consecutive row ranges of one
+  // new tensor [sum of first dims, trailing dims...] of the loader's dtype: the fused layout without a second
+  // copy through at::cat. Throws as Load does.
+  struct Part {
+    std::string name;
+    std::vector<int64_t> shape;
+  };
+  at::Tensor LoadRows(const std::vector<Part>& parts);
+  // Reads `name` (expected shape = out's) into `out`, e.g. a slice of a stacked tensor. Throws as Load does.
+  void LoadInto(const std::string& name, at::Tensor out);
   // Throws naming the first checkpoint tensors no Load consumed and `skip` does not accept.
   void CheckAllConsumed(const std::function<bool(const std::string&)>& skip) const;
 
  private:
+  // Marks `name` (and its fp8 scale) consumed; throws "<name>: missing" naming `shape` when absent.
+  void Consume(const std::string& name, const std::vector<int64_t>& shape);
   const SafetensorsCheckpoint& ckpt_;
   c10::ScalarType dtype_;
   c10::Device device_;

@@ -41,6 +41,15 @@ void ToProto(const PoolStatus& s, v1::PoolInfo* out) {
   c->set_load_seconds(s.checkpoint.load_seconds);
   c->set_warmup_seconds(s.checkpoint.warmup_seconds);
   c->set_generation(s.checkpoint.generation);
+  for (const auto& [name, seconds] : s.checkpoint.phases) {
+    v1::LoadPhase* ph = c->add_phases();
+    ph->set_name(name);
+    ph->set_seconds(seconds);
+  }
+  c->set_residency(s.checkpoint.residency.achieved);
+  c->set_resident_bytes(s.checkpoint.residency.bytes);
+  c->set_locked_bytes(s.checkpoint.residency.locked_bytes);
+  c->set_residency_fallback(s.checkpoint.residency.fallback_reason);
 }
 
 std::shared_ptr<const auth::TokenAuthenticator> LoadTokens(const std::string& path) {
@@ -149,15 +158,48 @@ grpc::Status ControlService::Admit(grpc::ServerContext* ctx, const char* rpc) co
   return grpc::Status::OK;
 }
 
-grpc::Status ControlService::ListPools(grpc::ServerContext* ctx, const v1::ListPoolsRequest*,
+grpc::Status ControlService::Count(size_t method, grpc::Status st) {
+  const auto code = static_cast<size_t>(st.error_code());
+  if (code < static_cast<size_t>(kNumGrpcCodes)) calls_[method][code].fetch_add(1, std::memory_order_relaxed);
+  return st;
+}
+
+ControlStats ControlService::stats() const {
+  ControlStats out;
+  for (size_t m = 0; m < kControlMethods.size(); ++m) {
+    for (size_t c = 0; c < static_cast<size_t>(kNumGrpcCodes); ++c) {
+      out.calls[m][c] = calls_[m][c].load(std::memory_order_relaxed);
+    }
+  }
+  return out;
+}
+
+grpc::Status ControlService::ListPools(grpc::ServerContext* ctx, const v1::ListPoolsRequest* req,
                                        v1::ListPoolsResponse* resp) {
+  return Count(0, ListPoolsImpl(ctx, req, resp));
+}
+grpc::Status ControlService::ReloadPool(grpc::ServerContext* ctx, const v1::ReloadPoolRequest* req,
+                                        v1::ReloadPoolResponse* resp) {
+  return Count(1, ReloadPoolImpl(ctx, req, resp));
+}
+grpc::Status ControlService::DrainPool(grpc::ServerContext* ctx, const v1::DrainPoolRequest* req,
+                                       v1::DrainPoolResponse* resp) {
+  return Count(2, DrainPoolImpl(ctx, req, resp));
+}
+grpc::Status ControlService::AbortRequest(grpc::ServerContext* ctx, const v1::AbortRequestRequest* req,
+                                          v1::AbortRequestResponse* resp) {
+  return Count(3, AbortRequestImpl(ctx, req, resp));
+}
+
+grpc::Status ControlService::ListPoolsImpl(grpc::ServerContext* ctx, const v1::ListPoolsRequest*,
+                                           v1::ListPoolsResponse* resp) {
   if (grpc::Status st = Admit(ctx, "ListPools"); !st.ok()) return st;
   for (const PoolStatus& p : controller_.load()->ListPools()) ToProto(p, resp->add_pools());
   return grpc::Status::OK;
 }
 
-grpc::Status ControlService::ReloadPool(grpc::ServerContext* ctx, const v1::ReloadPoolRequest* req,
-                                        v1::ReloadPoolResponse* resp) {
+grpc::Status ControlService::ReloadPoolImpl(grpc::ServerContext* ctx, const v1::ReloadPoolRequest* req,
+                                            v1::ReloadPoolResponse* resp) {
   if (grpc::Status st = Admit(ctx, "ReloadPool"); !st.ok()) return st;
   if (req->pool().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "pool: must not be empty"};
   const auto start = std::chrono::steady_clock::now();
@@ -169,8 +211,8 @@ grpc::Status ControlService::ReloadPool(grpc::ServerContext* ctx, const v1::Relo
   return grpc::Status::OK;
 }
 
-grpc::Status ControlService::DrainPool(grpc::ServerContext* ctx, const v1::DrainPoolRequest* req,
-                                       v1::DrainPoolResponse* resp) {
+grpc::Status ControlService::DrainPoolImpl(grpc::ServerContext* ctx, const v1::DrainPoolRequest* req,
+                                           v1::DrainPoolResponse* resp) {
   if (grpc::Status st = Admit(ctx, "DrainPool"); !st.ok()) return st;
   if (req->pool().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "pool: must not be empty"};
   if (!(req->timeout_seconds() >= 0 && req->timeout_seconds() <= 86400)) {
@@ -184,8 +226,8 @@ grpc::Status ControlService::DrainPool(grpc::ServerContext* ctx, const v1::Drain
   return grpc::Status::OK;
 }
 
-grpc::Status ControlService::AbortRequest(grpc::ServerContext* ctx, const v1::AbortRequestRequest* req,
-                                          v1::AbortRequestResponse*) {
+grpc::Status ControlService::AbortRequestImpl(grpc::ServerContext* ctx, const v1::AbortRequestRequest* req,
+                                              v1::AbortRequestResponse*) {
   if (grpc::Status st = Admit(ctx, "AbortRequest"); !st.ok()) return st;
   if (req->request_id().empty()) return {grpc::StatusCode::INVALID_ARGUMENT, "request_id: must not be empty"};
   InferenceService* service = service_.load();

@@ -6,6 +6,7 @@
 // Ownership: the controller and the InferenceService are owned by the caller and outlive the gRPC server.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 
 #include "auth/token_auth.h"
 #include "inferd/config.h"
+#include "inferd/lifecycle_stats.h"
 #include "inferd/v1/control.grpc.pb.h"
 #include "server/inference_service.h"
 #include "server/pool_controller.h"
@@ -31,6 +33,8 @@ class ControlService final : public v1::Control::Service {
   void Attach(PoolController* controller, InferenceService* service, std::function<void()> on_change);
   // Re-reads control.token_file (SIGHUP); a bad file keeps the old tokens and returns the reason.
   Status Reload();
+  // Calls so far by method and code. Thread-safe.
+  ControlStats stats() const;
 
   grpc::Status ListPools(grpc::ServerContext* ctx, const v1::ListPoolsRequest* req,
                          v1::ListPoolsResponse* resp) override;
@@ -42,6 +46,13 @@ class ControlService final : public v1::Control::Service {
                             v1::AbortRequestResponse* resp) override;
 
  private:
+  grpc::Status ListPoolsImpl(grpc::ServerContext* ctx, const v1::ListPoolsRequest* req, v1::ListPoolsResponse* resp);
+  grpc::Status ReloadPoolImpl(grpc::ServerContext* ctx, const v1::ReloadPoolRequest* req, v1::ReloadPoolResponse* resp);
+  grpc::Status DrainPoolImpl(grpc::ServerContext* ctx, const v1::DrainPoolRequest* req, v1::DrainPoolResponse* resp);
+  grpc::Status AbortRequestImpl(grpc::ServerContext* ctx, const v1::AbortRequestRequest* req,
+                                v1::AbortRequestResponse* resp);
+  // Counts `st` as a call of kControlMethods[method] and returns it.
+  grpc::Status Count(size_t method, grpc::Status st);
   // OK when the caller may call `rpc`; the refusal otherwise. Logs each refusal at warn level.
   grpc::Status Admit(grpc::ServerContext* ctx, const char* rpc) const;
 
@@ -52,6 +63,7 @@ class ControlService final : public v1::Control::Service {
   std::atomic<PoolController*> controller_{nullptr};
   std::atomic<InferenceService*> service_{nullptr};
   std::function<void()> on_change_;  // set once by Attach, before controller_
+  std::array<std::array<std::atomic<uint64_t>, kNumGrpcCodes>, kControlMethods.size()> calls_{};
 };
 
 // The IP of a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000") as 16 bytes (IPv4 mapped into

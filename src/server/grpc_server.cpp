@@ -173,6 +173,10 @@ RpcStats GrpcServer::rpc_stats() const {
   return service_ ? service_->rpc_stats() : RpcStats{};
 }
 
+ControlStats GrpcServer::control_stats() const {
+  return control_ ? control_->stats() : ControlStats{};
+}
+
 classify::ClassifierStats GrpcServer::classifier_stats() const {
   return service_ ? service_->classifier_stats() : classify::ClassifierStats{};
 }

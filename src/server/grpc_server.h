@@ -70,6 +70,8 @@ class GrpcServer {
   RpcStats rpc_stats() const;
   // Classification decisions by rule since start (a copy; empty before Attach).
   classify::ClassifierStats classifier_stats() const;
+  // inferd.v1.Control calls by method and code (all zero without control.enabled).
+  ControlStats control_stats() const;
   // New RPCs answer UNAVAILABLE; in-flight RPCs may finish until `deadline`, then gRPC cancels them
   // and their handlers cancel the engine requests. Blocks. The engines are not drained here.
   void Shutdown(std::chrono::system_clock::time_point deadline);

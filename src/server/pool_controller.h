@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "inferd/residency.h"
 #include "inferd/status.h"
 
 namespace inferd::server {
@@ -20,6 +22,9 @@ struct CheckpointInfo {
   double load_seconds = 0.0;
   double warmup_seconds = 0.0;
   uint64_t generation = 0;  // 1 = first load; +1 per successful reload
+  // Load phases in order, seconds each (tokenizer, open, copy, kv_pool, residency, warmup_<class>..., total).
+  std::vector<std::pair<std::string, double>> phases;
+  ResidencyReport residency;  // of the weights and KV pool
 };
 
 struct PoolStatus {

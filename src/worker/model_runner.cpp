@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "common/fault_injection.h"
+#include "common/memory_residency.h"
 #include "model/model.h"
 #include "ops/linear.h"
 #include "ops/parallel.h"
@@ -63,6 +64,8 @@ struct ModelRunner::Impl {
   ModelRunnerOptions options;
   std::vector<TokenId> eos;
   std::string arch;
+  LoadPhases phases;
+  std::unique_ptr<ResidentMemory> resident;  // declared after model and cache: released before they are freed
 
   Status Validate(const ForwardBatch& batch) const {
     const int64_t bs = options.block_size;
@@ -269,7 +272,17 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
     if (options.num_threads > 0) at::set_num_threads(options.num_threads);
     ops::SetPoolThreads(at::get_num_threads());
     c10::InferenceMode guard;
-    impl->model = model::LoadModel(model_dir, dtype, device);
+    model::LoadObserver observer;
+    if (options.on_load_bytes) {
+      observer.on_bytes = [&options](uint64_t done, uint64_t total) {
+        options.on_load_bytes(static_cast<int64_t>(done), static_cast<int64_t>(total));
+      };
+    }
+    impl->model = model::LoadModel(model_dir, dtype, device, &observer);
+    impl->phases.open_seconds = observer.open_seconds;
+    impl->phases.copy_seconds = observer.copy_seconds;
+    impl->phases.tensor_bytes = static_cast<int64_t>(observer.total_bytes);
+    impl->options.on_load_bytes = nullptr;  // refers to the caller's state, valid only during Load
     if (options.kv_num_blocks > 0)
       impl->cache = impl->model->AllocateKvCache(options.kv_num_blocks, options.block_size);
   } catch (const std::exception& e) {
@@ -286,6 +299,7 @@ Status ModelRunner::AllocateCache(int64_t num_blocks, int32_t block_size) {
   if (block_size <= 0) return InvalidArgument("block_size: must be positive");
   try {
     c10::InferenceMode guard;
+    impl_->resident.reset();          // unlock before the old pool's memory goes
     impl_->cache = model::KvCache{};  // free the old pool before allocating the new one
     impl_->options.block_size = block_size;
     impl_->options.kv_num_blocks = num_blocks;
@@ -333,6 +347,27 @@ const std::vector<TokenId>& ModelRunner::EosTokenIds() const {
 }
 const std::string& ModelRunner::Architecture() const {
   return impl_->arch;
+}
+const LoadPhases& ModelRunner::load_phases() const {
+  return impl_->phases;
+}
+int32_t ModelRunner::GemvMaxRows() {
+  return static_cast<int32_t>(ops::kGemvMaxRows);
+}
+
+ResidencyReport ModelRunner::MakeResident(const std::string& mode) {
+  impl_->resident.reset();
+  std::vector<MemoryRange> ranges;
+  auto add = [&](const at::Tensor& t) {
+    if (!t.defined() || !t.device().is_cpu() || !t.has_storage()) return;
+    const c10::Storage& s = t.storage();
+    if (s.data() != nullptr && s.nbytes() > 0) ranges.push_back({s.data(), s.nbytes()});
+  };
+  for (const at::Tensor& t : impl_->model->Weights()) add(t);
+  for (const at::Tensor& t : impl_->cache.k) add(t);
+  for (const at::Tensor& t : impl_->cache.v) add(t);
+  impl_->resident = ResidentMemory::Make(std::move(ranges), mode);
+  return impl_->resident->report();
 }
 
 StatusOr<StepResult> ModelRunner::Execute(const ForwardBatch& batch) {

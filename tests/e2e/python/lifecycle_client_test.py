@@ -327,6 +327,45 @@ models:
         self.assertIn(POOL, out.stdout)
         self.assertIn("SERVING", out.stdout)
         self.assertIn("fnv1a64:", out.stdout)
+        self.assertIn("phases: tokenizer ", out.stdout)
+
+    def test_7_load_phases_residency_and_reloads_are_listed_and_exported(self):
+        c = self.pool().checkpoint
+        self.assertEqual([ph.name for ph in c.phases],
+                         ["tokenizer", "open", "copy", "kv_pool", "residency", "warmup_prefill", "warmup_decode", "warmup_recommend",
+                          "total"])
+        seconds = {ph.name: ph.seconds for ph in c.phases}
+        self.assertGreater(seconds["copy"], 0)
+        self.assertGreater(seconds["warmup_decode"], 0)
+        self.assertGreaterEqual(seconds["total"], sum(v for k, v in seconds.items() if k != "total") * 0.99)
+        # Weights (134 MiB of bf16) and the 32 MiB KV pool, locked or at least prefaulted (without CAP_IPC_LOCK and
+        # a small RLIMIT_MEMLOCK), the reason then given.
+        self.assertIn(c.residency, ("locked", "prefaulted"))
+        self.assertGreaterEqual(c.resident_bytes, 160 << 20)
+        if c.residency == "locked":
+            self.assertGreaterEqual(c.locked_bytes, c.resident_bytes - (1 << 20))
+        else:
+            self.assertIn("RLIMIT_MEMLOCK", c.residency_fallback)
+        import urllib.request  # noqa: PLC0415
+
+        text = urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=10).read().decode()
+        series = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                series[name] = float(value)
+        self.assertAlmostEqual(series['inferd_model_load_phase_seconds{model="m",phase="total"}'], seconds["total"],
+                               places=3)
+        self.assertEqual(series['inferd_model_weights_locked{model="m"}'], 1.0 if c.residency == "locked" else 0.0)
+        self.assertEqual(series['inferd_model_generation{model="m"}'], c.generation)
+        # Tests 1, 4 and 5 switched at least seven times; test 2's corrupt and missing checkpoints failed.
+        self.assertGreaterEqual(series['inferd_model_reloads_total{model="m",result="ok"}'], 7)
+        self.assertGreaterEqual(series['inferd_model_reloads_total{model="m",result="failed"}'], 2)
+        self.assertGreater(series['inferd_model_reload_switch_seconds{model="m"}'], 0)
+        self.assertGreaterEqual(series['inferd_control_requests_total{method="ReloadPool",code="OK"}'], 7)
+        self.assertGreaterEqual(series['inferd_control_requests_total{method="ReloadPool",code="INVALID_ARGUMENT"}'], 1)
+        self.assertGreaterEqual(series['inferd_control_requests_total{method="ReloadPool",code="NOT_FOUND"}'], 1)
+        self.assertGreaterEqual(series['inferd_control_requests_total{method="ListPools",code="OK"}'], 1)
 
 
 def main():

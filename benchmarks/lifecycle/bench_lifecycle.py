@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Model lifecycle benchmark: an independent Python grpcio client against the real inferd on loopback.
+
+Per round, two daemons in turn over the same checkpoint, models[].warmup on and off (the order alternates by
+round: on, off, off, on, ...). For each:
+  first:   the first Recommend (8 candidates) and the first Generate (8 tokens) after SERVING, against the median
+           of the same request repeated (steady state), as ratios first / median;
+  p99:     realtime Recommends (a context of their own each) every 20 ms, closed loop: p99 in steady state, and p99 of those sent while a
+           ReloadPool runs (from the request until the replaced model is freed), as a ratio;
+  reload:  per quiet ReloadPool (alternating --model and --model-b): switch_seconds (request to switch-over, as
+           the daemon measures it), the first Recommend and Generate after it against the steady medians, and the
+           load throughput (tensor bytes / (open + copy) from ListPools' phases) against the read bandwidth of
+           the same files through read() from the warm page cache, measured just before, as a ratio.
+
+Usage: bench_lifecycle.py --inferd build/bin/inferd --model DIR [--model-b DIR] --proto-dir proto
+       [--rounds 2] [--reloads 2] [--repeats 15] [--kv 64MiB] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "e2e", "python"))
+import edge_client_test as support  # noqa: E402  (free_port, Daemon)
+import lifecycle_client_test as lifecycle  # noqa: E402  (generate_stubs with control.proto)
+
+CONTEXT = "Customer bought a tent, a sleeping bag and trail shoes last week; recommend the next item:"
+CANDIDATES = [" a stove", " a lamp", " a rope", " boots", " a map", " a compass", " a water filter", " a jacket"]
+PROMPT = "Write a short product description for a lightweight two-person tent:"
+
+
+def p99(values):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(0.99 * (len(v) - 1))))] if v else float("nan")
+
+
+def read_bandwidth(dir_):
+    """Bytes/s of read() over the checkpoint's *.safetensors (second of two passes: from the page cache)."""
+    files = [os.path.join(dir_, f) for f in sorted(os.listdir(dir_)) if f.endswith(".safetensors")]
+    buf = bytearray(64 << 20)
+    view = memoryview(buf)
+    best = None
+    for _ in range(2):
+        total, t0 = 0, time.perf_counter()
+        for path in files:
+            with open(path, "rb", buffering=0) as f:
+                while True:
+                    n = f.readinto(view)
+                    if not n:
+                        break
+                    total += n
+        dt = time.perf_counter() - t0
+        best = total / dt
+    return best, total
+
+
+class Client:
+    def __init__(self, grpc, pb, rpc, cpb, crpc, addr):
+        ch = grpc.insecure_channel(addr)
+        self.pb, self.cpb = pb, cpb
+        self.stub = rpc.InferenceStub(ch)
+        self.control = crpc.ControlStub(ch)
+        self.n = 0
+
+    def recommend(self):
+        # A context of its own each time: every Recommend prefills it (no prefix-cache hits in steady state that
+        # the first request after a load could not have).
+        self.n += 1
+        req = self.pb.RecommendRequest(context=f"Order {self.n}. " + CONTEXT, latency_budget_ms=10000,
+                                       encoding=self.pb.RESPONSE_ENCODING_PLAIN,
+                                       candidates=[self.pb.Candidate(item_id=i, text=t) for i, t in enumerate(CANDIDATES)])
+        t0 = time.perf_counter()
+        self.stub.Recommend(req, timeout=60)
+        return time.perf_counter() - t0
+
+    def generate(self):
+        s = self.pb.SamplingParams(max_tokens=8, ignore_eos=True, temperature=0.0)
+        self.n += 1
+        t0 = time.perf_counter()
+        self.stub.Generate(self.pb.GenerateRequest(prompt=f"Item {self.n}. " + PROMPT, sampling=s), timeout=60)
+        return time.perf_counter() - t0
+
+    def pool(self):
+        return self.control.ListPools(self.cpb.ListPoolsRequest(), timeout=10).pools[0]
+
+    def wait_freed(self):
+        until = time.time() + 120
+        while self.pool().draining_generations != 0:
+            if time.time() > until:
+                raise RuntimeError("replaced model never freed")
+            time.sleep(0.02)
+
+
+def steady(client, repeats):
+    rec, gen = [], []
+    for _ in range(repeats):
+        rec.append(client.recommend())
+        gen.append(client.generate())
+    return statistics.median(rec), statistics.median(gen)
+
+
+class RealtimeLoop(threading.Thread):
+    """Recommends every 20 ms; (send time, latency) of each."""
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.client, self.samples, self.stop, self.errors = client, [], threading.Event(), 0
+
+    def run(self):
+        while not self.stop.is_set():
+            t = time.perf_counter()
+            try:
+                self.samples.append((t, self.client.recommend()))
+            except Exception:  # noqa: BLE001  (counted: a reload must fail nothing)
+                self.errors += 1
+            self.stop.wait(0.02)
+
+
+def run_daemon(args, mods, warmup, work):
+    addr = f"127.0.0.1:{support.free_port()}"
+    metrics = f"127.0.0.1:{support.free_port()}"
+    cfg = f"""server: {{grpc_address: "{addr}", drain_grace_seconds: 1}}
+metrics: {{address: "{metrics}"}}
+control: {{enabled: true, allowed_addresses: [127.0.0.1], drain_timeout_seconds: 30}}
+models:
+  - name: m
+    path: {os.path.abspath(args.model)}
+    kv_cache: {{memory_bytes: {args.kv}}}
+    scheduler: {{realtime_deadline_ms: 10000}}
+    warmup: {{enabled: {"true" if warmup else "false"}}}
+"""
+    d = support.Daemon("bench-" + ("on" if warmup else "off"), cfg, work)
+    t0 = time.perf_counter()
+    d.start()
+    try:
+        if not d.wait_log(r"inferd \S+ SERVING", timeout=900):
+            raise RuntimeError("never SERVING:\n" + d.text()[-3000:])
+        start_s = time.perf_counter() - t0
+        c = Client(*mods, addr)
+        out = {"warmup": warmup, "start_seconds": start_s}
+        first_rec = c.recommend()
+        first_gen = c.generate()
+        med_rec, med_gen = steady(c, args.repeats)
+        out.update(first_recommend=first_rec, first_generate=first_gen, median_recommend=med_rec,
+                   median_generate=med_gen, first_recommend_ratio=first_rec / med_rec,
+                   first_generate_ratio=first_gen / med_gen)
+        first = c.pool().checkpoint
+        out["phases"] = {p.name: p.seconds for p in first.phases}
+        out["residency"] = first.residency
+        # Realtime p99: steady, then during a reload.
+        loop = RealtimeLoop(c)
+        loop.start()
+        time.sleep(args.steady_seconds)
+        t_reload = time.perf_counter()
+        r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=""), timeout=900)
+        c.wait_freed()
+        t_freed = time.perf_counter()
+        time.sleep(0.2)
+        loop.stop.set()
+        loop.join()
+        steady_lat = [lat for t, lat in loop.samples if t < t_reload]
+        during = [lat for t, lat in loop.samples if t_reload <= t <= t_freed]
+        out.update(p99_steady=p99(steady_lat), p99_during_reload=p99(during), n_steady=len(steady_lat),
+                   n_during=len(during), p99_ratio=p99(during) / p99(steady_lat), loop_errors=loop.errors,
+                   loaded_reload_switch_seconds=r.switch_seconds)
+        # Quiet reloads.
+        reloads = []
+        paths = [args.model_b or args.model, args.model]
+        for i in range(args.reloads):
+            path = os.path.abspath(paths[i % 2])
+            bw, nbytes = read_bandwidth(path)
+            t0 = time.perf_counter()
+            r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=path), timeout=900)
+            client_switch = time.perf_counter() - t0
+            rec, gen = c.recommend(), c.generate()
+            c.wait_freed()
+            ph = {p.name: p.seconds for p in r.pool.checkpoint.phases}
+            load_bw = nbytes / (ph["open"] + ph["copy"])
+            reloads.append({"switch_seconds": r.switch_seconds, "client_switch_seconds": client_switch,
+                            "first_recommend_ratio": rec / med_rec, "first_generate_ratio": gen / med_gen,
+                            "read_bandwidth": bw, "load_bandwidth": load_bw, "load_ratio": load_bw / bw,
+                            "bytes": nbytes, "phases": ph})
+        out["reloads"] = reloads
+        return out
+    finally:
+        d.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--inferd", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--model-b", default="")
+    ap.add_argument("--proto-dir", required=True)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--reloads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--steady-seconds", type=float, default=10.0)
+    ap.add_argument("--kv", default="64MiB")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    support.ARGS = args
+    import importlib  # noqa: PLC0415
+
+    import grpc  # noqa: PLC0415
+
+    work = tempfile.mkdtemp(prefix="inferd-bench-lc-")
+    lifecycle.generate_stubs(args.proto_dir, os.path.join(work, "stubs"))
+    mods = (grpc,) + tuple(importlib.import_module(m) for m in (
+        "inferd.v1.inferd_pb2", "inferd.v1.inferd_pb2_grpc", "inferd.v1.control_pb2", "inferd.v1.control_pb2_grpc"))
+    runs = []
+    for r in range(args.rounds):
+        for warm in ((True, False) if r % 2 == 0 else (False, True)):
+            res = run_daemon(args, mods, warm, work)
+            res["round"] = r
+            runs.append(res)
+            rl = res["reloads"]
+            print(f"round {r} warmup {'on ' if warm else 'off'}: start {res['start_seconds']:.2f}s, first/median "
+                  f"Recommend {res['first_recommend_ratio']:.2f} ({res['first_recommend'] * 1e3:.1f} / "
+                  f"{res['median_recommend'] * 1e3:.1f} ms), Generate {res['first_generate_ratio']:.2f} "
+                  f"({res['first_generate'] * 1e3:.1f} / {res['median_generate'] * 1e3:.1f} ms); realtime p99 "
+                  f"{res['p99_steady'] * 1e3:.1f} ms steady (n={res['n_steady']}), {res['p99_during_reload'] * 1e3:.1f}"
+                  f" ms during reload (n={res['n_during']}, ratio {res['p99_ratio']:.2f}, errors {res['loop_errors']});"
+                  f" residency {res['residency']}", flush=True)
+            for i, x in enumerate(rl):
+                print(f"  reload {i}: switch {x['switch_seconds']:.2f}s, first/median Recommend "
+                      f"{x['first_recommend_ratio']:.2f}, Generate {x['first_generate_ratio']:.2f}; load "
+                      f"{x['load_bandwidth'] / 2**20:.0f} MiB/s vs read {x['read_bandwidth'] / 2**20:.0f} MiB/s "
+                      f"(ratio {x['load_ratio']:.2f}; open {x['phases']['open']:.3f}s copy {x['phases']['copy']:.3f}s"
+                      f" of {x['bytes'] / 2**20:.0f} MiB)", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(runs, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
