@@ -145,7 +145,9 @@ class ObservabilityTest : public ::testing::Test {
       // The edge tier's series: a response cache, and an upstream (the daemon itself) for a model no test
       // request names.
       << "cache: {enabled: true, max_bytes: 1MiB, ttl_ms: 60000}\n"
-      << "upstreams:\n  - name: self\n    targets: [\"" << Grpc() << "\"]\n    models: [nobody-asks]\n";
+      << "upstreams:\n  - name: self\n    targets: [\"" << Grpc() << "\"]\n    models: [nobody-asks]\n"
+      // The Control service's series (exported only while it is on).
+      << "control: {enabled: true, allowed_addresses: [127.0.0.1]}\n";
     WriteFile(*dir_ + "/inferd.yaml", c.str());
     daemon_ = new Process(
         "/usr/bin/env", {"LD_LIBRARY_PATH=" + std::string(FAKE_NVML_DIR), kInferd, "--config", *dir_ + "/inferd.yaml"},
