@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/paged_attention.h"
 #include "ops/cuda_ops.h"
+#include "ops/paged_decode_args.h"
 #include "ops/parallel.h"
 
 namespace inferd::ops {
@@ -110,28 +111,9 @@ at::Tensor PagedDecodeAttention(const at::Tensor& q, const at::Tensor& k_cache, 
   at::Tensor cl = context_lens.to(at::kInt).contiguous();
   at::Tensor out = at::empty({q.size(0), q.size(1), v_cache.size(3)}, q.options().dtype(at::kFloat));
   kernels::cpu::PagedDecodeArgs args;
-  args.q = qc.data_ptr();
+  FillPagedDecodeArgs(qc, k_cache, v_cache, bt, cl, out, scale, args);
   args.q_type = elem(qc.scalar_type());
-  args.k_cache = k_cache.data_ptr();
-  args.v_cache = v_cache.data_ptr();
   args.kv_type = elem(k_cache.scalar_type());
-  args.k_block_stride = k_cache.stride(0);
-  args.k_token_stride = k_cache.stride(1);
-  args.k_head_stride = k_cache.stride(2);
-  args.v_block_stride = v_cache.stride(0);
-  args.v_token_stride = v_cache.stride(1);
-  args.v_head_stride = v_cache.stride(2);
-  args.block_tables = bt.data_ptr<int32_t>();
-  args.block_table_stride = bt.size(1);
-  args.context_lens = cl.data_ptr<int32_t>();
-  args.out = out.data_ptr<float>();
-  args.num_seqs = q.size(0);
-  args.num_q_heads = q.size(1);
-  args.num_kv_heads = k_cache.size(2);
-  args.head_dim_k = q.size(2);
-  args.head_dim_v = v_cache.size(3);
-  args.block_size = k_cache.size(1);
-  args.scale = static_cast<float>(scale);
   TORCH_CHECK(args.num_q_heads % args.num_kv_heads == 0, "PagedDecodeAttention: q heads not a multiple of kv heads");
   TORCH_CHECK(k_cache.size(3) == args.head_dim_k, "PagedDecodeAttention: q/k head dims differ");
   ParallelChunks(args.num_seqs * args.num_kv_heads,

@@ -9,6 +9,7 @@
 #include "kernels/cuda/paged_attention.h"
 #include "kernels/cuda/rms_norm.h"
 #include "kernels/cuda/rope.h"
+#include "ops/paged_decode_args.h"
 
 namespace inferd::ops {
 namespace {
@@ -141,26 +142,7 @@ at::Tensor CudaPagedDecodeAttention(const at::Tensor& q, const at::Tensor& k_cac
               ": block_tables / context_lens do not have one row per sequence");
   at::Tensor out = at::empty({q.size(0), q.size(1), v_cache.size(3)}, q.options().dtype(at::kFloat));
   kernels::PagedDecodeArgs a;
-  a.q = qc.data_ptr();
-  a.k_cache = k_cache.data_ptr();
-  a.v_cache = v_cache.data_ptr();
-  a.k_block_stride = k_cache.stride(0);
-  a.k_token_stride = k_cache.stride(1);
-  a.k_head_stride = k_cache.stride(2);
-  a.v_block_stride = v_cache.stride(0);
-  a.v_token_stride = v_cache.stride(1);
-  a.v_head_stride = v_cache.stride(2);
-  a.block_tables = bt.data_ptr<int32_t>();
-  a.block_table_stride = bt.size(1);
-  a.context_lens = cl.data_ptr<int32_t>();
-  a.out = out.data_ptr<float>();
-  a.num_seqs = q.size(0);
-  a.num_q_heads = q.size(1);
-  a.num_kv_heads = k_cache.size(2);
-  a.head_dim_k = q.size(2);
-  a.head_dim_v = v_cache.size(3);
-  a.block_size = k_cache.size(1);
-  a.scale = static_cast<float>(scale);
+  FillPagedDecodeArgs(qc, k_cache, v_cache, bt, cl, out, scale, a);
   a.dtype = KernelType(q, op);
   TORCH_CHECK(a.num_q_heads % a.num_kv_heads == 0, op, ": q heads not a multiple of kv heads");
   TORCH_CHECK(k_cache.size(3) == a.head_dim_k, op, ": q/k head dims differ");
