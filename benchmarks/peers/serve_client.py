@@ -7,14 +7,16 @@ Usage:
                     [--warmup 3] [--prompt-tokens 128] [--max-tokens 32] [--vocab 32256] [--seed 1]
                     [--proto-dir proto] [--out FILE]
 
-C threads each send one request at a time, back to back, for --warmup + --duration seconds; requests
-issued during the warm-up are sent but not counted. Request k of thread t has --prompt-tokens token ids
+C threads each send one request at a time, back to back, until --warmup + --duration seconds have passed
+(a request in flight then still finishes). Request k of thread t has --prompt-tokens token ids
 drawn from [100, vocab) by a generator seeded with (seed, t, k), so both backends see the same prompts
 in the same order; greedy, --max-tokens generated tokens with end-of-sequence ignored, no prompt cache
 reuse (every prompt differs). TTFT = time from sending to the first streamed token; latency = time to
-the last message. Output JSON: requests, errors, requests_per_s, tokens_per_s (generated tokens of the
-counted requests over the measured window), ttft_ms and latency_ms as p50/p90/p99/max, the load average
-before and after.
+the last message. Output JSON: requests, errors, requests_per_s (requests completed inside the measured
+window, the --duration seconds after the warm-up, per second), tokens_per_s (tokens streamed inside that
+window per second, whenever their request was sent, so a request longer than the window still counts),
+ttft_ms and latency_ms as p50/p90/p99/max of the requests sent inside the window, the load average before
+and after. Exit status 1 on any error or when no token arrived inside the window.
 """
 
 import argparse
@@ -43,18 +45,25 @@ class LlamaServer:
         self.host, self.port = host, int(port)
 
     def connect(self):
-        return http.client.HTTPConnection(self.host, self.port, timeout=600)
+        return None  # one HTTP connection per request: llama-server closes a connection after a streamed response
 
-    def run(self, conn, ids, max_tokens):
+    def run(self, _, ids, max_tokens):
         body = json.dumps({"prompt": ids, "n_predict": max_tokens, "stream": True, "temperature": 0.0,
                            "top_k": 1, "ignore_eos": True, "cache_prompt": False, "samplers": ["top_k"]})
         start = time.perf_counter()
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
+        try:
+            return self._stream(conn, body, start)
+        finally:
+            conn.close()
+
+    def _stream(self, conn, body, start):
         conn.request("POST", "/completion", body, {"Content-Type": "application/json"})
         resp = conn.getresponse()
         if resp.status != 200:
             msg = resp.read()[:200]
             raise RuntimeError(f"HTTP {resp.status}: {msg!r}")
-        first, tokens = None, 0
+        first, tokens, arrivals = None, 0, []
         while True:
             line = resp.readline()
             if not line:
@@ -66,12 +75,14 @@ class LlamaServer:
             if ev.get("stop"):
                 tokens = int(ev.get("tokens_predicted", tokens))
                 break
+            now = time.perf_counter()
             if first is None:
-                first = time.perf_counter()
+                first = now
             tokens += 1
+            arrivals.append((now, 1))
         end = time.perf_counter()
         resp.read()
-        return first - start if first else end - start, end - start, tokens
+        return first - start if first else end - start, end - start, tokens, arrivals
 
 
 class Inferd:
@@ -93,13 +104,17 @@ class Inferd:
         req = pb.GenerateRequest(prompt_token_ids=pb.TokenIds(ids=ids),
                                  sampling=pb.SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True))
         start = time.perf_counter()
-        first, tokens = None, 0
+        first, tokens, arrivals = None, 0, []
         for delta in self.stub.GenerateStream(req, timeout=600):
-            if delta.tokens and first is None:
-                first = time.perf_counter()
+            if not delta.tokens:
+                continue
+            now = time.perf_counter()
+            if first is None:
+                first = now
             tokens += len(delta.tokens)
+            arrivals.append((now, len(delta.tokens)))
         end = time.perf_counter()
-        return first - start if first else end - start, end - start, tokens
+        return first - start if first else end - start, end - start, tokens, arrivals
 
 
 def pct(values, p):
@@ -136,7 +151,7 @@ def main():
     t0 = time.perf_counter()
     measure_from, stop_at = t0 + a.warmup, t0 + a.warmup + a.duration
     lock = threading.Lock()
-    done, errors = [], []
+    done, errors, arrivals = [], [], []  # arrivals: (perf_counter, tokens) of every streamed delta
 
     def worker(t):
         conn = backend.connect()
@@ -148,7 +163,7 @@ def main():
             ids = prompt_ids(a.seed, t, k, a.prompt_tokens, a.vocab)
             k += 1
             try:
-                ttft, latency, tokens = backend.run(conn, ids, a.max_tokens)
+                ttft, latency, tokens, got = backend.run(conn, ids, a.max_tokens)
             except Exception as e:  # noqa: BLE001  (counted and reported by kind)
                 with lock:
                     errors.append(f"{type(e).__name__}: {str(e)[:120]}")
@@ -156,26 +171,31 @@ def main():
                     conn.close()
                     conn = backend.connect()
                 continue
-            if sent >= measure_from:
-                with lock:
-                    done.append((sent + latency, ttft, latency, tokens))
+            with lock:
+                arrivals.extend(got)
+                done.append((sent, sent + latency, ttft, latency, tokens))
 
     threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(a.concurrency)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    end = max([d[0] for d in done] + [stop_at])
-    window = end - measure_from
-    ttfts = [d[1] * 1e3 for d in done]
-    lats = [d[2] * 1e3 for d in done]
+    # Throughput counts what arrived inside the window [measure_from, stop_at) whenever its request was sent, so
+    # requests longer than the window still count their share; latencies are of the requests sent inside it.
+    window = stop_at - measure_from
+    inside = lambda t: measure_from <= t < stop_at  # noqa: E731
+    window_tokens = sum(n for t, n in arrivals if inside(t))
+    completed = [d for d in done if inside(d[1])]
+    timed = [d for d in done if inside(d[0])]
+    ttfts = [d[2] * 1e3 for d in timed]
+    lats = [d[3] * 1e3 for d in timed]
     result = {
         "backend": a.backend, "target": a.target, "concurrency": a.concurrency, "duration_s": a.duration,
         "warmup_s": a.warmup, "prompt_tokens": a.prompt_tokens, "max_tokens": a.max_tokens, "seed": a.seed,
-        "requests": len(done), "errors": len(errors), "error_samples": sorted(set(errors))[:5],
-        "window_s": window, "requests_per_s": len(done) / window,
-        "tokens_per_s": sum(d[3] for d in done) / window,
-        "generated_tokens_per_request": (sum(d[3] for d in done) / len(done)) if done else 0,
+        "requests": len(done), "requests_timed": len(timed), "errors": len(errors),
+        "error_samples": sorted(set(errors))[:5],
+        "window_s": window, "requests_per_s": len(completed) / window, "tokens_per_s": window_tokens / window,
+        "generated_tokens_per_request": (sum(d[4] for d in done) / len(done)) if done else 0,
         "ttft_ms": {p: pct(ttfts, q) for p, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
         "latency_ms": {p: pct(lats, q) for p, q in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
         "loadavg_before": load_before, "loadavg_after": loadavg(),
@@ -185,7 +205,7 @@ def main():
         with open(a.out, "w") as f:
             f.write(text + "\n")
     print(text)
-    return 1 if errors or not done else 0
+    return 1 if errors or not window_tokens else 0
 
 
 if __name__ == "__main__":

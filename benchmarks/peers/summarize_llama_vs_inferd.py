@@ -113,7 +113,7 @@ def serving(out):
         if not m:
             continue
         d = json.load(open(f))
-        if d["errors"] or not d["requests"]:
+        if d["errors"] or not d["tokens_per_s"]:
             bad.append(f"{os.path.basename(f)}: {d['errors']} errors {d.get('error_samples')}")
             continue
         pts.setdefault((int(m.group(2)), m.group(1)), []).append(d)
