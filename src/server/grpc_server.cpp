@@ -11,6 +11,7 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "server/inference_service.h"
@@ -44,7 +45,7 @@ std::shared_ptr<auth::Gate> LoadGate(const AuthConfig& auth) {
 GrpcServer::GrpcServer(const ServerConfig& config, const ControlConfig& control) : config_(config) {
   google::protobuf::SetLogHandler(&ProtobufLog);
   gate_ = LoadGate(config.auth);
-  front_ = std::make_unique<InferenceFront>(gate_);
+  front_ = std::make_unique<InferenceFront>(gate_, static_cast<size_t>(std::max(0, config.max_threads)));
   if (control.enabled) control_ = std::make_unique<ControlService>(control);
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (config.tls.enabled()) {
