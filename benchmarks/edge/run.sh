@@ -5,6 +5,8 @@
 # Environment: NICE=-15 runs daemons and client at that nice level (ahead of other work sharing the cores);
 # PIN=1 puts the central daemon on CPU 1 and the edge and the client on CPU 0, one engine thread each, so
 # that the central daemon's forward passes do not compete with the edge's (the "down vs up" comparison).
+# PERF=1 adds perf stat counts per RPC (context switches, migrations, CPU ms) of the edge and the client
+# to the cache mode.
 set -euo pipefail
 BUILD=${1:-build}
 COUNT=${2:-1000}
@@ -46,7 +48,26 @@ $RUN $ON_EDGE "$BIN/inferd" -c "$WORK/edge.yaml" --log-level warn > "$WORK/edge.
 wait_serving "127.0.0.1:$EP"
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, loadavg $(cut -d' ' -f1-3 /proc/loadavg), NICE=$NICE PIN=$PIN"
 has hop && $RUN $ON_EDGE "$BIN/bench_edge" --mode hop --edge "127.0.0.1:$EP" --central "127.0.0.1:$CP" --count "$COUNT"
-has cache && $RUN $ON_EDGE "$BIN/bench_edge" --mode cache --edge "127.0.0.1:$EP" --count "$COUNT"
+if has cache; then
+  # PERF=1: context switches, migrations and CPU time of the edge daemon and of the client over the whole
+  # cache run (2 * (COUNT + 50 warm-up) RPCs: a hit and a bare Feedback each round), from perf stat.
+  if [ "${PERF:-0}" = 1 ]; then
+    perf stat -x, -e context-switches,cpu-migrations,task-clock -p "$EDGE_PID" -o "$WORK/perf-edge.txt" & PERF_PID=$!
+    sleep 0.5
+    CLIENT_PERF="perf stat -x, -e context-switches,cpu-migrations,task-clock -o $WORK/perf-client.txt"
+  else
+    CLIENT_PERF=""
+  fi
+  $RUN $ON_EDGE $CLIENT_PERF "$BIN/bench_edge" --mode cache --edge "127.0.0.1:$EP" --count "$COUNT"
+  if [ "${PERF:-0}" = 1 ]; then
+    kill -INT $PERF_PID; wait $PERF_PID || true
+    RPCS=$((2 * (COUNT + 50)))
+    for side in edge client; do
+      awk -F, -v rpcs=$RPCS -v side=$side '$3 ~ /context-switches|cpu-migrations|task-clock/ {
+        printf "# perf %s: %s %.4g %s per RPC\n", side, $3, $1 / rpcs, $2 }' "$WORK/perf-$side.txt"
+    done
+  fi
+fi
 # ROUNDS alternating up/down rounds (the central daemon restarted for each "up"), COUNT/2 requests each.
 if has realtime; then
   for round in $(seq "${ROUNDS:-1}"); do

@@ -48,6 +48,14 @@ class Backend {
   // the proto field; a refused request as RESOURCE_EXHAUSTED or UNAVAILABLE.
   virtual Submitted Generate(const v1::GenerateRequest& request, const CallOptions& options) = 0;
   virtual Submitted Recommend(const v1::RecommendRequest& request, const CallOptions& options) = 0;
+  // The answer to `request` when it can be had without blocking or tokenizing (a response cache hit by the
+  // request's texts, from_cache set): a finished stream. Otherwise none, and nothing was counted or started;
+  // Recommend then serves it (and may still find it in the cache by its tokens).
+  virtual std::optional<Submitted> RecommendCached(const v1::RecommendRequest& request, const CallOptions& options) {
+    (void)request;
+    (void)options;
+    return std::nullopt;
+  }
   // Ends the request of stream `id` with CANCELLED and frees what it holds (KV blocks here or upstream).
   // Unknown or finished ids are ignored.
   virtual void Cancel(RequestId id) = 0;

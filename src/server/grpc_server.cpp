@@ -1,5 +1,6 @@
 #include "server/grpc_server.h"
 
+#include <absl/synchronization/mutex.h>
 #include <google/protobuf/stubs/logging.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -11,6 +12,7 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "server/inference_service.h"
@@ -43,8 +45,13 @@ std::shared_ptr<auth::Gate> LoadGate(const AuthConfig& auth) {
 
 GrpcServer::GrpcServer(const ServerConfig& config, const ControlConfig& control) : config_(config) {
   google::protobuf::SetLogHandler(&ProtobufLog);
+  // Debian's Abseil is built without NDEBUG, so by default every absl::Mutex lock (all of gRPC's locks) also
+  // records lock order in a process-wide graph under a global lock: about 5% of an edge daemon's CPU while
+  // it answers cache hits (benchmarks/edge/RESULTS.md). That is a debugging aid; inferd itself uses no
+  // absl::Mutex. Process-wide, idempotent.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   gate_ = LoadGate(config.auth);
-  front_ = std::make_unique<InferenceFront>(gate_);
+  front_ = std::make_unique<InferenceFront>(gate_, static_cast<size_t>(std::max(0, config.max_threads)));
   if (control.enabled) control_ = std::make_unique<ControlService>(control);
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (config.tls.enabled()) {

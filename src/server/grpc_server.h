@@ -70,6 +70,8 @@ class GrpcServer {
   RpcStats rpc_stats() const;
   // Classification decisions by rule since start (a copy; empty before Attach).
   classify::ClassifierStats classifier_stats() const;
+  // Recommend and Feedback calls waiting on a thread of their own now (InferenceFront's blocking pool).
+  size_t waiting_calls() const { return front_->waiting_calls(); }
   // inferd.v1.Control calls by method and code (all zero without control.enabled).
   ControlStats control_stats() const;
   // New RPCs answer UNAVAILABLE; in-flight RPCs may finish until `deadline`, then gRPC cancels them

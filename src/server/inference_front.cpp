@@ -78,7 +78,8 @@ Status ParseRequest(const std::string& bytes, google::protobuf::Message* msg) {
                          msg->GetDescriptor()->full_name());
 }
 
-InferenceFront::InferenceFront(std::shared_ptr<const auth::Gate> gate) : gate_(std::move(gate)) {
+InferenceFront::InferenceFront(std::shared_ptr<const auth::Gate> gate, size_t max_blocking_threads)
+    : gate_(std::move(gate)), blocking_(max_blocking_threads) {
   using grpc::internal::RpcMethod;
   using grpc::internal::RpcServiceMethod;
   using Unary = grpc::ServerContext*;
@@ -98,25 +99,22 @@ InferenceFront::InferenceFront(std::shared_ptr<const auth::Gate> gate) : gate_(s
                                                                      "GenerateStream", out);
           },
           this)));
-  AddMethod(new RpcServiceMethod(
-      "/inferd.v1.Inference/Recommend", RpcMethod::NORMAL_RPC,
-      new grpc::internal::RpcMethodHandler<InferenceFront, grpc::ByteBuffer, v1::RecommendResponse>(
-          [](InferenceFront* f, Unary ctx, const grpc::ByteBuffer* in, v1::RecommendResponse* out) {
-            return f->Handle<v1::RecommendRequest, v1::RecommendResponse>(ctx, *in, auth::Permission::kInference,
-                                                                          "Recommend", out);
-          },
-          this)));
-  AddMethod(
-      new RpcServiceMethod("/inferd.v1.Inference/Feedback", RpcMethod::NORMAL_RPC,
-                           new grpc::internal::RpcMethodHandler<InferenceFront, grpc::ByteBuffer, v1::FeedbackResponse>(
-                               [](InferenceFront* f, Unary ctx, const grpc::ByteBuffer* in, v1::FeedbackResponse* out) {
-                                 return f->Handle<v1::FeedbackRequest, v1::FeedbackResponse>(
-                                     ctx, *in, auth::Permission::kFeedback, "Feedback", out);
-                               },
-                               this)));
+  // Indices 2 and 3: the order of AddMethod.
+  AddMethod(new RpcServiceMethod("/inferd.v1.Inference/Recommend", RpcMethod::NORMAL_RPC, nullptr));
+  MarkMethodCallback(
+      2, new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::RecommendResponse>(
+             [this](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, v1::RecommendResponse* out) {
+               return HandleCallback<v1::RecommendRequest>(ctx, *in, auth::Permission::kInference, "Recommend", out);
+             }));
+  AddMethod(new RpcServiceMethod("/inferd.v1.Inference/Feedback", RpcMethod::NORMAL_RPC, nullptr));
+  MarkMethodCallback(
+      3, new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, v1::FeedbackResponse>(
+             [this](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, v1::FeedbackResponse* out) {
+               return HandleCallback<v1::FeedbackRequest>(ctx, *in, auth::Permission::kFeedback, "Feedback", out);
+             }));
 }
 
-grpc::Status InferenceFront::Admit(grpc::ServerContext* ctx, auth::Permission needed, const char* rpc) {
+grpc::Status InferenceFront::Admit(grpc::ServerContextBase* ctx, auth::Permission needed, const char* rpc) {
   const auto& md = ctx->client_metadata();
   const auto it = md.find("authorization");
   const std::string_view header =
@@ -128,37 +126,64 @@ grpc::Status InferenceFront::Admit(grpc::ServerContext* ctx, auth::Permission ne
   return ToGrpcStatus(a.status);
 }
 
-template <typename Req, typename Resp, typename Out>
-grpc::Status InferenceFront::Handle(grpc::ServerContext* ctx, const grpc::ByteBuffer& bytes, auth::Permission needed,
-                                    const char* rpc, Out* out) {
-  const RpcMethod method = std::is_same_v<Resp, v1::GenerateResponse>    ? RpcMethod::kGenerate
-                           : std::is_same_v<Resp, v1::GenerateDelta>     ? RpcMethod::kGenerateStream
-                           : std::is_same_v<Resp, v1::RecommendResponse> ? RpcMethod::kRecommend
-                                                                         : RpcMethod::kFeedback;
-  InferenceService* service = service_.load();
+grpc::Status InferenceFront::Prologue(grpc::ServerContextBase* ctx, const grpc::ByteBuffer& bytes,
+                                      auth::Permission needed, const char* rpc, RpcMethod method,
+                                      google::protobuf::Message* req, InferenceService** service) {
+  *service = service_.load();
   if (grpc::Status st = Admit(ctx, needed, rpc); !st.ok()) {
-    if (service != nullptr) service->RecordRefused(method, static_cast<StatusCode>(st.error_code()));
+    if (*service != nullptr) (*service)->RecordRefused(method, static_cast<StatusCode>(st.error_code()));
     return Bounded(std::move(st));
   }
-  if (service == nullptr) {
+  if (*service == nullptr) {
     return {grpc::StatusCode::UNAVAILABLE, "starting up: the models are loading (health reports NOT_SERVING)"};
   }
   bool dumped = false;
   const std::string raw = Flatten(bytes, &dumped);
-  Req req;
-  if (Status st = dumped ? ParseRequest(raw, &req) : InvalidArgument("request: unreadable message bytes"); !st.ok()) {
-    service->RecordRefused(method, st.code());
+  if (Status st = dumped ? ParseRequest(raw, req) : InvalidArgument("request: unreadable message bytes"); !st.ok()) {
+    (*service)->RecordRefused(method, st.code());
     return ToGrpcStatus(st);
   }
+  return grpc::Status::OK;
+}
+
+template <typename Req, typename Resp, typename Out>
+grpc::Status InferenceFront::Handle(grpc::ServerContext* ctx, const grpc::ByteBuffer& bytes, auth::Permission needed,
+                                    const char* rpc, Out* out) {
+  const RpcMethod method =
+      std::is_same_v<Resp, v1::GenerateResponse> ? RpcMethod::kGenerate : RpcMethod::kGenerateStream;
+  InferenceService* service = nullptr;
+  Req req;
+  if (grpc::Status st = Prologue(ctx, bytes, needed, rpc, method, &req, &service); !st.ok()) return st;
   if constexpr (std::is_same_v<Resp, v1::GenerateResponse>) {
     return Bounded(service->Generate(ctx, &req, out));
-  } else if constexpr (std::is_same_v<Resp, v1::GenerateDelta>) {
-    return Bounded(service->GenerateStream(ctx, &req, out));
-  } else if constexpr (std::is_same_v<Resp, v1::RecommendResponse>) {
-    return Bounded(service->Recommend(ctx, &req, out));
   } else {
-    return Bounded(service->Feedback(ctx, &req, out));
+    return Bounded(service->GenerateStream(ctx, &req, out));
   }
+}
+
+template <typename Req, typename Resp>
+grpc::ServerUnaryReactor* InferenceFront::HandleCallback(grpc::CallbackServerContext* ctx,
+                                                         const grpc::ByteBuffer& bytes, auth::Permission needed,
+                                                         const char* rpc, Resp* out) {
+  constexpr RpcMethod method =
+      std::is_same_v<Resp, v1::RecommendResponse> ? RpcMethod::kRecommend : RpcMethod::kFeedback;
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  InferenceService* service = nullptr;
+  // Shared with the pool task when the call waits; released after Finish.
+  auto req = std::make_shared<Req>();
+  if (grpc::Status st = Prologue(ctx, bytes, needed, rpc, method, req.get(), &service); !st.ok()) {
+    reactor->Finish(std::move(st));
+    return reactor;
+  }
+  // Finish is the last thing done with ctx, out and the reactor: gRPC may free them right after it.
+  auto done = [reactor, req](grpc::Status st) { reactor->Finish(Bounded(std::move(st))); };
+  auto offload = [this](std::function<void()> task) { return blocking_.TrySubmit(std::move(task)); };
+  if constexpr (method == RpcMethod::kRecommend) {
+    service->RecommendCallback(ctx, req.get(), out, offload, std::move(done));
+  } else {
+    service->FeedbackCallback(ctx, req.get(), out, offload, std::move(done));
+  }
+  return reactor;
 }
 
 }  // namespace inferd::server

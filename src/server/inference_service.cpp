@@ -96,7 +96,7 @@ std::optional<TimePoint> RequestDeadline(const CallContext& call, uint32_t laten
 // A gRPC call as the service core sees it.
 class GrpcCall final : public CallContext {
  public:
-  explicit GrpcCall(grpc::ServerContext* ctx) : ctx_(ctx) {}
+  explicit GrpcCall(grpc::ServerContextBase* ctx) : ctx_(ctx) {}
   bool IsCancelled() override { return ctx_->IsCancelled(); }
   std::optional<TimePoint> deadline() const override {
     const auto grpc_deadline = ctx_->deadline();
@@ -112,11 +112,11 @@ class GrpcCall final : public CallContext {
   }
 
  private:
-  grpc::ServerContext* ctx_;
+  grpc::ServerContextBase* ctx_;
 };
 
 // The call's status for gRPC; RESOURCE_EXHAUSTED carries trailing metadata `retry-after-ms`.
-grpc::Status ToGrpc(grpc::ServerContext* ctx, const CallResult& result) {
+grpc::Status ToGrpc(grpc::ServerContextBase* ctx, const CallResult& result) {
   if (result.status.code() == StatusCode::kResourceExhausted) {
     ctx->AddTrailingMetadata(kRetryAfterKey, std::to_string(std::max<int64_t>(1, result.retry_after.count())));
   }
@@ -347,6 +347,13 @@ StatusOr<const BackendRoute*> InferenceService::Route(const std::string& model, 
 
 template <typename Req>
 Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info) {
+  if (Status s = Classify(call, rpc, req, prep, info); !s.ok()) return s;
+  return Submit(call, rpc, req, prep, info);
+}
+
+template <typename Req>
+Status InferenceService::Classify(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep,
+                                  CallInfo* info) {
   RpcTag* tag = &info->tag;
   if (Status s = ValidateRequestId(req.request_id(), options_.max_request_id_bytes); !s.ok()) return s;
   const Tokenizer* counter =
@@ -391,6 +398,14 @@ Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& 
                   prep->options.request_id, RequestClassName(decision.cls), classifier_.SourceName(decision.source),
                   prep->route->backend->description(), left_ms);
   }
+  info->request_id = prep->options.request_id;
+  return Status::Ok();
+}
+
+template <typename Req>
+Status InferenceService::Submit(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info) {
+  RpcTag* tag = &info->tag;
+  const RequestClass cls = prep->options.cls;
   auto submit = [&](Backend& backend) {
     if constexpr (std::is_same_v<Req, v1::RecommendRequest>) {
       return backend.Recommend(req, prep->options);
@@ -399,7 +414,7 @@ Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& 
     }
   };
   prep->sub = submit(*prep->route->backend);
-  if (prep->sub.status.code() == StatusCode::kResourceExhausted && decision.cls == RequestClass::kRealtime &&
+  if (prep->sub.status.code() == StatusCode::kResourceExhausted && cls == RequestClass::kRealtime &&
       overflow_ != nullptr && prep->route != overflow_ && prep->route < routes_.data() + pools_.size()) {
     spdlog::debug("{} request_id={} overflows to {}", classify::RpcName(rpc), prep->options.request_id,
                   overflow_->backend->description());
@@ -411,6 +426,13 @@ Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& 
     }
   }
   if (!prep->sub.status.ok()) return Refused(prep->sub, &info->retry_after);
+  Accepted(call, req, prep, info);
+  return Status::Ok();
+}
+
+template <typename Req>
+void InferenceService::Accepted(CallContext& call, const Req& req, Prepared* prep, CallInfo* info) {
+  const RpcTag* tag = &info->tag;
   const bool local = *tag->pool < pools_.size();
   if (local) {
     call.Routed(pools_[*tag->pool].name, &pools_[*tag->pool]);
@@ -421,17 +443,22 @@ Status InferenceService::Start(CallContext& call, classify::Rpc rpc, const Req& 
                                      : served[0],
                 nullptr);
   }
-  if (local) attribution_.Remember(prep->options.request_id, {*tag->pool, decision.cls, VariantOf(call.variant())});
+  if (local) {
+    attribution_.Remember(prep->options.request_id, {*tag->pool, prep->options.cls, VariantOf(call.variant())});
+  }
   if (prep->sub.stream != nullptr && prep->sub.stream->id() != 0) {
     info->inflight_token = inflight_.Add(prep->options.request_id, prep->route->backend.get(), prep->sub.stream->id());
   }
-  return Status::Ok();
 }
 
 template <typename Impl>
 CallResult InferenceService::Run(RpcMethod method, classify::Rpc rpc, Impl&& impl) {
   CallInfo info;
   const Status st = impl(&info);
+  return End(method, rpc, info, st);
+}
+
+CallResult InferenceService::End(RpcMethod method, classify::Rpc rpc, const CallInfo& info, const Status& st) {
   if (info.inflight_token != 0) inflight_.Remove(info.inflight_token);
   rpc_stats_.RecordRpc(info.tag.pool, info.tag.cls, method, static_cast<int>(st.code()));
   LogEnd(rpc, info.request_id, st);
@@ -552,30 +579,82 @@ Status InferenceService::GenerateStreamImpl(CallContext& call, const v1::Generat
   return OutcomeStatus(o, &info->retry_after);
 }
 
-Status InferenceService::RecommendImpl(CallContext& call, const v1::RecommendRequest& req_ref,
-                                       v1::RecommendResponse* resp, CallInfo* info) {
-  const v1::RecommendRequest* req = &req_ref;
-  std::string* request_id = &info->request_id;
-  if (Status s = Admit(); !s.ok()) return s;
-  StatusOr<double> precision = DecodeRankingOptions(*req);
-  if (!precision.ok()) return precision.status();
+Status InferenceService::RecommendImpl(CallContext& call, const v1::RecommendRequest& req, v1::RecommendResponse* resp,
+                                       CallInfo* info) {
   Prepared prep;
-  Status started = Start(call, classify::Rpc::kRecommend, *req, &prep, info);
-  *request_id = prep.options.request_id;
-  if (!started.ok()) return started;
-  Backend* backend = prep.route->backend.get();
-  RequestStream* stream = prep.sub.stream.get();
+  double precision = 0;
+  if (Status s = RecommendClassify(call, req, &prep, &precision, info); !s.ok()) return s;
+  if (Status s = Submit(call, classify::Rpc::kRecommend, req, &prep, info); !s.ok()) return s;
+  return RecommendFinish(call, req, resp, &prep, precision, info);
+}
 
+Status InferenceService::RecommendClassify(CallContext& call, const v1::RecommendRequest& req, Prepared* prep,
+                                           double* precision, CallInfo* info) {
+  if (Status s = Admit(); !s.ok()) return s;
+  StatusOr<double> p = DecodeRankingOptions(req);
+  if (!p.ok()) return p.status();
+  *precision = *p;
+  return Classify(call, classify::Rpc::kRecommend, req, prep, info);
+}
+
+Status InferenceService::RecommendFinish(CallContext& call, const v1::RecommendRequest& req,
+                                         v1::RecommendResponse* resp, Prepared* prep, double precision,
+                                         CallInfo* info) {
+  Backend* backend = prep->route->backend.get();
+  RequestStream* stream = prep->sub.stream.get();
   const WaitEnd end = Consume(call, backend, stream, options_.poll_interval, [](TokenDelta&&, bool) { return true; });
   if (end == WaitEnd::kCancelled) return ClientCancelled();
   const RequestOutcome& o = stream->Wait();
   if (!o.status.ok()) return OutcomeStatus(o, &info->retry_after);
-  if (prep.sub.on_success) prep.sub.on_success(o);
+  if (prep->sub.on_success) prep->sub.on_success(o);
 
-  resp->set_request_id(*request_id);
-  resp->set_from_cache(prep.sub.from_cache);
+  resp->set_request_id(info->request_id);
+  resp->set_from_cache(prep->sub.from_cache);
   FillUsage(o, resp->mutable_usage());
-  return EncodeRanking(*req, o, *precision, prep.sub.checkpoint_id, resp);
+  return EncodeRanking(req, o, precision, prep->sub.checkpoint_id, resp);
+}
+
+// What a callback call keeps while it is handed from gRPC's thread to a pool thread.
+struct InferenceService::AsyncRecommend {
+  explicit AsyncRecommend(grpc::ServerContextBase* ctx) : call(ctx) {}
+  GrpcCall call;
+  CallInfo info;
+  Prepared prep;
+  double precision = 0;
+};
+
+Status InferenceService::NoThreadFree(CallInfo* info) {
+  info->retry_after = std::chrono::milliseconds(kFallbackRetryAfterMs);
+  return ResourceExhausted("server.max_threads: every thread for calls that wait is busy; retry later");
+}
+
+void InferenceService::RecommendCallback(grpc::CallbackServerContext* ctx, const v1::RecommendRequest* req,
+                                         v1::RecommendResponse* resp, const Offload& offload, Done done) {
+  auto s = std::make_shared<AsyncRecommend>(ctx);
+  auto end = [this, ctx](AsyncRecommend& a, const Status& st, const Done& d) {
+    d(ToGrpc(ctx, End(RpcMethod::kRecommend, classify::Rpc::kRecommend, a.info, st)));
+  };
+  // Rules that count tokens tokenize while classifying: all of it runs where it may take a while.
+  if (classifier_.needs_token_counts()) {
+    const bool ran =
+        offload([this, ctx, s, req, resp, done] { done(ToGrpc(ctx, CallRecommend(s->call, *req, resp))); });
+    if (!ran) end(*s, NoThreadFree(&s->info), done);
+    return;
+  }
+  if (Status st = RecommendClassify(s->call, *req, &s->prep, &s->precision, &s->info); !st.ok()) {
+    return end(*s, st, done);
+  }
+  if (std::optional<Submitted> hit = s->prep.route->backend->RecommendCached(*req, s->prep.options)) {
+    s->prep.sub = *std::move(hit);
+    Accepted(s->call, *req, &s->prep, &s->info);
+    return end(*s, RecommendFinish(s->call, *req, resp, &s->prep, s->precision, &s->info), done);
+  }
+  const bool ran = offload([this, s, req, resp, done, end] {
+    Status st = Submit(s->call, classify::Rpc::kRecommend, *req, &s->prep, &s->info);
+    if (st.ok()) st = RecommendFinish(s->call, *req, resp, &s->prep, s->precision, &s->info);
+    end(*s, st, done);
+  });
+  if (!ran) end(*s, NoThreadFree(&s->info), done);
 }
 
 Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const RequestOutcome& o, double precision,
@@ -633,13 +712,31 @@ Status InferenceService::EncodeRanking(const v1::RecommendRequest& req, const Re
 
 grpc::Status InferenceService::Feedback(grpc::ServerContext* ctx, const v1::FeedbackRequest* req,
                                         v1::FeedbackResponse*) {
+  return FeedbackCounted(ctx, req);
+}
+
+grpc::Status InferenceService::FeedbackCounted(grpc::ServerContextBase* ctx, const v1::FeedbackRequest* req) {
   RpcTag tag;
   grpc::Status st = FeedbackImpl(ctx, req, &tag);
   rpc_stats_.RecordRpc(tag.pool, tag.cls, RpcMethod::kFeedback, st.error_code());
   return st;
 }
 
-grpc::Status InferenceService::FeedbackImpl(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, RpcTag* tag) {
+void InferenceService::FeedbackCallback(grpc::CallbackServerContext* ctx, const v1::FeedbackRequest* req,
+                                        v1::FeedbackResponse*, const Offload& offload, Done done) {
+  // Only feedback for a model of an upstream waits (it is forwarded there); the rest is answered here.
+  const std::string& model = req->model();
+  const bool local =
+      model.empty() || std::any_of(pools_.begin(), pools_.end(), [&](const ServingPool& p) { return p.name == model; });
+  if (local) return done(FeedbackCounted(ctx, req));
+  if (offload([this, ctx, req, done] { done(FeedbackCounted(ctx, req)); })) return;
+  CallInfo info;
+  const Status busy = NoThreadFree(&info);
+  rpc_stats_.RecordRpc(std::nullopt, std::nullopt, RpcMethod::kFeedback, static_cast<int>(busy.code()));
+  done(ToGrpc(ctx, CallResult{busy, info.retry_after, nullptr}));
+}
+
+grpc::Status InferenceService::FeedbackImpl(grpc::ServerContextBase* ctx, const v1::FeedbackRequest* req, RpcTag* tag) {
   // Fields that need no pool are checked first, so malformed feedback is INVALID_ARGUMENT even
   // while no pool is attached.
   auto bad = [](const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); };

@@ -3,7 +3,8 @@
 // Routing: a request naming a model goes to the backend serving that model name; otherwise to the first
 // backend (local pools first, then upstreams) serving its class. A realtime request a local pool refuses
 // with RESOURCE_EXHAUSTED goes to the overflow upstream when one is configured.
-// Threading: gRPC's sync server calls the handlers on its own threads; every member is thread-safe.
+// Threading: gRPC's sync server calls the handlers on its own threads, its callback API calls
+// RecommendCallback and FeedbackCallback on its polling threads; every member is thread-safe.
 // Handlers block on the backend's RequestStream and poll ServerContext::IsCancelled every
 // `poll_interval`, cancelling the backend request (which frees its KV blocks, here or upstream) when the
 // client goes away. Each decision and each RPC's end are logged at debug level with the request id.
@@ -25,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -104,6 +106,19 @@ class InferenceService final : public inferd::v1::Inference::Service {
                          v1::RecommendResponse* resp) override;
   grpc::Status Feedback(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, v1::FeedbackResponse* resp) override;
 
+  // Recommend and Feedback for gRPC's callback API, whose threads serve every call and must not block.
+  // What cannot wait (a refusal before submitting, a Recommend the response cache answers by its texts, a
+  // Feedback for a local pool) is answered on the calling thread; the rest is handed to `offload`, which
+  // runs it on a thread that may block, or returns false when no thread is free (the call then ends
+  // RESOURCE_EXHAUSTED with retry-after-ms). `done` gets the call's status exactly once, on either thread;
+  // ctx, req and resp must stay valid until then.
+  using Offload = std::function<bool(std::function<void()>)>;
+  using Done = std::function<void(grpc::Status)>;
+  void RecommendCallback(grpc::CallbackServerContext* ctx, const v1::RecommendRequest* req, v1::RecommendResponse* resp,
+                         const Offload& offload, Done done);
+  void FeedbackCallback(grpc::CallbackServerContext* ctx, const v1::FeedbackRequest* req, v1::FeedbackResponse* resp,
+                        const Offload& offload, Done done);
+
   // The same three calls for any transport (the RPCs above adapt gRPC to them; http/ adapts HTTP): the
   // same admission, validation, classification, routing, stats and encoding. Each blocks until the request
   // ends, polling call.IsCancelled() every poll_interval. GenerateStream hands `write` each message in the
@@ -126,18 +141,40 @@ class InferenceService final : public inferd::v1::Inference::Service {
   Status Admit() const;
   // The backend serving model name `model`, or when empty the first one serving `cls`. NOT_FOUND otherwise.
   StatusOr<const BackendRoute*> Route(const std::string& model, RequestClass cls) const;
-  // Classifies, routes and submits (with overflow); `prep` holds the outcome of each step.
+  struct AsyncRecommend;  // a RecommendCallback call handed to another thread
+  // Classify, then Submit; `prep` holds the outcome of each step.
   // Fills info->tag as it goes and info->retry_after when refused.
   template <typename Req>
   Status Start(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info);
-  // Runs impl(&info), then counts and logs the call's end.
+  // Validates the request id, classifies (tokenizing only when rules count tokens) and routes: prep->route
+  // and prep->options, info->request_id and info->tag. Never blocks.
+  template <typename Req>
+  Status Classify(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info);
+  // Submits to prep->route (realtime work a local pool refuses goes to the overflow upstream), then Accepted.
+  template <typename Req>
+  Status Submit(CallContext& call, classify::Rpc rpc, const Req& req, Prepared* prep, CallInfo* info);
+  // Bookkeeping of a submitted request (prep->sub OK): Routed, Feedback attribution, the in-flight entry.
+  template <typename Req>
+  void Accepted(CallContext& call, const Req& req, Prepared* prep, CallInfo* info);
+  // Runs impl(&info), then End.
   template <typename Impl>
   CallResult Run(RpcMethod method, classify::Rpc rpc, Impl&& impl);
+  // Counts and logs the call's end; once per call.
+  CallResult End(RpcMethod method, classify::Rpc rpc, const CallInfo& info, const Status& st);
+  // RecommendImpl in its steps: Admit, ranking options and Classify; then (after Submit) reading the
+  // stream and encoding the response, which blocks unless the stream already finished (a cache hit).
+  Status RecommendClassify(CallContext& call, const v1::RecommendRequest& req, Prepared* prep, double* precision,
+                           CallInfo* info);
+  Status RecommendFinish(CallContext& call, const v1::RecommendRequest& req, v1::RecommendResponse* resp,
+                         Prepared* prep, double precision, CallInfo* info);
+  // RESOURCE_EXHAUSTED for a call no thread was free to wait for; sets info->retry_after.
+  static Status NoThreadFree(CallInfo* info);
+  grpc::Status FeedbackCounted(grpc::ServerContextBase* ctx, const v1::FeedbackRequest* req);
   Status GenerateImpl(CallContext& call, const v1::GenerateRequest& req, v1::GenerateResponse* resp, CallInfo* info);
   Status GenerateStreamImpl(CallContext& call, const v1::GenerateRequest& req, const DeltaWriter& write,
                             CallInfo* info);
   Status RecommendImpl(CallContext& call, const v1::RecommendRequest& req, v1::RecommendResponse* resp, CallInfo* info);
-  grpc::Status FeedbackImpl(grpc::ServerContext* ctx, const v1::FeedbackRequest* req, RpcTag* tag);
+  grpc::Status FeedbackImpl(grpc::ServerContextBase* ctx, const v1::FeedbackRequest* req, RpcTag* tag);
   // The variant slot of an `inferd-variant` value: 0 unless it is a configured value.
   uint32_t VariantOf(std::string_view variant) const;
   // A DIFF base counts only when it was served by the same model load (`checkpoint_id`).

@@ -107,6 +107,22 @@ Submitted LocalBackend::Generate(const v1::GenerateRequest& request, const CallO
   return FromSubmit(engine->Submit(std::move(native).value()), std::move(gen));
 }
 
+std::optional<Submitted> LocalBackend::HitByTexts(const v1::RecommendRequest& request, const CallOptions& options,
+                                                  const PoolGeneration& gen, const cache::CacheKey& text_key) const {
+  if (!DistinctItemIds(request)) return std::nullopt;
+  std::shared_ptr<const cache::CachedRanking> hit = cache_->Get(text_key, /*count_miss=*/false);
+  if (hit == nullptr) return std::nullopt;
+  return FromCache(*hit, options.cls, gen.checkpoint_id);
+}
+
+std::optional<Submitted> LocalBackend::RecommendCached(const v1::RecommendRequest& request,
+                                                       const CallOptions& options) {
+  if (cache_ == nullptr || options.cls != RequestClass::kRealtime) return std::nullopt;
+  std::shared_ptr<const PoolGeneration> gen = slot_->Acquire();
+  if (gen == nullptr) return std::nullopt;  // draining: Recommend says so
+  return HitByTexts(request, options, *gen, TextKey(request, pool_.name, gen->checkpoint_id));
+}
+
 Submitted LocalBackend::Recommend(const v1::RecommendRequest& request, const CallOptions& options) {
   Submitted refused;
   std::shared_ptr<const PoolGeneration> gen = Acquire(&refused);
@@ -116,10 +132,7 @@ Submitted LocalBackend::Recommend(const v1::RecommendRequest& request, const Cal
   std::optional<cache::CacheKey> text_key;
   if (cached) {
     text_key = TextKey(request, pool_.name, gen->checkpoint_id);
-    if (DistinctItemIds(request)) {
-      std::shared_ptr<const cache::CachedRanking> hit = cache_->Get(*text_key, /*count_miss=*/false);
-      if (hit != nullptr) return FromCache(*hit, options.cls, gen->checkpoint_id);
-    }
+    if (std::optional<Submitted> hit = HitByTexts(request, options, *gen, *text_key)) return *std::move(hit);
   }
   StatusOr<RecommendRequest> native = DecodeRecommend(request, WithGeneration(pool_, *gen));
   if (!native.ok()) return Refusal(native.status());

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cache/response_cache.h"
@@ -26,6 +27,7 @@ class LocalBackend final : public Backend {
   const std::string& description() const override { return description_; }
   Submitted Generate(const v1::GenerateRequest& request, const CallOptions& options) override;
   Submitted Recommend(const v1::RecommendRequest& request, const CallOptions& options) override;
+  std::optional<Submitted> RecommendCached(const v1::RecommendRequest& request, const CallOptions& options) override;
   void Cancel(RequestId id) override;
   // Business feedback of local pools is recorded by the front end; this only answers OK.
   Status Feedback(const v1::FeedbackRequest& request, std::optional<TimePoint> deadline) override;
@@ -36,6 +38,10 @@ class LocalBackend final : public Backend {
  private:
   // The pool as the request's generation sees it; null with UNAVAILABLE in *refusal while draining.
   std::shared_ptr<const PoolGeneration> Acquire(Submitted* refusal) const;
+  // A hit of `text_key` (the request's RecommendTextKey under `gen`) for a realtime request with distinct
+  // item ids; none otherwise. Counts no miss.
+  std::optional<Submitted> HitByTexts(const v1::RecommendRequest& request, const CallOptions& options,
+                                      const PoolGeneration& gen, const cache::CacheKey& text_key) const;
 
   const ServingPool pool_;
   const std::shared_ptr<PoolSlot> slot_;  // pool_.slot, or one made from pool_'s fields

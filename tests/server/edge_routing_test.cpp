@@ -233,5 +233,100 @@ TEST(ClassificationRoutingTest, InvalidRulesAreRejectedAtConstruction) {
   EXPECT_THROW(TestServer({PoolSpec{}}, options), std::invalid_argument);
 }
 
+// The realtime path on gRPC's callback threads: what waits (a cache miss) runs on a pool of at most
+// server.max_threads threads; a cache hit and local feedback need none of them, and deadlines and client
+// cancellation still end a waiting Recommend and free its KV blocks.
+v1::RecommendRequest Distinct(const std::string& context) {
+  v1::RecommendRequest req = MakeRequest();
+  req.set_context(context);
+  return req;
+}
+
+// Waits until `n` Recommend / Feedback calls hold a thread of the blocking pool (false after 10 s).
+bool WaitWaitingCalls(TestServer& ts, size_t n) {
+  for (int i = 0; i < 2000; ++i) {
+    if (ts.server().waiting_calls() >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+TEST(RealtimeCallbackPathTest, HitsAndLocalFeedbackAreServedWhileEveryWaitingThreadIsBusy) {
+  InferenceServiceOptions options = WithCache(std::chrono::seconds(600));
+  ServerConfig cfg;
+  cfg.max_threads = 4;
+  PoolSpec slow;
+  slow.step_delay = std::chrono::milliseconds(1500);  // each engine step: misses stay in flight
+  TestServer ts({slow}, options, cfg);
+  const v1::RecommendRequest cached = MakeRequest();
+  const v1::RecommendResponse first = Call(ts, cached);
+  ASSERT_FALSE(first.from_cache());
+
+  std::vector<std::thread> misses;
+  std::vector<grpc::Status> miss_status(4);
+  for (int i = 0; i < 4; ++i) {
+    misses.emplace_back([&, i] {
+      v1::RecommendResponse resp;
+      auto ctx = Ctx();
+      miss_status[i] = ts.stub().Recommend(ctx.get(), Distinct("busy " + std::to_string(i)), &resp);
+    });
+  }
+  ASSERT_TRUE(WaitWaitingCalls(ts, 4)) << ts.server().waiting_calls();
+
+  v1::RecommendResponse refused_resp;
+  auto refused_ctx = Ctx();
+  const grpc::Status refused = ts.stub().Recommend(refused_ctx.get(), Distinct("one too many"), &refused_resp);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("server.max_threads"), std::string::npos) << refused.error_message();
+  EXPECT_EQ(refused_ctx->GetServerTrailingMetadata().count("retry-after-ms"), 1u);
+
+  const v1::RecommendResponse hit = Call(ts, cached);
+  EXPECT_TRUE(hit.from_cache());
+  EXPECT_EQ(PlainIds(hit), PlainIds(first));
+
+  v1::FeedbackRequest fb;
+  fb.set_request_id(first.request_id());
+  fb.set_click(true);
+  v1::FeedbackResponse fb_resp;
+  auto fb_ctx = Ctx();
+  EXPECT_TRUE(ts.stub().Feedback(fb_ctx.get(), fb, &fb_resp).ok());
+  EXPECT_EQ(ts.server().waiting_calls(), 4u);  // the three calls above took no thread of the pool
+
+  for (std::thread& t : misses) t.join();
+  for (const grpc::Status& st : miss_status) EXPECT_TRUE(st.ok()) << st.error_message();
+}
+
+TEST(RealtimeCallbackPathTest, ClientDeadlineEndsAWaitingRecommendAndFreesItsKvBlocks) {
+  PoolSpec slow;
+  slow.step_delay = std::chrono::milliseconds(500);
+  TestServer ts({slow}, WithCache(std::chrono::seconds(60)));
+  v1::RecommendResponse resp;
+  auto ctx = Ctx(std::chrono::milliseconds(100));
+  const grpc::Status st = ts.stub().Recommend(ctx.get(), MakeRequest(), &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
+  EXPECT_TRUE(ts.WaitAllBlocksFree());
+}
+
+TEST(RealtimeCallbackPathTest, ClientCancelEndsAWaitingRecommendAndFreesItsKvBlocks) {
+  PoolSpec slow;
+  slow.step_delay = std::chrono::milliseconds(500);
+  TestServer ts({slow}, WithCache(std::chrono::seconds(60)));
+  auto ctx = Ctx();
+  grpc::Status st;
+  std::thread call([&] {
+    v1::RecommendResponse resp;
+    st = ts.stub().Recommend(ctx.get(), MakeRequest(), &resp);
+  });
+  ASSERT_TRUE(WaitWaitingCalls(ts, 1));
+  ctx->TryCancel();
+  call.join();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED) << st.error_message();
+  EXPECT_TRUE(ts.WaitAllBlocksFree());
+  for (int i = 0; i < 2000 && ts.server().waiting_calls() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ts.server().waiting_calls(), 0u);  // the pool thread ended the call
+}
+
 }  // namespace
 }  // namespace inferd::server
