@@ -4,7 +4,7 @@
 #               each fuzz target for INFERD_FUZZ_SECONDS (default 10) from its seed corpus.
 #   build-tsan: clang, ThreadSanitizer (suppressions for Debian's uninstrumented gRPC in scripts/tsan.supp);
 #               ctest runs the unit tests and the TSan canary.
-# Called by scripts/test.sh after the main suite when INFERD_RUN_SANITIZERS=1. Extra arguments go to ctest.
+# Called by scripts/test.sh after the main suite unless INFERD_RUN_SANITIZERS=0. Extra arguments go to ctest.
 #   INFERD_SANITIZE_BUILDS  which builds (default "asan tsan")
 # Prints each build's configure+build and test wall time and its ccache hits.
 set -euo pipefail

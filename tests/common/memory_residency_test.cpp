@@ -24,6 +24,22 @@ int64_t LockedBytes() {
   return -1;
 }
 
+// The sanitizer runtimes intercept mlock and munlock as no-ops that return 0 (sanitizer_common), so under
+// ASan or TSan the kernel's VmLck cannot confirm what was locked.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define INFERD_MLOCK_INTERCEPTED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define INFERD_MLOCK_INTERCEPTED 1
+#endif
+#ifdef INFERD_MLOCK_INTERCEPTED
+constexpr bool kKernelSeesLocks = false;
+#else
+constexpr bool kKernelSeesLocks = true;
+#endif
+
 struct Buffer {
   explicit Buffer(size_t bytes) : size(bytes) {
     data = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -43,7 +59,9 @@ TEST(ResidentMemory, LocksThePagesAndUnlocksThemWhenDestroyed) {
     if (r.achieved != "locked") GTEST_SKIP() << "mlock unavailable here: " << r.fallback_reason;
     EXPECT_EQ(r.bytes, 3 << 20);
     EXPECT_EQ(r.locked_bytes, 3 << 20);
-    EXPECT_EQ(LockedBytes() - before, 3 << 20);
+    if (kKernelSeesLocks) {
+      EXPECT_EQ(LockedBytes() - before, 3 << 20);
+    }
   }
   EXPECT_EQ(LockedBytes(), before);
 }
@@ -56,7 +74,9 @@ TEST(ResidentMemory, OnlyWholePagesInsideARangeAreLocked) {
   auto held = ResidentMemory::Make({{static_cast<char*>(a.data) + 1, 6 * page + 1}}, "lock");
   if (held->report().achieved != "locked") GTEST_SKIP() << held->report().fallback_reason;
   EXPECT_EQ(held->report().locked_bytes, static_cast<int64_t>(5 * page));
-  EXPECT_EQ(LockedBytes() - before, static_cast<int64_t>(5 * page));
+  if (kKernelSeesLocks) {
+    EXPECT_EQ(LockedBytes() - before, static_cast<int64_t>(5 * page));
+  }
 }
 
 int calls = 0;

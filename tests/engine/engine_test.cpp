@@ -27,8 +27,9 @@ std::unique_ptr<Engine> MakeEngine(EngineOptions opts = {}, engine::FakeExecutor
 }
 
 TEST(EngineTest, ConcurrentSubmittersGetReferenceOutputs) {
-  auto engine = MakeEngine();
+  // Declared before the engine: its loop thread calls the stats callback until the engine is destroyed.
   std::atomic<int> stats_steps{0};
+  auto engine = MakeEngine();
   engine->SetStatsCallback([&](const EngineStats&) { stats_steps.fetch_add(1); });
   constexpr int kThreads = 4, kPerThread = 25;
   std::vector<std::thread> threads;
