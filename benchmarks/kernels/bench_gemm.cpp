@@ -7,7 +7,7 @@
 // in the same process; the kernel's GFLOP/s is reported as a fraction of it.
 //
 //   bench_gemm [--dtype bf16,fp32] [--threads 2] [--reps 3] [--rows 128,512] [--models dense-270m,moe-700m]
-//              [--layers 4] [--mc N] [--kc N] [--nc N] [--gemv 1] [--linear 0] [--peak 0] [--json out.json]
+//              [--layers 4] [--mc N] [--kc N] [--nc N] [--mr N] [--gemv 1] [--linear 0] [--peak 0] [--json out.json]
 //
 // Per product: median over --reps passes (after one untimed pass) of the summed time of its --layers
 // calls; the total is the median of the whole passes. GFLOP/s = 2 m n k / s, by wall time and per CPU
@@ -130,6 +130,8 @@ int main(int argc, char** argv) {
       blocking.kc = std::stoll(v);
     } else if (f == "--nc") {
       blocking.nc = std::stoll(v);
+    } else if (f == "--mr") {
+      blocking.mr = std::stoll(v);
     } else if (f == "--gemv") {
       gemv = v != "0";
     } else if (f == "--peak") {
@@ -159,9 +161,9 @@ int main(int argc, char** argv) {
 
   std::printf(
       "# bench_gemm: isa %s, %d threads, %d layers per product, median of %d; blocking mc %lld kc %lld nc %lld "
-      "(0 = default)\n",
+      "mr %lld (0 = default)\n",
       cpu::GemvIsaName(cpu::GemmBestIsa()), threads, layers, reps, static_cast<long long>(blocking.mc),
-      static_cast<long long>(blocking.kc), static_cast<long long>(blocking.nc));
+      static_cast<long long>(blocking.kc), static_cast<long long>(blocking.nc), static_cast<long long>(blocking.mr));
   const auto peak0 = peak ? inferd::bench::MeasurePeak(peak_threads) : std::vector<inferd::bench::PeakRow>{};
   std::string json = "{\"peak_before\":[";
   std::printf(
@@ -249,8 +251,9 @@ int main(int argc, char** argv) {
             "/ gemm time | gemm GFLOP per CPU s | at::linear GFLOP per CPU s |%s\n| --- | --- | --- | --- | --- | --- "
             "| "
             "--- |%s\n",
-            model.c_str(), dname.c_str(), static_cast<long long>(m), LoadAvg().c_str(), gemv ? " gemv GFLOP/s |" : "",
-            gemv ? " --- |" : "");
+            model.c_str(), dname.c_str(), static_cast<long long>(m), LoadAvg().c_str(),
+            gemv ? " gemv GFLOP/s | gemv GFLOP per CPU s | gemv time / gemm time |" : "",
+            gemv ? " --- | --- | --- |" : "");
         double flop_total = 0;
         auto rate = [](double flop, double s) { return s > 0 ? flop / s / 1e9 : 0.0; };
         for (size_t p = 0; p < products.size(); ++p) {
@@ -261,14 +264,17 @@ int main(int argc, char** argv) {
                       rate(flop, g.wall[p]), linear ? rate(flop, li.wall[p]) : 0.0,
                       linear ? li.wall[p] / g.wall[p] : 0.0, rate(flop, g.cpu[p]),
                       linear ? rate(flop, li.cpu[p]) : 0.0);
-          if (gemv) std::printf(" %.1f |", rate(flop, gv.wall[p]));
+          if (gemv)
+            std::printf(" %.1f | %.1f | %.2f |", rate(flop, gv.wall[p]), rate(flop, gv.cpu[p]), gv.wall[p] / g.wall[p]);
           std::printf("\n");
         }
         std::printf("| **pass** | | **%.1f** | **%.1f** | **%.2f** | **%.1f** | **%.1f** |",
                     rate(flop_total, g.wall_total), linear ? rate(flop_total, li.wall_total) : 0.0,
                     linear ? li.wall_total / g.wall_total : 0.0, rate(flop_total, g.cpu_total),
                     linear ? rate(flop_total, li.cpu_total) : 0.0);
-        if (gemv) std::printf(" %.1f |", rate(flop_total, gv.wall_total));
+        if (gemv)
+          std::printf(" %.1f | %.1f | **%.2f** |", rate(flop_total, gv.wall_total), rate(flop_total, gv.cpu_total),
+                      gv.wall_total / g.wall_total);
         std::printf("\n");
         totals.push_back({model + " " + dname + " m=" + std::to_string(m),
                           {rate(flop_total, g.wall_total), rate(flop_total, g.cpu_total)}});
@@ -276,7 +282,8 @@ int main(int argc, char** argv) {
                 "\",\"m\":" + std::to_string(m) + ",\"flop\":" + std::to_string(flop_total) +
                 ",\"gemm_s\":" + std::to_string(g.wall_total) + ",\"gemm_cpu_s\":" + std::to_string(g.cpu_total) +
                 ",\"linear_s\":" + std::to_string(li.wall_total) + ",\"linear_cpu_s\":" + std::to_string(li.cpu_total) +
-                ",\"gemv_s\":" + std::to_string(gv.wall_total) + "}";
+                ",\"gemv_s\":" + std::to_string(gv.wall_total) + ",\"gemv_cpu_s\":" + std::to_string(gv.cpu_total) +
+                "}";
         first_run = false;
       }
     }

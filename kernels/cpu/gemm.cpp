@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/elem_type.h"
@@ -177,13 +178,17 @@ INFERD_GEMM_AVX512 inline __m512 LoadBias512(const GemvArgs& a, int64_t n, __mma
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+// Tile rows MR of at most kAvx512MaxMr (a template so that the accumulators stay in registers).
+constexpr int kAvx512MaxMr = 14;
+
+template <int MR>
 struct Avx512 {
-  static constexpr int kMr = 14, kNr = 32;
+  static constexpr int kMr = MR, kNr = 32;
   static constexpr int64_t kMc = 8 * kMr, kKc = 256, kNc = 256;
 
   static void PackW(const GemvArgs& a, int64_t n0, int64_t n1, float* out) { PackWAvx512(a, n0, n1, kNr, out); }
 
-  // c[i] += sum over k < kc of A[k][i] * B[k][0..32): A [kc][14], B [kc][32].
+  // c[i] += sum over k < kc of A[k][i] * B[k][0..32): A [kc][MR], B [kc][32].
   INFERD_GEMM_AVX512 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o) {
     __m512 c[kMr][2];
     for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
@@ -261,8 +266,12 @@ struct Avx2 {
   }
 };
 
-// Thread-local scratch that only grows (helpers of the ops pool keep theirs between calls).
-float* Scratch(std::vector<float>& v, int64_t floats) {
+// Thread-local scratch that only grows (helpers of the ops pool keep theirs between calls). One set per
+// thread whatever the tile (not one per RunBlocked instantiation).
+enum class ScratchUse { kX, kW, kC };
+float* Scratch(ScratchUse use, int64_t floats) {
+  thread_local std::vector<float> buffers[3];
+  std::vector<float>& v = buffers[static_cast<int>(use)];
   if (static_cast<int64_t>(v.size()) < floats) v.resize(static_cast<size_t>(floats));
   return v.data();
 }
@@ -277,8 +286,7 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
   const int64_t panels = CeilDiv(a.m, mr);
 
   // x packed once: [panels][k][mr], owned by the calling thread for this call.
-  thread_local std::vector<float> x_scratch;
-  float* xp = Scratch(x_scratch, panels * mr * k);
+  float* xp = Scratch(ScratchUse::kX, panels * mr * k);
   constexpr int64_t kPanelsPerPackTask = 4;
   parallel_for(CeilDiv(panels, kPanelsPerPackTask), [&](int64_t t) {
     const int64_t end = std::min(panels, (t + 1) * kPanelsPerPackTask);
@@ -294,9 +302,8 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
     const int64_t p_begin = task / col_tasks * panels_per_row_task;
     const int64_t p_end = std::min(panels, p_begin + panels_per_row_task);
     const int64_t jrs = CeilDiv(n1 - n0, nr), ldc = jrs * nr;
-    thread_local std::vector<float> w_scratch, c_scratch;
-    float* wp = Scratch(w_scratch, jrs * nr * k);  // [jrs][k][nr]
-    float* cs = Scratch(c_scratch, mc_panels * mr * ldc);
+    float* wp = Scratch(ScratchUse::kW, jrs * nr * k);  // [jrs][k][nr]
+    float* cs = Scratch(ScratchUse::kC, mc_panels * mr * ldc);
     K::PackW(a, n0, n1, wp);
     for (int64_t pm = p_begin; pm < p_end; pm += mc_panels) {
       const int64_t pm_end = std::min(p_end, pm + mc_panels);
@@ -323,6 +330,22 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
   });
 }
 
+// The AVX-512 tile's rows for m rows: as few panels as 14-row tiles need, evened out (m = 16: two panels of
+// 8 rows instead of 14 + 2), so that a decode batch of 16-64 rows wastes at most one row per panel.
+int Avx512TileRows(int64_t m, const GemmBlocking& blocking) {
+  const int64_t panels = CeilDiv(m, kAvx512MaxMr);
+  const int64_t mr = blocking.mr > 0 ? blocking.mr : CeilDiv(m, panels);
+  return static_cast<int>(std::clamp<int64_t>(mr, 1, kAvx512MaxMr));
+}
+
+// Runs the tile of I + 1 rows for the one I with I + 1 == Avx512TileRows(m, blocking), I in [0, kAvx512MaxMr).
+template <int... I>
+void RunAvx512(const GemvArgs& a, const GemmParallelFor& parallel_for, const GemmBlocking& blocking,
+               std::integer_sequence<int, I...>) {
+  const int mr = Avx512TileRows(a.m, blocking);
+  ((I + 1 == mr ? RunBlocked<Avx512<I + 1>>(a, parallel_for, blocking) : void()), ...);
+}
+
 // Reference path: GEMV's scalar loop (one float32 sum in k order per output), columns shared out.
 void RunScalar(const GemvArgs& a, const GemmParallelFor& parallel_for) {
   constexpr int64_t kColumnsPerTask = 16;
@@ -346,7 +369,7 @@ GemvIsa GemmBestIsa() {
 int64_t GemmKBlock(GemvIsa isa, int64_t k) {
   switch (isa) {
     case GemvIsa::kAvx512:
-      return std::min(k, Avx512::kKc);
+      return std::min(k, Avx512<kAvx512MaxMr>::kKc);
     case GemvIsa::kAvx2:
       return std::min(k, Avx2::kKc);
     default:
@@ -361,7 +384,7 @@ void GemmIsa(const GemvArgs& a, GemvIsa isa, const GemmParallelFor& parallel_for
     return;
   }
   if (isa == GemvIsa::kAvx512) {
-    RunBlocked<Avx512>(a, parallel_for, blocking);
+    RunAvx512(a, parallel_for, blocking, std::make_integer_sequence<int, kAvx512MaxMr>{});
   } else {
     RunBlocked<Avx2>(a, parallel_for, blocking);
   }

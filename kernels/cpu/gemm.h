@@ -11,8 +11,10 @@
 //   * the micro-kernel keeps an MR x NR tile of float32 accumulators in registers and, for each k of a
 //     KC block, multiplies a broadcast x value by NR weights (fused multiply-add). Its x micro-panel
 //     (MR x KC floats) stays in L1 while it walks the KC x NC block of packed weights in L2.
-//   kAvx512: MR 14 x NR 32 (28 zmm accumulators); kAvx2: MR 6 x NR 16 (12 ymm accumulators); kScalar:
-//   plain loops (the reference path). kAvx512Bf16 has no GEMM path of its own: its CPUs run kAvx512.
+//   kAvx512: MR x NR 32 with MR up to 14 (28 zmm accumulators): MR is the fewest 14-row panels that cover
+//   m, evened out (m = 16: two panels of 8 rows; 64: five of 13), so decode-sized batches compute no
+//   padding rows beyond one per panel; kAvx2: MR 6 x NR 16 (12 ymm accumulators); kScalar: plain loops (the
+//   reference path). kAvx512Bf16 has no GEMM path of its own: its CPUs run kAvx512.
 //
 // Accumulation-order invariant: for a given ISA and K, y[m, n] is computed in float32 in one fixed order
 // that depends only on K (not on m, on the row's place in its panel, on the column or row ranges of the
@@ -38,6 +40,7 @@ struct GemmBlocking {
   int64_t mc = 0;  // x rows per pass over a task's columns (rounded up to a multiple of MR)
   int64_t kc = 0;  // K block (the float32 accumulator chain length before the tile is added to memory)
   int64_t nc = 0;  // output columns per task (rounded up to a multiple of NR)
+  int64_t mr = 0;  // kAvx512 tile rows, 1-14 (0: the fewest 14-row panels, evened out; other ISAs ignore it)
 };
 
 // True when Gemm has a vector path for `isa` on this CPU (kAvx512Bf16: never, see above).

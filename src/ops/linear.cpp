@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemv.h"
 #include "ops/parallel.h"
 
@@ -149,9 +150,23 @@ at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {
   return y;
 }
 
+LinearPath LinearPathFor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (GemvEligible(x, w, b)) {
+    const bool gemm = x.size(0) >= kGemmMinRows && kernels::cpu::GemmBestIsa() != kernels::cpu::GemvIsa::kScalar;
+    return gemm ? LinearPath::kGemm : LinearPath::kGemv;
+  }
+  return GemmEligible(x, w, b) ? LinearPath::kGemm : LinearPath::kAtLinear;
+}
+
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (GemvEligible(x, w, b)) return GemvLinear(x, w, b);
-  if (GemmEligible(x, w, b)) return GemmLinear(x, w, b);
+  switch (LinearPathFor(x, w, b)) {
+    case LinearPath::kGemv:
+      return GemvLinear(x, w, b);
+    case LinearPath::kGemm:
+      return GemmLinear(x, w, b);
+    case LinearPath::kAtLinear:
+      break;
+  }
   return at::linear(x, w, b);
 }
 

@@ -1,7 +1,8 @@
-// nn.Linear for the model code: y = x w^T (+ b). Inputs of up to kGemvMaxRows rows on CPU (decode steps,
-// MoE experts' rows) run the streaming GEMV kernel (kernels/cpu/gemv.*, its best ISA path for this CPU) on
-// the ops work pool; more rows run the blocked GEMM kernel (GemmEligible below); the rest goes to
-// at::linear (oneDNN/MKL).
+// nn.Linear for the model code: y = x w^T (+ b). On CPU, inputs of fewer than kGemmMinRows rows (decode
+// steps of few sequences, MoE experts' rows) run the streaming GEMV kernel (kernels/cpu/gemv.*, its best
+// ISA path for this CPU) on the ops work pool; from kGemmMinRows rows on they run the blocked GEMM kernel
+// (kernels/cpu/gemm.*; LinearPathFor below says which); what neither takes goes to at::linear
+// (oneDNN/MKL).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -10,10 +11,24 @@
 
 namespace inferd::ops {
 
-// Rows up to which the GEMV kernel is used: it reads each weight once per call whatever the row count and
-// reuses it from cache across register blocks of up to 8 rows; measured faster than at::linear at 1-64
-// rows (benchmarks/kernels/RESULTS.md).
+// Decode-sized inputs: steps of up to this many rows run only the ops pool's kernels (GEMV or, from
+// kGemmMinRows rows, GEMM: float32 as well as bfloat16), never at::linear; measured faster than at::linear
+// at 1-64 rows (benchmarks/kernels/RESULTS.md). The worker switches libtorch's intra-op threads off for
+// such steps.
 constexpr int64_t kGemvMaxRows = 64;
+
+// The one routing constant between the two kernels: products of at least this many rows run the GEMM
+// kernel, fewer the GEMV kernel. The GEMV streams each weight once and overlaps that with its multiply-adds,
+// but its dot-product form (an x load per FMA, a lane reduction per output) caps it at about 45 GFLOP per
+// CPU second here; the GEMM's register tile computes faster but first converts every weight to float32
+// panels, a memory-bound phase its multiply-adds do not overlap, which only enough rows amortise.
+// Measured on dense-270m's and moe-700m's products, bf16 and float32, 2 threads (bench_gemm --gemv 1,
+// benchmarks/kernels/RESULTS.md): the GEMM is 1.11-1.26x faster at 64 rows, 0.75-1.06x at 48, slower below.
+constexpr int64_t kGemmMinRows = 64;
+
+enum class LinearPath { kGemv, kGemm, kAtLinear };
+// The kernel Linear runs for these operands.
+LinearPath LinearPathFor(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
 at::Tensor Linear(const at::Tensor& x,           // [rows, in]
                   const at::Tensor& weight,      // [out, in]
@@ -43,7 +58,8 @@ at::Tensor GemvLinear(const at::Tensor& x, const at::Tensor& weight, const at::T
 // many rows) run the blocked GEMM kernel (kernels/cpu/gemm.*, src/ops/gemm_linear.cpp) on the ops work
 // pool where it is eligible: CPU, 2-D, bfloat16 x / weight / bias, contiguous weight, a vector path on
 // this CPU (measured faster than at::linear there; float32 stays on at::linear, which matched or beat it
-// on dense-270m's products: benchmarks/kernels/RESULTS.md).
+// on dense-270m's products: benchmarks/kernels/RESULTS.md). Decode-sized inputs of kGemmMinRows to
+// kGemvMaxRows rows take the GEMM kernel through LinearPathFor, not through this.
 bool GemmEligible(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 // The GEMM kernel alone (any row count, float32 or bfloat16), for tests. Same contract as GemvLinear.
 at::Tensor GemmLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});

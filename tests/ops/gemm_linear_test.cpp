@@ -76,6 +76,35 @@ TEST_F(GemmLinearTest, MatchesMatmulAndLinearRoutesLargeInputsToIt) {
   EXPECT_FALSE(GemmEligible(at::randn({80, 16}).to(at::kBFloat16), at::randn({16, 8}).to(at::kBFloat16).t(), {}));
 }
 
+// The routing policy of linear.h: fewer than kGemmMinRows rows on the GEMV kernel, kGemmMinRows to
+// kGemvMaxRows on the GEMM kernel in float32 and bf16, more on the GEMM kernel in bf16 and at::linear in
+// float32; whichever runs, the result is within the float32 accumulation bound of a double matmul, and
+// Linear returns exactly what the chosen kernel returns alone.
+TEST_F(GemmLinearTest, LinearRoutesDecodeRowsByTheCrossover) {
+  at::manual_seed(13);
+  const int64_t n = 45, k = 300;
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor w = at::randn({n, k}).to(dtype), b = at::randn({n}).to(dtype);
+    for (int64_t m : {int64_t{1}, kGemmMinRows - 1, kGemmMinRows, kGemmMinRows + 1, int64_t{33}, kGemvMaxRows - 1,
+                      kGemvMaxRows, kGemvMaxRows + 1}) {
+      at::Tensor x = at::randn({m, k}).to(dtype);
+      const LinearPath want = m < kGemmMinRows                              ? LinearPath::kGemv
+                              : m <= kGemvMaxRows || dtype == at::kBFloat16 ? LinearPath::kGemm
+                                                                            : LinearPath::kAtLinear;
+      EXPECT_EQ(LinearPathFor(x, w, b), want) << m << " rows, " << dtype;
+      at::Tensor got = Linear(x, w, b);
+      at::Tensor prod = x.to(at::kDouble).matmul(w.to(at::kDouble).t());
+      at::Tensor mag = x.to(at::kDouble).abs().matmul(w.to(at::kDouble).abs().t()) + b.to(at::kDouble).abs();
+      EXPECT_TRUE(WithinBound(got, prod + b.to(at::kDouble), mag, k)) << m << " rows, " << dtype;
+      if (want == LinearPath::kGemv) {
+        EXPECT_EQ(MaxDiff(got, GemvLinear(x, w, b)), 0.0) << m;
+      } else if (want == LinearPath::kGemm) {
+        EXPECT_EQ(MaxDiff(got, GemmLinear(x, w, b)), 0.0) << m;
+      }
+    }
+  }
+}
+
 // Experts that receive more than kGemvMaxRows rows take the GEMM kernel through Linear (bf16; float32 runs
 // at::linear, checked the same way).
 TEST_F(GemmLinearTest, MoeExpertsWithManyRowsMatchPerTokenLoop) {

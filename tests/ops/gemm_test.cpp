@@ -93,6 +93,20 @@ TEST_P(GemmIsaTest, MatchesDoubleReference) {
   }
 }
 
+// Decode-sized row counts (ops::Linear routes kGemmMinRows to kGemvMaxRows rows here): the AVX-512 tile's
+// rows follow m (15 -> 8, 16 -> 8, 17 -> 9, 29 -> 10, 32 -> 11, 43 -> 11, 63 -> 13, 64 -> 13 rows per
+// panel), each with a ragged last panel or none, K across two K blocks with a tail, N with a tail.
+TEST_P(GemmIsaTest, MatchesDoubleReferenceAtDecodeRowCounts) {
+  const GemvIsa isa = GetParam();
+  uint32_t seed = 500;
+  for (int64_t m : {15, 16, 17, 29, 32, 43, 63, 64}) {
+    for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
+      const Problem p(m, 77, 300, type, true, seed++);
+      ExpectMatches(p, p.Run(isa, Threads), Name(isa, p));
+    }
+  }
+}
+
 // Small blocks force many K blocks, row panels per pass and column tasks on small operands.
 TEST_P(GemmIsaTest, MatchesDoubleReferenceWithSmallBlocks) {
   const GemvIsa isa = GetParam();
@@ -118,6 +132,9 @@ TEST_P(GemmIsaTest, RowResultIndependentOfBatchTasksAndBlocking) {
       const int64_t kc = GemmKBlock(isa, k);
       EXPECT_EQ(all.Run(isa, Threads, GemmBlocking{20, kc, 48}), base);
       EXPECT_EQ(all.Run(isa, Serial, GemmBlocking{1000, kc, 1000}), base);
+      // Forced tile rows (kAvx512: 83 rows default to 14 per panel; 1, 5 and 13 here).
+      for (int64_t mr : {int64_t{1}, int64_t{5}, int64_t{13}})
+        EXPECT_EQ(all.Run(isa, Threads, GemmBlocking{0, kc, 0, mr}), base) << "mr " << mr;
       // Rows 0, 40 and 82 alone, as one-row products of the same x row and weights.
       for (int64_t i : {int64_t{0}, int64_t{40}, int64_t{82}}) {
         const std::vector<float> y = Problem::RowOf(all, i).Run(isa, Serial);
