@@ -4,7 +4,7 @@
 //   "idle"   SCHED_IDLE (runs only on a core nothing else wants)
 //   "normal" unchanged
 // Linux applies both per thread, and a thread inherits them from the thread that creates it, so every
-// thread a lowered thread starts (read helpers, an engine thread, OpenMP workers) is lowered too. An
+// thread a lowered thread starts (an engine thread, OpenMP workers) is lowered too. An
 // unprivileged thread cannot raise its own priority again: what must serve at normal priority afterwards is
 // restarted from a normal thread (Engine::RestartThread).
 #pragma once
