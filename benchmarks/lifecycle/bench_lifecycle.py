@@ -13,7 +13,8 @@ round: on, off, off, on, ...). For each:
            the same files through read() from the warm page cache, measured just before, as a ratio.
 
 Usage: bench_lifecycle.py --inferd build/bin/inferd --model DIR [--model-b DIR] --proto-dir proto
-       [--rounds 2] [--reloads 2] [--repeats 15] [--kv 64MiB] [--json out.json]
+       [--rounds 2] [--reloads 2] [--repeats 15] [--kv 64MiB] [--json out.json] [--modes on,off]
+       [--reload-priority low|idle|normal] [--reload-warmup-threads N]
 """
 
 import argparse
@@ -123,11 +124,14 @@ class RealtimeLoop(threading.Thread):
 
 
 def run_daemon(args, mods, warmup, work):
+    # Only when asked: a binary from before these keys rejects them.
+    reload_keys = "".join(f", {k}: {v}" for k, v in (("reload_priority", args.reload_priority),
+                                                      ("reload_warmup_threads", args.reload_warmup_threads)) if v)
     addr = f"127.0.0.1:{support.free_port()}"
     metrics = f"127.0.0.1:{support.free_port()}"
     cfg = f"""server: {{grpc_address: "{addr}", drain_grace_seconds: 1}}
 metrics: {{address: "{metrics}"}}
-control: {{enabled: true, allowed_addresses: [127.0.0.1], drain_timeout_seconds: 30}}
+control: {{enabled: true, allowed_addresses: [127.0.0.1], drain_timeout_seconds: 30{reload_keys}}}
 models:
   - name: m
     path: {os.path.abspath(args.model)}
@@ -204,6 +208,9 @@ def main():
     ap.add_argument("--steady-seconds", type=float, default=10.0)
     ap.add_argument("--kv", default="64MiB")
     ap.add_argument("--json", default="")
+    ap.add_argument("--modes", default="on,off", help="warm-up modes to run per round: on,off | on | off")
+    ap.add_argument("--reload-priority", default="", help="control.reload_priority (default: the daemon's)")
+    ap.add_argument("--reload-warmup-threads", default="", help="control.reload_warmup_threads")
     args = ap.parse_args()
     support.ARGS = args
     import importlib  # noqa: PLC0415
@@ -216,7 +223,8 @@ def main():
         "inferd.v1.inferd_pb2", "inferd.v1.inferd_pb2_grpc", "inferd.v1.control_pb2", "inferd.v1.control_pb2_grpc"))
     runs = []
     for r in range(args.rounds):
-        for warm in ((True, False) if r % 2 == 0 else (False, True)):
+        modes = [m == "on" for m in args.modes.split(",")]
+        for warm in (modes if r % 2 == 0 else modes[::-1]):
             res = run_daemon(args, mods, warm, work)
             res["round"] = r
             runs.append(res)

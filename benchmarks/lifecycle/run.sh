@@ -4,7 +4,8 @@
 # Usage: benchmarks/lifecycle/run.sh [BUILD_DIR] [SHAPES...]
 #   SHAPES: default (models/default) and/or bench-model shape names (dense-270m, moe-700m, ...), generated with
 #   benchmarks/model/make_bench_checkpoint.py into models/bench/<name> (a no-op when already there).
-# Environment: ROUNDS (2), RELOADS (2), REPEATS (15), NICE (0: the daemon and client's nice level).
+# Environment: ROUNDS (2), RELOADS (2), REPEATS (15), NICE (0: the daemon and client's nice level),
+#   BENCH_MODELS (a directory holding <shape>/ checkpoints already generated, read in place).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${1:-build}
@@ -17,6 +18,8 @@ lscpu | grep -m1 'Model name'; uptime
 for s in $SHAPES; do
   if [ "$s" = default ]; then
     M=models/default
+  elif [ -n "${BENCH_MODELS:-}" ] && [ -f "$BENCH_MODELS/$s/tokenizer.json" ]; then
+    M=$BENCH_MODELS/$s  # read only
   else
     M=models/bench/$s
     "$PY" benchmarks/model/make_bench_checkpoint.py --shape "../shared/bench-models/$s-shape.json" --out "$M"

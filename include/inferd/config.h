@@ -260,6 +260,11 @@ struct ControlConfig {
   std::vector<std::string> allowed_addresses;  // client IP addresses (127.0.0.1, ::1); empty = any address
   std::string token_file;  // server.auth.token_file's format; a token needs the `control` permission
   double drain_timeout_seconds = 60;  // after a reload switched, the old model's in-flight requests get this long
+  // Scheduling of a reload's load and warm-up beside the serving model (Control and SIGHUP reloads): their
+  // threads at "low" (nice 19), "idle" (SCHED_IDLE) or "normal" priority, and the warm-up's steps on at most
+  // reload_warmup_threads intra-op threads (0 = as the pool's num_threads).
+  std::string reload_priority = "low";
+  int32_t reload_warmup_threads = 1;
   bool operator==(const ControlConfig&) const = default;
 };
 

@@ -222,6 +222,12 @@ class Engine {
   // Stops accepting (UNAVAILABLE), lets in-flight work finish until `timeout`, then cancels the rest.
   void Drain(std::chrono::milliseconds timeout);
 
+  // Replaces the engine thread by a new one started from the calling thread, so it runs at the caller's
+  // scheduling priority (a thread inherits its creator's nice value and policy; an unprivileged thread cannot
+  // raise its own again). Work queued or running carries on in the new thread. Not concurrent with Drain or
+  // the destructor.
+  void RestartThread();
+
   // Called on the engine thread after every step that did work. Set before submitting.
   void SetStatsCallback(std::function<void(const EngineStats&)> callback);
   EngineStats LastStats() const;

@@ -66,6 +66,12 @@ class ModelRunner {
   // (device memory is resident anyway). Call while no Execute runs.
   ResidencyReport MakeResident(const std::string& mode);
 
+  // Background steps (a replacement model's warm-up beside the serving one): while threads > 0, each step runs
+  // on at most `threads` intra-op threads and its ops kernels on the engine thread alone, leaving the shared
+  // ops work pool to the serving engine (ops::SetThreadRunsInline). 0 = as loaded. Thread-safe: read at the
+  // start of each step.
+  void SetBackgroundThreads(int32_t threads);
+
   // Runs one flattened step (prefill chunks and decodes mixed), samples where chunks ask for it and
   // computes score log-probabilities. INVALID_ARGUMENT for malformed chunks (nothing is run),
   // INTERNAL if the forward pass fails.

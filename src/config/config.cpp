@@ -297,6 +297,8 @@ void ReadControl(YamlReader& r, ControlConfig* c) {
   }
   r.Get("token_file", &c->token_file);
   r.Get("drain_timeout_seconds", &c->drain_timeout_seconds, 0.0, 86400.0);
+  r.GetEnum("reload_priority", &c->reload_priority, {"low", "idle", "normal"});
+  r.Get("reload_warmup_threads", &c->reload_warmup_threads, 0, 1024);
   if (c->enabled && c->allowed_addresses.empty() && c->token_file.empty()) {
     r.Error("", "enabled without allowed_addresses or token_file would let anyone reload models; set one or both");
   }

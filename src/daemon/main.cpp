@@ -144,7 +144,8 @@ int main(int argc, char** argv) {
     grpc_server->DeclarePools(pool_names);
     pools = std::make_unique<inferd::daemon::PoolManager>(
         engine_metrics, std::chrono::milliseconds(static_cast<int64_t>(cfg.control.drain_timeout_seconds * 1000)),
-        std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000)));
+        std::chrono::milliseconds(static_cast<int64_t>(cfg.server.drain_grace_seconds * 1000)),
+        inferd::daemon::PoolManager::ReloadScheduling{cfg.control.reload_priority, cfg.control.reload_warmup_threads});
     pools->LoadAll(cfg.models);
     std::vector<inferd::server::ServingPool> serving = pools->serving_pools();
     inferd::server::InferenceServiceOptions options;

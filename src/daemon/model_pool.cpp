@@ -78,6 +78,7 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, Reques
   pool->gemv_max_rows_ = worker::ModelRunner::GemvMaxRows();
   pool->checkpoint_id_ = config.path + "@" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
   worker::ModelRunner* model = runner->get();  // owned by the engine below, which this pool owns
+  pool->runner_ = model;
   auto executor = std::make_unique<worker::ModelExecutor>(std::move(*runner));
   auto t = Clock::now();
   auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos, first_request_id), std::move(executor),
@@ -99,7 +100,7 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, Reques
   return pool;
 }
 
-WarmupReport ModelPool::WarmUp() {
+WarmupReport ModelPool::WarmUp(int32_t background_threads) {
   WarmupModel m;
   m.max_model_len = max_model_len_;
   m.vocab_size = tokenizer_->vocab_size();
@@ -112,6 +113,12 @@ WarmupReport ModelPool::WarmUp() {
     for (const std::string& l : k.labels) labels += (labels.empty() ? "" : ", ") + l;
     spdlog::debug("{}: warm-up {}: {}", config_.name, k.name, labels);
   }
+  // Background only while the warm-up runs: the steps after it serve.
+  struct Background {
+    worker::ModelRunner* runner;
+    explicit Background(worker::ModelRunner* r, int32_t threads) : runner(r) { runner->SetBackgroundThreads(threads); }
+    ~Background() { runner->SetBackgroundThreads(0); }
+  } background(runner_, background_threads);
   WarmupReport report = RunWarmup(*engine_, plan, m.vocab_size);
   for (const WarmupTiming& t : report.classes) phases_.emplace_back("warmup_" + t.name, t.seconds);
   return report;

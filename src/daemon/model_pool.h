@@ -15,6 +15,10 @@
 #include "inferd/tokenizer.h"
 #include "server/serving_pool.h"
 
+namespace inferd::worker {
+class ModelRunner;
+}
+
 namespace inferd::daemon {
 
 class ModelPool {
@@ -27,7 +31,9 @@ class ModelPool {
 
   // Runs config.warmup's shape classes (daemon/warmup.h) so the first real request of each shape costs about
   // what a steady-state one does; appends a warmup_<class> phase per class. Nothing when warm-up is disabled.
-  WarmupReport WarmUp();
+  // `background_threads` > 0: beside a serving model (a reload), its steps run on at most that many intra-op
+  // threads and off the shared ops work pool (worker::ModelRunner::SetBackgroundThreads), until it returns.
+  WarmupReport WarmUp(int32_t background_threads = 0);
 
   // Phases so far, in order (tokenizer, open, copy, kv_pool, residency, then warmup_<class> after WarmUp),
   // seconds.
@@ -47,6 +53,7 @@ class ModelPool {
   ModelPoolConfig config_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<Engine> engine_;
+  worker::ModelRunner* runner_ = nullptr;  // owned by engine_ (through its executor)
   int32_t max_model_len_ = 0;
   std::string checkpoint_id_;  // path + load time: new on every load
   int32_t gemv_max_rows_ = 0;

@@ -4,7 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <limits>
 #include <stdexcept>
+
+#include "daemon/thread_priority.h"
 
 namespace inferd::daemon {
 
@@ -37,8 +40,11 @@ int64_t DtypeFactor(const std::string& dtype) {
 }  // namespace
 
 PoolManager::PoolManager(std::shared_ptr<metrics::EngineCollector> metrics, std::chrono::milliseconds drain_timeout,
-                         std::chrono::milliseconds drain_grace)
-    : metrics_(std::move(metrics)), drain_timeout_(drain_timeout), drain_grace_(drain_grace) {}
+                         std::chrono::milliseconds drain_grace, ReloadScheduling reload)
+    : metrics_(std::move(metrics)),
+      drain_timeout_(drain_timeout),
+      drain_grace_(drain_grace),
+      reload_(std::move(reload)) {}
 
 PoolManager::~PoolManager() {
   Shutdown();
@@ -53,19 +59,37 @@ PoolManager::Pool* PoolManager::Find(const std::string& name) const {
 
 std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& p, const ModelPoolConfig& config,
                                                                           uint64_t generation,
-                                                                          server::CheckpointInfo* info) {
+                                                                          server::CheckpointInfo* info,
+                                                                          bool beside_serving) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::shared_ptr<ModelPool> model = ModelPool::Load(config, FirstRequestId(generation));
-  const auto loaded = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
-  // Warm-up requests are not counted: the callback forwards only once `counting` is set.
-  auto counting = std::make_shared<std::atomic<bool>>(false);
-  if (p.stats) {
-    model->engine().SetStatsCallback([stats = p.stats, generation, counting](const EngineStats& s) {
-      if (counting->load(std::memory_order_acquire)) stats->Record(generation, s);
-    });
+  std::shared_ptr<ModelPool> model;
+  std::chrono::duration<double> loaded{};
+  WarmupReport warm;
+  auto load_and_warm = [&] {
+    model = ModelPool::Load(config, FirstRequestId(generation));
+    loaded = std::chrono::steady_clock::now() - t0;
+    // Warm-up requests are not counted: the callback forwards only once `counting` is set.
+    auto counting = std::make_shared<std::atomic<bool>>(false);
+    if (p.stats) {
+      model->engine().SetStatsCallback([stats = p.stats, generation, counting](const EngineStats& s) {
+        if (counting->load(std::memory_order_acquire)) stats->Record(generation, s);
+      });
+    }
+    warm = model->WarmUp(
+        beside_serving ? (reload_.warmup_threads > 0 ? reload_.warmup_threads : std::numeric_limits<int32_t>::max())
+                       : 0);
+    counting->store(true, std::memory_order_release);
+  };
+  if (beside_serving) {
+    if (Status lowered = RunAtPriority(reload_.priority, load_and_warm); !lowered.ok()) {
+      spdlog::warn("{}: reload at control.reload_priority {}: {}; loaded at normal priority", config.name,
+                   reload_.priority, lowered.message());
+    }
+    // The engine thread was started by the lowered thread: it serves from a new one at this thread's priority.
+    model->engine().RestartThread();
+  } else {
+    load_and_warm();
   }
-  const WarmupReport warm = model->WarmUp();
-  counting->store(true, std::memory_order_release);
   std::vector<std::pair<std::string, double>> phases = model->phases();
   phases.emplace_back("total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   std::string detail;
@@ -105,7 +129,7 @@ void PoolManager::LoadAll(const std::vector<ModelPoolConfig>& configs) {
     StatusOr<std::string> tok = HashFile((std::filesystem::path(c.path) / "tokenizer.json").string());
     p->tokenizer_hash = tok.ok() ? *tok : "";
     server::CheckpointInfo info;
-    p->slot = std::make_shared<server::PoolSlot>(LoadGeneration(*p, c, 1, &info));
+    p->slot = std::make_shared<server::PoolSlot>(LoadGeneration(*p, c, 1, &info, false));
     p->checkpoint = info;
     p->state = server::PoolState::kServing;
     pools_.push_back(std::move(p));
@@ -199,7 +223,7 @@ StatusOr<server::PoolStatus> PoolManager::Reload(const std::string& name, const 
   server::CheckpointInfo info;
   std::shared_ptr<const server::PoolGeneration> gen;
   try {
-    gen = LoadGeneration(*p, next, generation, &info);
+    gen = LoadGeneration(*p, next, generation, &info, true);
   } catch (const std::exception& e) {
     return fail(InvalidArgument(e.what()));
   }

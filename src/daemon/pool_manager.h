@@ -27,9 +27,18 @@ namespace inferd::daemon {
 
 class PoolManager final : public server::PoolController {
  public:
+  // How a reload's load and warm-up share the cores with the serving model (control.reload_priority,
+  // control.reload_warmup_threads): they run on a thread at `priority` (daemon/thread_priority.h), the
+  // warm-up's steps on at most `warmup_threads` intra-op threads (0 = the pool's) and off the shared ops work
+  // pool; the new engine's thread is restarted at normal priority before the switch. The first load at
+  // start-up runs at normal priority (nothing serves yet).
+  struct ReloadScheduling {
+    std::string priority = "low";
+    int32_t warmup_threads = 1;
+  };
   // `metrics` may be null (metrics off).
   PoolManager(std::shared_ptr<metrics::EngineCollector> metrics, std::chrono::milliseconds drain_timeout,
-              std::chrono::milliseconds drain_grace);
+              std::chrono::milliseconds drain_grace, ReloadScheduling reload);
   ~PoolManager() override;
 
   // Loads, warms and registers each pool in order (state LOADING until it is warm). Throws
@@ -54,15 +63,18 @@ class PoolManager final : public server::PoolController {
   struct Pool;
   Pool* Find(const std::string& name) const;
   server::PoolStatus StatusOf(const Pool& p) const;
-  // Loads and warms `config` as generation `generation` of `p`, wired to its metrics.
+  // Loads and warms `config` as generation `generation` of `p`, wired to its metrics; `beside_serving`: as
+  // reload_ says (a reload), else on the calling thread.
   std::shared_ptr<const server::PoolGeneration> LoadGeneration(Pool& p, const ModelPoolConfig& config,
-                                                               uint64_t generation, server::CheckpointInfo* info);
+                                                               uint64_t generation, server::CheckpointInfo* info,
+                                                               bool beside_serving);
   // Frees `old` on a reaper thread once nothing holds it (or after drain_timeout_, cancelling the rest).
   void Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> old, uint64_t generation);
 
   const std::shared_ptr<metrics::EngineCollector> metrics_;
   const std::chrono::milliseconds drain_timeout_;
   const std::chrono::milliseconds drain_grace_;
+  const ReloadScheduling reload_;
   std::vector<std::unique_ptr<Pool>> pools_;  // fixed after LoadAll
   std::mutex reapers_mu_;
   std::vector<std::thread> reapers_;  // guarded by reapers_mu_

@@ -148,6 +148,22 @@ void Engine::Drain(std::chrono::milliseconds timeout) {
   core_->CancelAll();
 }
 
+void Engine::RestartThread() {
+  ThreadState& ts = *thread_;
+  {
+    std::lock_guard<std::mutex> lock(ts.mu);
+    ts.stop = true;
+  }
+  ts.cv.notify_one();
+  if (ts.thread.joinable()) ts.thread.join();
+  {
+    std::lock_guard<std::mutex> lock(ts.mu);
+    ts.stop = false;
+    ts.wake = true;  // the new loop looks for work at once
+  }
+  ts.thread = std::thread([this] { Loop(); });
+}
+
 void Engine::SetStatsCallback(std::function<void(const EngineStats&)> callback) {
   core_->SetStatsCallback(std::move(callback));
 }

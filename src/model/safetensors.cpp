@@ -13,6 +13,7 @@
 #include "model/safetensors.h"
 
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -280,13 +281,23 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     }
     const bool scaled =
         entry.stored == c10::ScalarType::Float8_e4m3fn && out.scalar_type() != entry.stored && Has(name + "_scale_inv");
-    if (scaled || out.scalar_type() != entry.stored || !out.device().is_cpu() || !out.is_contiguous()) {
+    if (scaled || !out.device().is_cpu() || !out.is_contiguous()) {
       out.copy_(Load(name, out.scalar_type(), out.device(), entry.info.shape));
       return;
     }
     const Shard& shard = shards_[entry.shard];
     const uint64_t bytes = entry.info.data_end - entry.info.data_begin;
-    if (bytes > 0) shard.map->CopyTo(out.data_ptr(), shard.data_start + entry.info.data_begin, bytes);
+    const uint64_t offset = shard.data_start + entry.info.data_begin;
+    if (out.scalar_type() == entry.stored) {
+      if (bytes > 0) shard.map->CopyTo(out.data_ptr(), offset, bytes);
+    } else if (bytes > 0) {
+      // Through the reused staging buffer, converted straight into `out` (copy_ rounds as .to() does).
+      if (!staging_.defined() || static_cast<uint64_t>(staging_.numel()) < bytes) {
+        staging_ = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(c10::ScalarType::Byte));
+      }
+      shard.map->CopyTo(staging_.data_ptr(), offset, bytes);
+      out.copy_(at::from_blob(staging_.data_ptr(), entry.info.shape, at::TensorOptions().dtype(entry.stored)));
+    }
     if (read_observer_) read_observer_(bytes);
   }
 
@@ -348,6 +359,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
   std::vector<Shard> shards_;
   std::map<std::string, Entry> entries_;
   std::function<void(uint64_t)> read_observer_;
+  mutable at::Tensor staging_;  // [bytes] uint8: LoadInto's conversion input, grown to the largest one
 };
 
 }  // namespace

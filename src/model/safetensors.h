@@ -35,9 +35,11 @@ class SafetensorsCheckpoint {
   virtual bool Has(const std::string& name) const = 0;
   virtual const TensorInfo& Info(const std::string& name) const = 0;  // throws if absent
   virtual std::vector<std::string> Names() const = 0;                // sorted
-  // Reads tensor `name` into `out` (its shape must equal the stored one): straight from the mapping into out's
-  // memory when out is a contiguous CPU tensor of the stored dtype (one copy), else through Load and copy_.
-  // `out` is typically a row range of a fused weight. Throws as Load does, or naming both shapes.
+  // Reads tensor `name` into `out` (its shape must equal the stored one). Into a contiguous CPU tensor: pread
+  // straight into out's memory when out has the stored dtype (one copy), else into a staging buffer reused
+  // across calls and converted into out by copy_; anything else (fp8 with a scale, a device tensor) through
+  // Load and copy_. `out` is typically a row range of a fused weight. Throws as Load does, or naming both
+  // shapes. Not thread-safe (the staging buffer).
   virtual void LoadInto(const std::string& name, at::Tensor& out) const = 0;
   // Bytes of every tensor's data (what a full load reads).
   virtual uint64_t TensorBytes() const = 0;

@@ -17,6 +17,7 @@ namespace {
 // word, so it succeeds only against the live generation; the count travels in the same word so a claimer
 // never pairs an old index with a new count.
 thread_local bool t_in_chunk = false;  // a ParallelChunks call from inside a chunk runs inline
+thread_local bool t_inline_only = false;  // SetThreadRunsInline
 
 constexpr int kIdxBits = 24;
 constexpr uint64_t kIdxMask = (uint64_t{1} << kIdxBits) - 1;
@@ -40,7 +41,12 @@ class Pool {
 
   void Run(int64_t num_chunks, const std::function<void(int64_t)>& fn) {
     if (num_chunks <= 0) return;
-    // Inline when there is nothing to share, from inside a chunk, or while another thread owns the pool.
+    // Inline when there is nothing to share, from inside a chunk, or while another thread owns the pool; an
+    // inline-only thread does not even try the lock (a serving call would then run inline).
+    if (t_inline_only) {
+      for (int64_t c = 0; c < num_chunks; ++c) fn(c);
+      return;
+    }
     std::unique_lock<std::mutex> owner(run_mu_, std::try_to_lock);
     if (helpers_.empty() || num_chunks == 1 || t_in_chunk || num_chunks > static_cast<int64_t>(kIdxMask) ||
         !owner.owns_lock()) {
@@ -151,5 +157,11 @@ void SetPoolThreads(int threads) {
 int PoolThreads() { return GetPool().threads(); }
 
 void ParallelChunks(int64_t num_chunks, const std::function<void(int64_t)>& fn) { GetPool().Run(num_chunks, fn); }
+
+bool SetThreadRunsInline(bool inline_only) {
+  const bool before = t_inline_only;
+  t_inline_only = inline_only;
+  return before;
+}
 
 }  // namespace inferd::ops

@@ -20,4 +20,9 @@ int PoolThreads();
 // call made meanwhile from another thread, or from inside a chunk, runs inline on its caller.
 void ParallelChunks(int64_t num_chunks, const std::function<void(int64_t chunk)>& fn);
 
+// While set on the calling thread, its ParallelChunks calls run every chunk inline and leave the helpers to
+// other threads (a replacement model's low-priority warm-up beside the serving engine). Returns the previous
+// setting of this thread (false on a new thread).
+bool SetThreadRunsInline(bool inline_only);
+
 }  // namespace inferd::ops

@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <limits>
 #include <stdexcept>
@@ -28,20 +29,25 @@ uint64_t MixSeed(uint64_t a, uint64_t b) {
 // Steps whose every matrix product is skinny (few tokens) run the ops work pool's kernels; libtorch's own
 // intra-op threads are then switched off for the step, so its small elementwise ops never open an OpenMP
 // team (a team costs a scheduler time slice whenever one of its threads is descheduled, and its spinning
-// workers compete with the pool for the two cores).
+// workers compete with the pool for the two cores). Other steps run on `threads` (the runner's count, or a
+// background step's cap), set on this thread for the step whatever an earlier step or load left there.
+// A background step also keeps its ops kernels off the shared work pool.
 class IntraOpThreadsForStep {
  public:
-  explicit IntraOpThreadsForStep(const ForwardBatch& batch) {
+  IntraOpThreadsForStep(const ForwardBatch& batch, int threads, bool background) {
     int64_t tokens = 0;
     for (const auto& c : batch.chunks) tokens += static_cast<int64_t>(c.tokens.size());
+    const int want = tokens <= ops::kGemvMaxRows ? 1 : std::max(1, threads);
     saved_ = at::get_num_threads();
-    if (tokens <= ops::kGemvMaxRows && saved_ > 1) {
-      at::set_num_threads(1);
+    if (want != saved_) {
+      at::set_num_threads(want);
     } else {
       saved_ = 0;
     }
+    inline_saved_ = ops::SetThreadRunsInline(background);
   }
   ~IntraOpThreadsForStep() {
+    ops::SetThreadRunsInline(inline_saved_);
     if (saved_ > 0) at::set_num_threads(saved_);
   }
   IntraOpThreadsForStep(const IntraOpThreadsForStep&) = delete;
@@ -49,6 +55,7 @@ class IntraOpThreadsForStep {
 
  private:
   int saved_ = 0;
+  bool inline_saved_ = false;
 };
 
 struct RowPlan {
@@ -65,7 +72,14 @@ struct ModelRunner::Impl {
   std::vector<TokenId> eos;
   std::string arch;
   LoadPhases phases;
+  int threads = 1;                           // intra-op threads of a step, resolved at Load
+  std::atomic<int32_t> background{0};        // SetBackgroundThreads
   std::unique_ptr<ResidentMemory> resident;  // declared after model and cache: released before they are freed
+
+  int StepThreads() const {
+    const int32_t cap = background.load();
+    return cap > 0 ? std::min<int>(cap, threads) : threads;
+  }
 
   Status Validate(const ForwardBatch& batch) const {
     const int64_t bs = options.block_size;
@@ -270,7 +284,10 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
   try {
     c10::Device device(options.device);
     if (options.num_threads > 0) at::set_num_threads(options.num_threads);
-    ops::SetPoolThreads(at::get_num_threads());
+    // Not at::get_num_threads(): on a reload that reads this thread's count, which a serving engine's step may
+    // just have lowered through the process-wide default that new threads start from.
+    impl->threads = options.num_threads > 0 ? options.num_threads : at::intraop_default_num_threads();
+    ops::SetPoolThreads(impl->threads);
     c10::InferenceMode guard;
     model::LoadObserver observer;
     if (options.on_load_bytes) {
@@ -355,6 +372,10 @@ int32_t ModelRunner::GemvMaxRows() {
   return static_cast<int32_t>(ops::kGemvMaxRows);
 }
 
+void ModelRunner::SetBackgroundThreads(int32_t threads) {
+  impl_->background.store(std::max<int32_t>(0, threads));
+}
+
 ResidencyReport ModelRunner::MakeResident(const std::string& mode) {
   impl_->resident.reset();
   std::vector<MemoryRange> ranges;
@@ -375,7 +396,7 @@ StatusOr<StepResult> ModelRunner::Execute(const ForwardBatch& batch) {
   if (batch.chunks.empty()) return StepResult{};
   try {
     c10::InferenceMode guard;
-    IntraOpThreadsForStep threads(batch);
+    IntraOpThreadsForStep threads(batch, impl_->StepThreads(), impl_->background.load() > 0);
     std::vector<RowPlan> plans;
     model::ForwardInputs in = impl_->Build(batch, /*all_logits=*/false, &plans);
     if (INFERD_FAULT("forward_throw")) throw std::runtime_error("injected fault forward_throw");
@@ -395,7 +416,7 @@ StatusOr<std::vector<float>> ModelRunner::ExecuteAllLogits(const ForwardBatch& b
   if (Status s = impl_->Validate(batch); !s.ok()) return s;
   try {
     c10::InferenceMode guard;
-    IntraOpThreadsForStep threads(batch);
+    IntraOpThreadsForStep threads(batch, impl_->StepThreads(), impl_->background.load() > 0);
     model::ForwardInputs in = impl_->Build(batch, /*all_logits=*/true, nullptr);
     at::Tensor logits = impl_->model->Forward(in, impl_->cache).to(at::kCPU).contiguous();
     const float* p = logits.data_ptr<float>();

@@ -54,6 +54,24 @@ TEST(ControlConfig, BadValuesNameTheKey) {
       << ErrorOf(MODEL "control: {enable: true}");
 }
 
+TEST(ControlConfig, ReloadSchedulingDefaultsAndValues) {
+  const Config d = ParseConfig(MODEL);
+  EXPECT_EQ(d.control.reload_priority, "low");
+  EXPECT_EQ(d.control.reload_warmup_threads, 1);
+  const Config c = ParseConfig(MODEL "control: {reload_priority: idle, reload_warmup_threads: 0}");
+  EXPECT_EQ(c.control.reload_priority, "idle");
+  EXPECT_EQ(c.control.reload_warmup_threads, 0);
+  EXPECT_EQ(ParseConfig(MODEL "control: {reload_priority: normal}").control.reload_priority, "normal");
+}
+
+TEST(ControlConfig, BadReloadSchedulingNamesTheKey) {
+  const std::string priority = ErrorOf(MODEL "control: {reload_priority: high}");
+  EXPECT_NE(priority.find("control.reload_priority"), std::string::npos) << priority;
+  EXPECT_NE(priority.find("high"), std::string::npos) << priority;
+  const std::string threads = ErrorOf(MODEL "control: {reload_warmup_threads: -1}");
+  EXPECT_NE(threads.find("control.reload_warmup_threads"), std::string::npos) << threads;
+}
+
 TEST(ControlConfig, ExampleDocumentsTheDefaults) {
   const Config example = LoadConfigFile(inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/configs/inferd.example.yaml");
   EXPECT_EQ(example.control, ParseConfig(MODEL).control);

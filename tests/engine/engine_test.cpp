@@ -2,7 +2,12 @@
 #include "inferd/engine.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <thread>
 
 #include "engine/fake_executor.h"
@@ -108,6 +113,89 @@ TEST(EngineTest, DestructionCancelsUnfinished) {
     ASSERT_NE(stream, nullptr);
   }
   EXPECT_EQ(stream->Wait().status.code(), StatusCode::kCancelled);
+}
+
+std::vector<TokenId> ReadAll(RequestStream& stream) {
+  std::vector<TokenId> got;
+  TokenDelta d;
+  while (stream.Read(&d, milliseconds(5000)) == RequestStream::ReadResult::kDelta) {
+    got.insert(got.end(), d.token_ids.begin(), d.token_ids.end());
+  }
+  return got;
+}
+
+// Records the nice value of the thread each step runs on (the engine thread).
+class NiceRecordingExecutor : public Executor {
+ public:
+  KvCacheLayout CacheLayout() const override { return inner_.CacheLayout(); }
+  Status InitializeCache(int32_t num_blocks, int32_t block_size) override {
+    return inner_.InitializeCache(num_blocks, block_size);
+  }
+  StatusOr<StepResult> Execute(const ForwardBatch& batch) override {
+    errno = 0;
+    nice_.store(::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid))));
+    return inner_.Execute(batch);
+  }
+  int nice() const { return nice_.load(); }
+
+ private:
+  FakeExecutor inner_;
+  std::atomic<int> nice_{-100};
+};
+
+TEST(EngineTest, RestartThreadServesAtTheRestartingThreadsPriority) {
+  errno = 0;
+  const int base = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+  ASSERT_LT(base, 19) << "the test thread already runs at nice 19";
+  NiceRecordingExecutor* exec = nullptr;
+  std::unique_ptr<Engine> engine;
+  // Created on a thread at nice 19: its engine thread inherits that.
+  std::thread low([&] {
+    ASSERT_EQ(::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19), 0);
+    EngineOptions opts;
+    opts.kv_cache.num_blocks_override = 64;
+    auto owned = std::make_unique<NiceRecordingExecutor>();
+    exec = owned.get();
+    auto e = Engine::Create(opts, std::move(owned), engine::FakeTextStreamFactory());
+    ASSERT_TRUE(e.ok());
+    engine = std::move(e).value();
+  });
+  low.join();
+  ASSERT_NE(engine, nullptr);
+  auto generate = [&](int salt) {
+    GenerateRequest req;
+    req.prompt = Prompt(12, salt);
+    req.max_tokens = 4;
+    SubmitResult r = engine->Submit(req);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(ReadAll(*r.stream), FakeExecutor::ReferenceGenerate(req.prompt, 4, 1000));
+    EXPECT_TRUE(r.stream->Wait().status.ok());
+  };
+  generate(1);
+  EXPECT_EQ(exec->nice(), 19);
+  engine->RestartThread();
+  generate(2);
+  EXPECT_EQ(exec->nice(), base);
+}
+
+TEST(EngineTest, RestartThreadKeepsRunningWork) {
+  engine::FakeExecutorOptions fx;
+  fx.step_delay = std::chrono::microseconds(300);
+  auto engine = MakeEngine({}, fx);
+  GenerateRequest req;
+  req.prompt = Prompt(16, 3);
+  req.max_tokens = 40;
+  req.ignore_eos = true;
+  SubmitResult r = engine->Submit(req);
+  ASSERT_TRUE(r.status.ok());
+  TokenDelta d;
+  ASSERT_EQ(r.stream->Read(&d, milliseconds(5000)), RequestStream::ReadResult::kDelta);
+  engine->RestartThread();  // mid-request
+  std::vector<TokenId> got = d.token_ids;
+  const std::vector<TokenId> rest = ReadAll(*r.stream);
+  got.insert(got.end(), rest.begin(), rest.end());
+  EXPECT_EQ(got, FakeExecutor::ReferenceGenerate(req.prompt, 40, 1000));
+  EXPECT_TRUE(r.stream->Wait().status.ok());
 }
 
 }  // namespace

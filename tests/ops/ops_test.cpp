@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "ops/attention.h"
@@ -372,6 +373,25 @@ TEST(Parallel, EveryChunkRunsExactlyOnce) {
   std::atomic<int> inner{0};
   ParallelChunks(4, [&](int64_t) { ParallelChunks(3, [&](int64_t) { inner.fetch_add(1); }); });
   EXPECT_EQ(inner.load(), 12);
+}
+
+TEST(Parallel, AnInlineOnlyThreadRunsEveryChunkItself) {
+  SetPoolThreads(2);
+  std::thread t([] {
+    EXPECT_FALSE(SetThreadRunsInline(true));
+    const std::thread::id self = std::this_thread::get_id();
+    std::atomic<int> elsewhere{0}, ran{0};
+    for (int rep = 0; rep < 20; ++rep) {
+      ParallelChunks(64, [&](int64_t) {
+        ran.fetch_add(1);
+        if (std::this_thread::get_id() != self) elsewhere.fetch_add(1);
+      });
+    }
+    EXPECT_EQ(ran.load(), 20 * 64);
+    EXPECT_EQ(elsewhere.load(), 0);
+    EXPECT_TRUE(SetThreadRunsInline(false));
+  });
+  t.join();
 }
 
 }  // namespace
