@@ -219,6 +219,11 @@ class Engine {
   // Ends the request with CANCELLED and frees its blocks within one step. Unknown ids are ignored.
   void Cancel(RequestId id);
 
+  // While held, submitted requests (and cancels) wait outside the scheduler; the release hands them over
+  // together, so a group submitted under one hold is scheduled from the same step on (the warm-up's batch
+  // shapes). Admission and validation still answer at Submit. Not nested.
+  void HoldIntake(bool held);
+
   // Stops accepting (UNAVAILABLE), lets in-flight work finish until `timeout`, then cancels the rest.
   void Drain(std::chrono::milliseconds timeout);
 

@@ -128,6 +128,7 @@ WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int
       for (size_t gi = 0; gi < k.groups.size(); ++gi) {
         const WarmupGroup& g = k.groups[gi];
         std::vector<SubmitResult> runs;
+        engine.HoldIntake(true);  // the group starts in one step whatever the submitting thread's scheduling
         if (g.candidates > 0) {
           RecommendRequest rec;
           rec.context = tokens(g.prompt_lengths.at(0));
@@ -143,6 +144,7 @@ WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int
             runs.push_back(engine.Submit(std::move(r)));
           }
         }
+        engine.HoldIntake(false);
         for (SubmitResult& s : runs) {
           if (!s.status.ok()) throw std::runtime_error("warm-up " + k.labels[gi] + ": refused: " + s.status.ToString());
           const RequestOutcome& o = s.stream->Wait();

@@ -127,6 +127,7 @@ void Engine::Loop() {
 SubmitResult Engine::Submit(GenerateRequest request) { return core_->Submit(std::move(request)); }
 SubmitResult Engine::Submit(RecommendRequest request) { return core_->Submit(std::move(request)); }
 void Engine::Cancel(RequestId id) { core_->Cancel(id); }
+void Engine::HoldIntake(bool held) { core_->HoldIntake(held); }
 
 void Engine::Drain(std::chrono::milliseconds timeout) {
   core_->StopAccepting();

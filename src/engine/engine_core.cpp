@@ -228,10 +228,18 @@ void EngineCore::Cancel(RequestId id) {
   if (wakeup_) wakeup_();
 }
 
+void EngineCore::HoldIntake(bool held) {
+  {
+    std::lock_guard<std::mutex> lock(intake_mu_);
+    intake_held_ = held;
+  }
+  if (!held && wakeup_) wakeup_();
+}
+
 bool EngineCore::HasWork() {
   {
     std::lock_guard<std::mutex> lock(intake_mu_);
-    if (!intake_.empty() || !cancels_.empty()) return true;
+    if (!intake_held_ && (!intake_.empty() || !cancels_.empty())) return true;
   }
   return scheduler_ != nullptr && scheduler_->HasWork();
 }
@@ -245,6 +253,7 @@ void EngineCore::DrainIntake() {
   std::vector<RequestId> cancels;
   {
     std::lock_guard<std::mutex> lock(intake_mu_);
+    if (intake_held_) return;
     intake.swap(intake_);
     cancels.swap(cancels_);
   }

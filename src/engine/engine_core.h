@@ -32,6 +32,8 @@ class EngineCore {
   void Cancel(RequestId id);
   // Later submits fail with UNAVAILABLE.
   void StopAccepting() { accepting_.store(false); }
+  // While held, submitted requests and cancels stay in the intake; the step after the release takes them all.
+  void HoldIntake(bool held);
   // Called (on the submitting thread) after each Submit/Cancel, so a sleeping loop wakes.
   void SetWakeup(std::function<void()> wakeup) { wakeup_ = std::move(wakeup); }
 
@@ -110,6 +112,7 @@ class EngineCore {
   std::mutex intake_mu_;
   std::vector<Intake> intake_;      // guarded by intake_mu_
   std::vector<RequestId> cancels_;  // guarded by intake_mu_
+  bool intake_held_ = false;        // guarded by intake_mu_
 
   std::unordered_map<RequestId, Live> live_;  // engine thread only
   uint64_t step_ = 0;

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "engine/fake_executor.h"
 
@@ -196,6 +198,63 @@ TEST(EngineTest, RestartThreadKeepsRunningWork) {
   got.insert(got.end(), rest.begin(), rest.end());
   EXPECT_EQ(got, FakeExecutor::ReferenceGenerate(req.prompt, 40, 1000));
   EXPECT_TRUE(r.stream->Wait().status.ok());
+}
+
+// Records how many sequences each step's batch carries.
+class BatchSizeRecordingExecutor : public Executor {
+ public:
+  KvCacheLayout CacheLayout() const override { return inner_.CacheLayout(); }
+  Status InitializeCache(int32_t num_blocks, int32_t block_size) override {
+    return inner_.InitializeCache(num_blocks, block_size);
+  }
+  StatusOr<StepResult> Execute(const ForwardBatch& batch) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sizes_.push_back(batch.chunks.size());
+    }
+    return inner_.Execute(batch);
+  }
+  std::vector<size_t> sizes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sizes_;
+  }
+
+ private:
+  FakeExecutor inner_;
+  std::mutex mu_;
+  std::vector<size_t> sizes_;
+};
+
+TEST(EngineTest, AGroupSubmittedUnderAnIntakeHoldStartsInOneStep) {
+  EngineOptions opts;
+  opts.kv_cache.num_blocks_override = 256;
+  auto owned = std::make_unique<BatchSizeRecordingExecutor>();
+  BatchSizeRecordingExecutor* exec = owned.get();
+  auto created = Engine::Create(opts, std::move(owned), engine::FakeTextStreamFactory());
+  ASSERT_TRUE(created.ok());
+  std::unique_ptr<Engine> engine = std::move(created).value();
+  engine->HoldIntake(true);
+  std::vector<SubmitResult> runs;
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < 6; ++i) {
+    GenerateRequest req;
+    req.prompt = Prompt(8, 10 + i);
+    req.max_tokens = 3;
+    req.ignore_eos = true;
+    reqs.push_back(req);
+    runs.push_back(engine->Submit(req));
+    ASSERT_TRUE(runs.back().status.ok()) << runs.back().status.ToString();
+    std::this_thread::sleep_for(milliseconds(5));  // without the hold the engine would start the first alone
+  }
+  EXPECT_TRUE(exec->sizes().empty()) << "a step ran while the intake was held";
+  engine->HoldIntake(false);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(ReadAll(*runs[i].stream), FakeExecutor::ReferenceGenerate(reqs[i].prompt, 3, 1000));
+    EXPECT_TRUE(runs[i].stream->Wait().status.ok());
+  }
+  const std::vector<size_t> sizes = exec->sizes();
+  ASSERT_FALSE(sizes.empty());
+  EXPECT_EQ(sizes.front(), 6u) << "the first step did not carry the whole group";
 }
 
 }  // namespace
