@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "auth/token_auth.h"
@@ -64,13 +65,21 @@ class FakeController final : public PoolController {
     return {s};
   }
   StatusOr<PoolStatus> Reload(const std::string& pool, const std::string& path) override {
-    last_reload = pool + ":" + path;
+    std::lock_guard<std::mutex> lock(mu_);  // written on a gRPC thread, read by the test
+    last_reload_ = pool + ":" + path;
     return ResourceExhausted("needs 10 MiB, 4 MiB missing");
   }
   StatusOr<PoolStatus> Drain(const std::string&, std::chrono::milliseconds) override {
     return NotFound("pool: no model pool named 'x'");
   }
-  std::string last_reload;
+  std::string last_reload() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_reload_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string last_reload_;
 };
 
 // grpc.health.v1.Health/Check by hand (generic stub): "SERVING", "NOT_SERVING", or the error code.
@@ -306,7 +315,7 @@ TEST(ControlAccess, ListedAddressReachesTheControllerAndItsAnswers) {
   grpc::Status st = h.control_stub->ReloadPool(Ctx().get(), req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(st.error_message(), "needs 10 MiB, 4 MiB missing");
-  EXPECT_EQ(h.controller.last_reload, "default:/models/b");
+  EXPECT_EQ(h.controller.last_reload(), "default:/models/b");
   v1::AbortRequestRequest abort;
   abort.set_request_id("nobody");
   v1::AbortRequestResponse aborted;
