@@ -41,6 +41,16 @@ def p99(values):
     return v[min(len(v) - 1, int(round(0.99 * (len(v) - 1))))] if v else float("nan")
 
 
+def phases_of(checkpoint):
+    """ListPools' load phases of one checkpoint: {phase name: seconds}."""
+    return {p.name: p.seconds for p in checkpoint.phases}
+
+
+def load_bandwidth(nbytes, phases):
+    """Tensor bytes per second of open + copy."""
+    return nbytes / (phases["open"] + phases["copy"])
+
+
 def read_bandwidth(dir_):
     """Bytes/s of read() over the checkpoint's *.safetensors (second of two passes: from the page cache)."""
     files = [os.path.join(dir_, f) for f in sorted(os.listdir(dir_)) if f.endswith(".safetensors")]
@@ -155,7 +165,7 @@ models:
                    median_generate=med_gen, first_recommend_ratio=first_rec / med_rec,
                    first_generate_ratio=first_gen / med_gen)
         first = c.pool().checkpoint
-        out["phases"] = {p.name: p.seconds for p in first.phases}
+        out["phases"] = phases_of(first)
         out["residency"] = first.residency
         # Realtime p99: steady, then during a reload.
         loop = RealtimeLoop(c)
@@ -184,8 +194,8 @@ models:
             client_switch = time.perf_counter() - t0
             rec, gen = c.recommend(), c.generate()
             c.wait_freed()
-            ph = {p.name: p.seconds for p in r.pool.checkpoint.phases}
-            load_bw = nbytes / (ph["open"] + ph["copy"])
+            ph = phases_of(r.pool.checkpoint)
+            load_bw = load_bandwidth(nbytes, ph)
             reloads.append({"switch_seconds": r.switch_seconds, "client_switch_seconds": client_switch,
                             "first_recommend_ratio": rec / med_rec, "first_generate_ratio": gen / med_gen,
                             "read_bandwidth": bw, "load_bandwidth": load_bw, "load_ratio": load_bw / bw,

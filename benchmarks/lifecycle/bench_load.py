@@ -28,10 +28,6 @@ import edge_client_test as support  # noqa: E402
 import lifecycle_client_test as lifecycle  # noqa: E402
 
 
-def phases_of(checkpoint):
-    return {p.name: p.seconds for p in checkpoint.phases}
-
-
 def run_binary(args, mods, inferd, label, work):
     grpc, pb, rpc, cpb, crpc = mods
     addr = f"127.0.0.1:{support.free_port()}"
@@ -56,7 +52,7 @@ models:
         if not d.wait_log(r"inferd \S+ SERVING", timeout=900):
             raise RuntimeError("never SERVING:\n" + d.text()[-3000:])
         c = bl.Client(grpc, pb, rpc, cpb, crpc, addr)
-        ph = phases_of(c.pool().checkpoint)
+        ph = bl.phases_of(c.pool().checkpoint)
         loads.append({"kind": "start", "read_bandwidth": bw, "bytes": nbytes, "phases": ph})
         paths = [args.model_b or args.model, args.model]
         for i in range(args.reloads):
@@ -65,11 +61,11 @@ models:
             r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=path), timeout=900)
             c.wait_freed()
             loads.append({"kind": "reload", "read_bandwidth": bw, "bytes": nbytes,
-                          "phases": phases_of(r.pool.checkpoint)})
+                          "phases": bl.phases_of(r.pool.checkpoint)})
     finally:
         d.stop()
     for x in loads:
-        x["load_bandwidth"] = x["bytes"] / (x["phases"]["open"] + x["phases"]["copy"])
+        x["load_bandwidth"] = bl.load_bandwidth(x["bytes"], x["phases"])
         x["ratio"] = x["load_bandwidth"] / x["read_bandwidth"]
     return loads
 
