@@ -1,5 +1,6 @@
 // BlockingPool on its own: tasks run on pool threads, at most max_threads at once (a task beyond is refused,
-// never queued), idle threads are reused, and the destructor waits for running tasks.
+// never queued), idle threads are reused, idle threads beyond keep_idle exit, and the destructor waits for running
+// tasks.
 #include "server/blocking_pool.h"
 
 #include <gtest/gtest.h>
@@ -109,6 +110,27 @@ TEST(BlockingPoolTest, DestructorWaitsForRunningTasks) {
     gate.Open();
   }
   EXPECT_TRUE(finished.load());
+}
+
+TEST(BlockingPoolTest, IdleThreadsBeyondKeepIdleExitAndKeptOnesServeTheNextTasks) {
+  constexpr auto kIdleExit = std::chrono::milliseconds(20);
+  BlockingPool pool(8, kIdleExit, /*keep_idle=*/2);
+  Gate gate;
+  constexpr int kTasks = 6;
+  for (int i = 0; i < kTasks; ++i) ASSERT_TRUE(pool.TrySubmit([&] { gate.Wait(); }));
+  gate.WaitForWaiters(kTasks);
+  EXPECT_EQ(pool.threads(), static_cast<size_t>(kTasks));
+  gate.Open();
+  while (pool.threads() > 2) std::this_thread::sleep_for(kIdleExit);  // ctest's timeout bounds the wait
+  std::this_thread::sleep_for(10 * kIdleExit);  // many idle periods later the kept threads are still there
+  EXPECT_EQ(pool.threads(), 2u);
+  EXPECT_EQ(pool.busy(), 0u);
+  Gate second;
+  ASSERT_TRUE(pool.TrySubmit([&] { second.Wait(); }));
+  ASSERT_TRUE(pool.TrySubmit([&] { second.Wait(); }));
+  second.WaitForWaiters(2);
+  EXPECT_EQ(pool.threads(), 2u);  // both ran on kept threads, none started
+  second.Open();
 }
 
 }  // namespace

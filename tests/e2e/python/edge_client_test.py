@@ -24,10 +24,17 @@ import unittest
 ARGS = None
 
 
+_HANDED_OUT = set()  # the kernel may give a just-closed port again; one process never hands out a port twice
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def generate_stubs(proto_dir, out_dir):
