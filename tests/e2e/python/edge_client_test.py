@@ -111,8 +111,10 @@ class Daemon:
         with open(self.config, "w") as f:
             f.write(config_text)
         self.proc = None
+        self.log = None
 
     def start(self):
+        self.close_log()
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([ARGS.inferd, "--config", self.config, "--log-level", "debug"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -129,10 +131,16 @@ class Daemon:
             time.sleep(0.02)
         return False
 
+    def close_log(self):
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+        self.close_log()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -141,6 +149,7 @@ class Daemon:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.close_log()
 
 
 class EdgeCentralPythonClientTest(unittest.TestCase):
