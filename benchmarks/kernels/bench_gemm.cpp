@@ -8,6 +8,10 @@
 //
 //   bench_gemm [--dtype bf16,fp32] [--threads 2] [--reps 3] [--rows 128,512] [--models dense-270m,moe-700m]
 //              [--layers 4] [--mc N] [--kc N] [--nc N] [--mr N] [--gemv 1] [--linear 0] [--peak 0] [--json out.json]
+//              [--isa avx2|avx512]
+//
+// --isa forces both kernels' path (GemmIsa; the GEMV as ops::GemvLinear runs it: x packed once, ~64 KiB
+// column chunks on the ops pool, through GemvRangeIsa), so that a CPU's slower paths can be measured on it.
 //
 // Per product: median over --reps passes (after one untimed pass) of the summed time of its --layers
 // calls; the total is the median of the whole passes. GFLOP/s = 2 m n k / s, by wall time and per CPU
@@ -84,8 +88,7 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-at::Tensor GemmCall(const at::Tensor& x, const at::Tensor& w, const cpu::GemmBlocking& blocking) {
-  at::Tensor y = at::empty({x.size(0), w.size(0)}, x.options());
+cpu::GemvArgs ArgsOf(const at::Tensor& x, const at::Tensor& w, const at::Tensor& y) {
   cpu::GemvArgs a;
   a.x = x.data_ptr();
   a.ldx = x.stride(0);
@@ -96,7 +99,30 @@ at::Tensor GemmCall(const at::Tensor& x, const at::Tensor& w, const cpu::GemmBlo
   a.m = x.size(0);
   a.n = w.size(0);
   a.k = w.size(1);
-  cpu::GemmIsa(a, cpu::GemmBestIsa(), inferd::ops::ParallelChunks, blocking);
+  return a;
+}
+
+at::Tensor GemmCall(const at::Tensor& x, const at::Tensor& w, const cpu::GemmBlocking& blocking, cpu::GemvIsa isa) {
+  at::Tensor y = at::empty({x.size(0), w.size(0)}, x.options());
+  cpu::GemmIsa(ArgsOf(x, w, y), isa, inferd::ops::ParallelChunks, blocking);
+  return y;
+}
+
+// ops::GemvLinear's scheme on a forced path: x packed once, chunks of about 64 KiB of weights (a multiple of
+// 4 rows) claimed from the pool.
+at::Tensor GemvCall(const at::Tensor& x, const at::Tensor& w, cpu::GemvIsa isa) {
+  at::Tensor y = at::empty({x.size(0), w.size(0)}, x.options());
+  cpu::GemvArgs a = ArgsOf(x, w, y);
+  thread_local std::vector<float> packed;
+  packed.resize(static_cast<size_t>(cpu::GemvPackedXSize(a, isa)));
+  if (!packed.empty()) {
+    cpu::GemvPackX(a, isa, packed.data());
+    a.x_packed = packed.data();
+  }
+  int64_t rows = std::max<int64_t>(4, (int64_t{64} << 10) / (a.k * static_cast<int64_t>(x.element_size())));
+  rows = (rows + 3) / 4 * 4;
+  inferd::ops::ParallelChunks((a.n + rows - 1) / rows,
+                              [&](int64_t c) { cpu::GemvRangeIsa(a, isa, c * rows, std::min(a.n, (c + 1) * rows)); });
   return y;
 }
 
@@ -109,6 +135,8 @@ int main(int argc, char** argv) {
   bool gemv = false, linear = true, peak = true;
   cpu::GemmBlocking blocking;
   std::string json_path;
+  bool forced = false;
+  cpu::GemvIsa isa = cpu::GemmBestIsa();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i], v = argv[i + 1];
     if (f == "--dtype") {
@@ -132,6 +160,20 @@ int main(int argc, char** argv) {
       blocking.nc = std::stoll(v);
     } else if (f == "--mr") {
       blocking.mr = std::stoll(v);
+    } else if (f == "--isa") {
+      forced = true;
+      if (v == "avx2") {
+        isa = cpu::GemvIsa::kAvx2;
+      } else if (v == "avx512") {
+        isa = cpu::GemvIsa::kAvx512;
+      } else {
+        std::fprintf(stderr, "--isa: avx2 or avx512, not %s\n", v.c_str());
+        return 2;
+      }
+      if (!cpu::GemmIsaSupported(isa)) {
+        std::fprintf(stderr, "--isa %s: not supported by this CPU\n", v.c_str());
+        return 2;
+      }
     } else if (f == "--gemv") {
       gemv = v != "0";
     } else if (f == "--peak") {
@@ -208,8 +250,9 @@ int main(int argc, char** argv) {
               const double ws0 = Now(), cs0 = inferd::bench::ProcessCpuSeconds();
               const at::Tensor& x = xs[products[p].k];
               const at::Tensor& w = ws[p][static_cast<size_t>(l)];
-              at::Tensor y = impl == 0   ? GemmCall(x, w, blocking)
+              at::Tensor y = impl == 0   ? GemmCall(x, w, blocking, isa)
                              : impl == 1 ? at::linear(x, w)
+                             : forced    ? GemvCall(x, w, isa)
                                          : inferd::ops::GemvLinear(x, w);
               t.wall[p] += Now() - ws0;
               t.cpu[p] += inferd::bench::ProcessCpuSeconds() - cs0;

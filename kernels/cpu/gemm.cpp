@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -61,22 +62,6 @@ void PackXPanel(const GemvArgs& a, int64_t mr, int64_t p, float* out) {
     for (int64_t kk = 0; kk < k; ++kk) out[kk * mr + i] = 0.0f;
 }
 
-// W rows [n0, n1) as float32 micro-panels [ceil((n1 - n0) / nr)][k][nr] (columns past n1 are zeros).
-void PackWGeneric(const GemvArgs& a, int64_t n0, int64_t n1, int64_t nr, float* out) {
-  const int64_t k = a.k, panels = CeilDiv(n1 - n0, nr);
-  for (int64_t jr = 0; jr < panels; ++jr) {
-    float* dst = out + jr * k * nr;
-    for (int64_t j = 0; j < nr; ++j) {
-      const int64_t n = n0 + jr * nr + j;
-      if (n < n1) {
-        for (int64_t kk = 0; kk < k; ++kk) dst[kk * nr + j] = WAt(a, n, kk);
-      } else {
-        for (int64_t kk = 0; kk < k; ++kk) dst[kk * nr + j] = 0.0f;
-      }
-    }
-  }
-}
-
 // Where a micro-kernel's tile goes: float32 partial sums cs [rows][ldc] between K blocks; after the last
 // block (plus bias, rounded) y[m0 + i, n0 + j] for i < rows, j < cols.
 struct Tile {
@@ -87,6 +72,24 @@ struct Tile {
   int64_t m0, n0;
   int rows, cols;
 };
+
+// The weights the next micro-panel pack reads, which a micro-kernel prefetches into L2 while it computes
+// (`lines` 64-byte lines per K step, spread over the rows) so that the pack does not wait on memory:
+// `rows` W rows from `base` on, `ld` bytes apart, `bytes` of each. Null base: nothing to prefetch.
+struct Prefetch {
+  const char* base = nullptr;
+  int64_t ld = 0, bytes = 0;
+  int rows = 0, lines = 1;
+};
+
+// Prefetches the lines of K step kk: line l is row l % NR, l / NR lines into it, where that lies in p.
+template <int NR>
+inline void PrefetchStep(const Prefetch& p, int64_t kk) {
+  for (int t = 0; t < p.lines; ++t) {
+    const int64_t line = kk * p.lines + t, row = line % NR, off = line / NR * 64;
+    if (row < p.rows && off < p.bytes) _mm_prefetch(p.base + row * p.ld + off, _MM_HINT_T1);
+  }
+}
 
 // Finishes a tile held as float32 t[MR][NR] (the K block's sums), one element at a time.
 template <int MR, int NR>
@@ -136,27 +139,46 @@ INFERD_GEMM_AVX512 inline void Transpose16(__m512 (&r)[16]) {
   }
 }
 
-// Elements [kk, kk + 16) of W row n (those under `mask`) as float32.
-INFERD_GEMM_AVX512 inline __m512 LoadWRow512(const GemvArgs& a, int64_t n, int64_t kk, __mmask16 mask) {
-  if (a.type == GemvType::kFloat32) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(a.w) + n * a.k + kk);
-  const __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(a.w) + n * a.k + kk);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+// 16 elements (those under `mask`) of a W row from `p` on, as float32.
+template <GemvType T>
+INFERD_GEMM_AVX512 inline __m512 LoadW16(const void* p, __mmask16 mask) {
+  if constexpr (T == GemvType::kFloat32) {
+    return _mm512_maskz_loadu_ps(mask, p);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
 }
 
-// PackWGeneric's layout, 16 x 16 blocks transposed in registers (nr a multiple of 16).
-INFERD_GEMM_AVX512 void PackWAvx512(const GemvArgs& a, int64_t n0, int64_t n1, int64_t nr, float* out) {
-  const int64_t k = a.k, groups = CeilDiv(n1 - n0, nr) * nr / 16;
-  for (int64_t g = 0; g < groups; ++g) {
-    float* dst = out + (g * 16 / nr) * k * nr + (g * 16) % nr;
-    const int64_t r0 = n0 + g * 16, valid = std::clamp<int64_t>(n1 - r0, 0, 16);
-    for (int64_t kk = 0; kk < k; kk += 16) {
-      const int64_t kn = std::min<int64_t>(16, k - kk);
+// One micro-panel: W rows [r0, r0 + rows) (rows <= nr), elements [k0, k0 + kb), as float32 [kb][nr]
+// (columns past `rows` are zeros). 16 x 16 blocks transposed in registers (nr a multiple of 16).
+template <GemvType T>
+INFERD_GEMM_AVX512 void PackWPanelAvx512T(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb,
+                                          int64_t nr, float* dst) {
+  using E = std::conditional_t<T == GemvType::kFloat32, float, uint16_t>;
+  for (int64_t g = 0; g < nr / 16; ++g) {
+    const int64_t valid = std::clamp<int64_t>(rows - g * 16, 0, 16);
+    const E* w = static_cast<const E*>(a.w) + (r0 + g * 16) * a.k + k0;
+    for (int64_t kk = 0; kk < kb; kk += 16) {
+      const int64_t kn = std::min<int64_t>(16, kb - kk);
       const __mmask16 mask = static_cast<__mmask16>((1u << kn) - 1);
       __m512 r[16];
-      for (int i = 0; i < 16; ++i) r[i] = i < valid ? LoadWRow512(a, r0 + i, kk, mask) : _mm512_setzero_ps();
+      if (valid == 16) {
+        for (int i = 0; i < 16; ++i) r[i] = LoadW16<T>(w + i * a.k + kk, mask);
+      } else {
+        for (int i = 0; i < 16; ++i) r[i] = i < valid ? LoadW16<T>(w + i * a.k + kk, mask) : _mm512_setzero_ps();
+      }
       Transpose16(r);
-      for (int t = 0; t < kn; ++t) _mm512_storeu_ps(dst + (kk + t) * nr, r[t]);
+      for (int t = 0; t < kn; ++t) _mm512_storeu_ps(dst + (kk + t) * nr + g * 16, r[t]);
     }
+  }
+}
+
+void PackWPanelAvx512(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, int64_t nr, float* dst) {
+  if (a.type == GemvType::kFloat32) {
+    PackWPanelAvx512T<GemvType::kFloat32>(a, r0, rows, k0, kb, nr, dst);
+  } else {
+    PackWPanelAvx512T<GemvType::kBFloat16>(a, r0, rows, k0, kb, nr, dst);
   }
 }
 
@@ -186,13 +208,17 @@ struct Avx512 {
   static constexpr int kMr = MR, kNr = 32;
   static constexpr int64_t kMc = 8 * kMr, kKc = 256, kNc = 256;
 
-  static void PackW(const GemvArgs& a, int64_t n0, int64_t n1, float* out) { PackWAvx512(a, n0, n1, kNr, out); }
+  static void PackPanel(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* out) {
+    PackWPanelAvx512(a, r0, rows, k0, kb, kNr, out);
+  }
 
   // c[i] += sum over k < kc of A[k][i] * B[k][0..32): A [kc][MR], B [kc][32].
-  INFERD_GEMM_AVX512 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o) {
+  INFERD_GEMM_AVX512 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o,
+                                        const Prefetch& pf = {}) {
     __m512 c[kMr][2];
     for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
     for (int64_t kk = 0; kk < kc; ++kk) {
+      if (pf.base) PrefetchStep<kNr>(pf, kk);
       const __m512 b0 = _mm512_loadu_ps(B + kk * kNr), b1 = _mm512_loadu_ps(B + kk * kNr + 16);
       const float* ak = A + kk * kMr;
       for (int i = 0; i < kMr; ++i) {
@@ -239,16 +265,77 @@ struct Avx512 {
 
 // ---- AVX2 + FMA: 6 x 16 tile, 12 ymm accumulators ----
 
+// Rows r[i] (8 floats) -> r[c] = column c of the 8 x 8 block.
+INFERD_GEMM_AVX2 inline void Transpose8(__m256 (&r)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+  }
+  for (int q = 0; q < 4; ++q) {
+    r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+    r[4 + q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
+  }
+}
+
+// PackWPanelAvx512's micro-panel, 8 x 8 blocks transposed in registers where all 8 rows and 8 elements
+// exist (nr a multiple of 8); ragged rows and the K tail element by element.
+template <GemvType T>
+INFERD_GEMM_AVX2 void PackWPanelAvx2T(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, int64_t nr,
+                                      float* dst) {
+  using E = std::conditional_t<T == GemvType::kFloat32, float, uint16_t>;
+  for (int64_t g = 0; g < nr / 8; ++g) {
+    const int64_t valid = std::clamp<int64_t>(rows - g * 8, 0, 8);
+    const E* w = static_cast<const E*>(a.w) + (r0 + g * 8) * a.k + k0;
+    int64_t kk = 0;
+    if (valid == 8) {
+      for (; kk + 8 <= kb; kk += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) {
+          if constexpr (T == GemvType::kFloat32) {
+            r[i] = _mm256_loadu_ps(w + i * a.k + kk);
+          } else {
+            const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i * a.k + kk));
+            r[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+          }
+        }
+        Transpose8(r);
+        for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst + (kk + t) * nr + g * 8, r[t]);
+      }
+    }
+    for (; kk < kb; ++kk)
+      for (int64_t j = 0; j < 8; ++j) dst[kk * nr + g * 8 + j] = j < valid ? WAt(a, r0 + g * 8 + j, k0 + kk) : 0.0f;
+  }
+}
+
+void PackWPanelAvx2(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, int64_t nr, float* dst) {
+  if (a.type == GemvType::kFloat32) {
+    PackWPanelAvx2T<GemvType::kFloat32>(a, r0, rows, k0, kb, nr, dst);
+  } else {
+    PackWPanelAvx2T<GemvType::kBFloat16>(a, r0, rows, k0, kb, nr, dst);
+  }
+}
+
 struct Avx2 {
   static constexpr int kMr = 6, kNr = 16;
   static constexpr int64_t kMc = 16 * kMr, kKc = 256, kNc = 128;
 
-  static void PackW(const GemvArgs& a, int64_t n0, int64_t n1, float* out) { PackWGeneric(a, n0, n1, kNr, out); }
+  static void PackPanel(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* out) {
+    PackWPanelAvx2(a, r0, rows, k0, kb, kNr, out);
+  }
 
-  INFERD_GEMM_AVX2 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o) {
+  INFERD_GEMM_AVX2 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o,
+                                      const Prefetch& pf = {}) {
     __m256 c[kMr][2];
     for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
     for (int64_t kk = 0; kk < kc; ++kk) {
+      if (pf.base) PrefetchStep<kNr>(pf, kk);
       const __m256 b0 = _mm256_loadu_ps(B + kk * kNr), b1 = _mm256_loadu_ps(B + kk * kNr + 8);
       const float* ak = A + kk * kMr;
       for (int i = 0; i < kMr; ++i) {
@@ -279,11 +366,15 @@ float* Scratch(ScratchUse use, int64_t floats) {
 template <typename K>
 void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const GemmBlocking& blocking) {
   constexpr int64_t mr = K::kMr, nr = K::kNr;
-  const int64_t k = a.k;
+  const int64_t k = a.k, elem = a.type == GemvType::kFloat32 ? 4 : 2;
   const int64_t kc = blocking.kc > 0 ? blocking.kc : K::kKc;
   const int64_t mc_panels = CeilDiv(blocking.mc > 0 ? blocking.mc : K::kMc, mr);
-  const int64_t nc = RoundUp(blocking.nc > 0 ? blocking.nc : K::kNc, nr);
   const int64_t panels = CeilDiv(a.m, mr);
+  // Decode-sized products (one pass over the rows) pack no more than a micro-panel at a time, so a
+  // narrower default column block costs nothing and gives every thread column tasks of its own.
+  const int64_t nc_default =
+      panels <= mc_panels ? std::min(K::kNc, nr * std::max<int64_t>(1, CeilDiv(a.n, nr) / kMinTasks)) : K::kNc;
+  const int64_t nc = RoundUp(blocking.nc > 0 ? blocking.nc : nc_default, nr);
 
   // x packed once: [panels][k][mr], owned by the calling thread for this call.
   float* xp = Scratch(ScratchUse::kX, panels * mr * k);
@@ -302,28 +393,57 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
     const int64_t p_begin = task / col_tasks * panels_per_row_task;
     const int64_t p_end = std::min(panels, p_begin + panels_per_row_task);
     const int64_t jrs = CeilDiv(n1 - n0, nr), ldc = jrs * nr;
-    float* wp = Scratch(ScratchUse::kW, jrs * nr * k);  // [jrs][k][nr]
     float* cs = Scratch(ScratchUse::kC, mc_panels * mr * ldc);
-    K::PackW(a, n0, n1, wp);
+    auto tile = [&](int64_t p, int64_t pm, int64_t jr, int64_t k0, int64_t kb) {
+      return Tile{cs + (p - pm) * mr * ldc + jr * nr,
+                  ldc,
+                  k0 == 0,
+                  k0 + kb == k,
+                  &a,
+                  p * mr,
+                  n0 + jr * nr,
+                  static_cast<int>(std::min(mr, a.m - p * mr)),
+                  static_cast<int>(std::min(nr, n1 - n0 - jr * nr))};
+    };
+    if (p_end - p_begin <= mc_panels) {
+      // One pass over the rows: each kb x nr micro-panel is converted right before its use into an
+      // L1-sized buffer [kb][nr] and multiplied by every row panel; the first panel's kernel prefetches
+      // the weights of the micro-panel that follows (same columns' next K block, else the next columns).
+      float* wp = Scratch(ScratchUse::kW, kc * nr);
+      for (int64_t jr = 0; jr < jrs; ++jr) {
+        const int64_t r0 = n0 + jr * nr;
+        for (int64_t k0 = 0; k0 < k; k0 += kc) {
+          const int64_t kb = std::min(kc, k - k0);
+          K::PackPanel(a, r0, std::min(nr, n1 - r0), k0, kb, wp);
+          Prefetch pf;
+          const int64_t next_r0 = k0 + kb < k ? r0 : r0 + nr, next_k0 = k0 + kb < k ? k0 + kb : 0;
+          if (next_r0 < n1) {
+            pf.base = static_cast<const char*>(a.w) + (next_r0 * k + next_k0) * elem;
+            pf.ld = k * elem;
+            pf.bytes = std::min(kc, k - next_k0) * elem;
+            pf.rows = static_cast<int>(std::min(nr, n1 - next_r0));
+            pf.lines = static_cast<int>(elem / 2);  // bf16 rows of a K block: kc * 2 bytes = kc / 32 lines
+          }
+          for (int64_t p = p_begin; p < p_end; ++p)
+            K::Kernel(kb, xp + p * mr * k + k0 * mr, wp, tile(p, p_begin, jr, k0, kb), p == p_begin ? pf : Prefetch{});
+        }
+      }
+      return;
+    }
+    // Several passes: the task's weights are converted once, [jrs][k][nr], and reused by every pass.
+    float* wp = Scratch(ScratchUse::kW, jrs * nr * k);
+    for (int64_t jr = 0; jr < jrs; ++jr) {
+      const int64_t r0 = n0 + jr * nr;
+      K::PackPanel(a, r0, std::min(nr, n1 - r0), 0, k, wp + jr * k * nr);
+    }
     for (int64_t pm = p_begin; pm < p_end; pm += mc_panels) {
       const int64_t pm_end = std::min(p_end, pm + mc_panels);
       for (int64_t k0 = 0; k0 < k; k0 += kc) {
         const int64_t kb = std::min(kc, k - k0);
         // The weights' kb x nr micro-panel stays in L1 while the x panels of this pass stream past it.
         for (int64_t jr = 0; jr < jrs; ++jr) {
-          for (int64_t p = pm; p < pm_end; ++p) {
-            const float* ap = xp + p * mr * k + k0 * mr;
-            const Tile o{cs + (p - pm) * mr * ldc + jr * nr,
-                         ldc,
-                         k0 == 0,
-                         k0 + kb == k,
-                         &a,
-                         p * mr,
-                         n0 + jr * nr,
-                         static_cast<int>(std::min(mr, a.m - p * mr)),
-                         static_cast<int>(std::min(nr, n1 - n0 - jr * nr))};
-            K::Kernel(kb, ap, wp + jr * k * nr + k0 * nr, o);
-          }
+          for (int64_t p = pm; p < pm_end; ++p)
+            K::Kernel(kb, xp + p * mr * k + k0 * mr, wp + jr * k * nr + k0 * nr, tile(p, pm, jr, k0, kb));
         }
       }
     }

@@ -152,7 +152,7 @@ at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {
 
 LinearPath LinearPathFor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (GemvEligible(x, w, b)) {
-    const bool gemm = x.size(0) >= kGemmMinRows && kernels::cpu::GemmBestIsa() != kernels::cpu::GemvIsa::kScalar;
+    const bool gemm = x.size(0) >= kGemmMinRows && kernels::cpu::GemmBestIsa() == kernels::cpu::GemvIsa::kAvx512;
     return gemm ? LinearPath::kGemm : LinearPath::kGemv;
   }
   return GemmEligible(x, w, b) ? LinearPath::kGemm : LinearPath::kAtLinear;

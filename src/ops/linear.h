@@ -1,7 +1,8 @@
 // nn.Linear for the model code: y = x w^T (+ b). On CPU, inputs of fewer than kGemmMinRows rows (decode
 // steps of few sequences, MoE experts' rows) run the streaming GEMV kernel (kernels/cpu/gemv.*, its best
-// ISA path for this CPU) on the ops work pool; from kGemmMinRows rows on they run the blocked GEMM kernel
-// (kernels/cpu/gemm.*; LinearPathFor below says which); what neither takes goes to at::linear
+// ISA path for this CPU) on the ops work pool; from kGemmMinRows rows on (decode-sized rows: where the
+// GEMM's AVX-512 path runs) they run the blocked GEMM kernel (kernels/cpu/gemm.*; LinearPathFor below
+// says which); what neither takes goes to at::linear
 // (oneDNN/MKL).
 #pragma once
 
@@ -18,13 +19,17 @@ namespace inferd::ops {
 constexpr int64_t kGemvMaxRows = 64;
 
 // The one routing constant between the two kernels: products of at least this many rows run the GEMM
-// kernel, fewer the GEMV kernel. The GEMV streams each weight once and overlaps that with its multiply-adds,
-// but its dot-product form (an x load per FMA, a lane reduction per output) caps it at about 45 GFLOP per
-// CPU second here; the GEMM's register tile computes faster but first converts every weight to float32
-// panels, a memory-bound phase its multiply-adds do not overlap, which only enough rows amortise.
-// Measured on dense-270m's and moe-700m's products, bf16 and float32, 2 threads (bench_gemm --gemv 1,
-// benchmarks/kernels/RESULTS.md): the GEMM is 1.11-1.26x faster at 64 rows, 0.75-1.06x at 48, slower below.
-constexpr int64_t kGemmMinRows = 64;
+// kernel, fewer the GEMV kernel. The GEMV streams each weight once per register block of rows but its
+// dot-product form (an x load per FMA, a lane reduction per output) caps it at about 45 GFLOP per CPU
+// second here; the GEMM's register tile computes faster, and for decode-sized products it converts each
+// weight micro-panel to float32 right before use while prefetching the next (kernels/cpu/gemm.h), so the
+// conversion no longer needs many rows to amortise. Measured on dense-270m's and moe-700m's products,
+// bf16 and float32, 2 threads on the ops pool (bench_gemm --gemv 1, benchmarks/kernels/RESULTS.md, issue-9
+// crossover rerun): the GEMM is 1.08-1.49x the GEMV at 16 rows and faster at every row count above, 0.98-2.19x
+// at 12, 0.70-1.33x at 8. This holds for the GEMM's AVX-512 path only: forced onto AVX2 (6 x 16 tile) both
+// kernels were measured at 8-64 rows and the GEMM was 0.54-0.93x the GEMV at every row count, so on CPUs
+// without AVX-512 every decode-sized product runs the GEMV.
+constexpr int64_t kGemmMinRows = 16;
 
 enum class LinearPath { kGemv, kGemm, kAtLinear };
 // The kernel Linear runs for these operands.

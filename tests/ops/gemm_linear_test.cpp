@@ -77,9 +77,9 @@ TEST_F(GemmLinearTest, MatchesMatmulAndLinearRoutesLargeInputsToIt) {
 }
 
 // The routing policy of linear.h: fewer than kGemmMinRows rows on the GEMV kernel, kGemmMinRows to
-// kGemvMaxRows on the GEMM kernel in float32 and bf16, more on the GEMM kernel in bf16 and at::linear in
-// float32; whichever runs, the result is within the float32 accumulation bound of a double matmul, and
-// Linear returns exactly what the chosen kernel returns alone.
+// kGemvMaxRows on the GEMM kernel in float32 and bf16 (where its AVX-512 path runs; the GEMV elsewhere), more on the
+// GEMM kernel in bf16 and at::linear in float32; whichever runs, the result is within the float32 accumulation bound of
+// a double matmul, and Linear returns exactly what the chosen kernel returns alone.
 TEST_F(GemmLinearTest, LinearRoutesDecodeRowsByTheCrossover) {
   at::manual_seed(13);
   const int64_t n = 45, k = 300;
@@ -88,9 +88,11 @@ TEST_F(GemmLinearTest, LinearRoutesDecodeRowsByTheCrossover) {
     for (int64_t m : {int64_t{1}, kGemmMinRows - 1, kGemmMinRows, kGemmMinRows + 1, int64_t{33}, kGemvMaxRows - 1,
                       kGemvMaxRows, kGemvMaxRows + 1}) {
       at::Tensor x = at::randn({m, k}).to(dtype);
-      const LinearPath want = m < kGemmMinRows                              ? LinearPath::kGemv
-                              : m <= kGemvMaxRows || dtype == at::kBFloat16 ? LinearPath::kGemm
-                                                                            : LinearPath::kAtLinear;
+      // Decode-sized rows take the GEMM from kGemmMinRows rows only on its AVX-512 path (linear.h).
+      const bool decode_gemm = kernels::cpu::GemmBestIsa() == kernels::cpu::GemvIsa::kAvx512;
+      const LinearPath want = m > kGemvMaxRows ? (dtype == at::kBFloat16 ? LinearPath::kGemm : LinearPath::kAtLinear)
+                              : m >= kGemmMinRows && decode_gemm ? LinearPath::kGemm
+                                                                 : LinearPath::kGemv;
       EXPECT_EQ(LinearPathFor(x, w, b), want) << m << " rows, " << dtype;
       at::Tensor got = Linear(x, w, b);
       at::Tensor prod = x.to(at::kDouble).matmul(w.to(at::kDouble).t());

@@ -107,6 +107,25 @@ TEST_P(GemmIsaTest, MatchesDoubleReferenceAtDecodeRowCounts) {
   }
 }
 
+// Decode-sized products (one pass over the rows: at most 8 AVX-512 / 16 AVX2 row panels) convert one
+// K block x NR micro-panel at a time and prefetch the next one's weights: N off the micro-panel width and
+// with fewer micro-panels than tasks (row tasks), K with several blocks and a tail, the largest one-pass m
+// (112 = 8 panels of 14) and the first several-pass one (113), on three threads.
+TEST_P(GemmIsaTest, MatchesDoubleReferenceOnePassPerMicroPanel) {
+  const GemvIsa isa = GetParam();
+  struct Shape {
+    int64_t m, n, k;
+  };
+  const Shape shapes[] = {{16, 1000, 600}, {12, 45, 513}, {48, 288, 1024}, {112, 70, 300}, {113, 70, 300}, {20, 7, 40}};
+  uint32_t seed = 900;
+  for (const Shape& s : shapes) {
+    for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
+      const Problem p(s.m, s.n, s.k, type, true, seed++);
+      ExpectMatches(p, p.Run(isa, Threads), Name(isa, p));
+    }
+  }
+}
+
 // Small blocks force many K blocks, row panels per pass and column tasks on small operands.
 TEST_P(GemmIsaTest, MatchesDoubleReferenceWithSmallBlocks) {
   const GemvIsa isa = GetParam();
