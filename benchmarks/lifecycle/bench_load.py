@@ -61,7 +61,7 @@ models:
             r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=path), timeout=900)
             c.wait_freed()
             loads.append({"kind": "reload", "read_bandwidth": bw, "bytes": nbytes,
-                          "phases": bl.phases_of(r.pool.checkpoint)})
+                          "phases": bl.phases_of(r.pool.checkpoint), "switch_seconds": r.switch_seconds})
     finally:
         d.stop()
     for x in loads:
@@ -99,13 +99,16 @@ def main():
             for x in loads:
                 print(f"round {r} {label} {x['kind']:6}: load {x['load_bandwidth'] / 2**20:7.0f} MiB/s vs read "
                       f"{x['read_bandwidth'] / 2**20:6.0f} MiB/s, ratio {x['ratio']:.2f} (open {x['phases']['open']:.3f}s"
-                      f" copy {x['phases']['copy']:.3f}s of {x['bytes'] / 2**20:.0f} MiB)", flush=True)
+                      f" copy {x['phases']['copy']:.3f}s of {x['bytes'] / 2**20:.0f} MiB"
+                      + (f", switch {x['switch_seconds']:.2f}s" if "switch_seconds" in x else "") + ")", flush=True)
     for label in ("A", "B"):
         xs = runs[label]
         print(f"{label}: median load {statistics.median(x['load_bandwidth'] for x in xs) / 2**20:.0f} MiB/s, "
               f"median read {statistics.median(x['read_bandwidth'] for x in xs) / 2**20:.0f} MiB/s, median ratio "
               f"{statistics.median(x['ratio'] for x in xs):.2f}, min ratio {min(x['ratio'] for x in xs):.2f} "
-              f"(n = {len(xs)})", flush=True)
+              f"(n = {len(xs)}); median open + copy {statistics.median(x['phases']['open'] + x['phases']['copy'] for x in xs):.3f}s"
+              + (f", median switch {statistics.median(x['switch_seconds'] for x in xs if 'switch_seconds' in x):.2f}s"
+                 if any("switch_seconds" in x for x in xs) else ""), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(runs, f, indent=1)
