@@ -9,6 +9,7 @@ just before that load in the same run (bench_lifecycle.read_bandwidth), as a rat
 
 Usage: bench_load.py --inferd-a OLD --inferd-b NEW --model DIR [--model-b DIR] --proto-dir proto
        [--rounds 2] [--reloads 3] [--kv 64MiB] [--json out.json] [--reload-priority-b normal]
+       [--reload-priority-a normal]
 """
 
 import argparse
@@ -31,9 +32,10 @@ import lifecycle_client_test as lifecycle  # noqa: E402
 def run_binary(args, mods, inferd, label, work):
     grpc, pb, rpc, cpb, crpc = mods
     addr = f"127.0.0.1:{support.free_port()}"
-    # B only (A may predate the key): a quiet reload has nothing to yield to, so the loader is compared at the
-    # same priority as A's by default.
-    extra = f", reload_priority: {args.reload_priority_b}" if label == "B" and args.reload_priority_b else ""
+    # A's only when asked (A may predate the key). A quiet reload has nothing to yield to: compare the loaders at
+    # the same priority (--reload-priority-a normal for an A that has the key, whose default is low).
+    prio = args.reload_priority_b if label == "B" else args.reload_priority_a
+    extra = f", reload_priority: {prio}" if prio else ""
     cfg = f"""server: {{grpc_address: "{addr}", drain_grace_seconds: 1}}
 metrics: {{address: "127.0.0.1:{support.free_port()}"}}
 control: {{enabled: true, allowed_addresses: [127.0.0.1], drain_timeout_seconds: 30{extra}}}
@@ -82,6 +84,8 @@ def main():
     ap.add_argument("--kv", default="64MiB")
     ap.add_argument("--json", default="")
     ap.add_argument("--reload-priority-b", default="normal", help="B's control.reload_priority ('' = its default)")
+    ap.add_argument("--reload-priority-a", default="", help="A's control.reload_priority ('' = its default: a "
+                    "binary from before the key rejects it; one with it defaults to low)")
     args = ap.parse_args()
     support.ARGS = argparse.Namespace(inferd=args.inferd_a)
     import grpc  # noqa: PLC0415

@@ -355,7 +355,9 @@ TEST_P(VariantTest, MappedWeightsGiveTheLogitsOfCopiedOnes) {
   auto copied = Load(dir_, "fp32", 64, 16, /*map_weights=*/false);
   ASSERT_TRUE(mapped && copied);
   EXPECT_EQ(copied->load_phases().mapped_bytes, 0);
-  if (GetParam() == "llama_gqa") EXPECT_GT(mapped->load_phases().mapped_bytes, 0);
+  if (GetParam() == "llama_gqa") {
+    EXPECT_GT(mapped->load_phases().mapped_bytes, 0);
+  }
   EXPECT_EQ(mapped->load_phases().map_fallback, "");
   for (const auto& prompt : ref_.prompts) {
     ForwardBatch b;
