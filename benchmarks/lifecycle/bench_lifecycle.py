@@ -194,10 +194,15 @@ models:
             client_switch = time.perf_counter() - t0
             rec, gen = c.recommend(), c.generate()
             c.wait_freed()
+            # The same requests repeated right after (fresh contexts: no prefix-cache or response-cache hits),
+            # so the first one is compared with the machine as it is now, not as it was at start-up.
+            now_rec, now_gen = steady(c, args.after_repeats)
             ph = phases_of(r.pool.checkpoint)
             load_bw = load_bandwidth(nbytes, ph)
             reloads.append({"switch_seconds": r.switch_seconds, "client_switch_seconds": client_switch,
                             "first_recommend_ratio": rec / med_rec, "first_generate_ratio": gen / med_gen,
+                            "first_recommend": rec, "after_median_recommend": now_rec,
+                            "first_recommend_ratio_after": rec / now_rec, "first_generate_ratio_after": gen / now_gen,
                             "read_bandwidth": bw, "load_bandwidth": load_bw, "load_ratio": load_bw / bw,
                             "bytes": nbytes, "phases": ph})
         out["reloads"] = reloads
@@ -216,6 +221,7 @@ def main():
     ap.add_argument("--reloads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--steady-seconds", type=float, default=10.0)
+    ap.add_argument("--after-repeats", type=int, default=5, help="Recommend/Generate pairs after each reload")
     ap.add_argument("--kv", default="64MiB")
     ap.add_argument("--json", default="")
     ap.add_argument("--modes", default="on,off", help="warm-up modes to run per round: on,off | on | off")
@@ -248,10 +254,24 @@ def main():
                   f" residency {res['residency']}", flush=True)
             for i, x in enumerate(rl):
                 print(f"  reload {i}: switch {x['switch_seconds']:.2f}s, first/median Recommend "
-                      f"{x['first_recommend_ratio']:.2f}, Generate {x['first_generate_ratio']:.2f}; load "
+                      f"{x['first_recommend_ratio']:.2f}, Generate {x['first_generate_ratio']:.2f}; against the "
+                      f"median right after: Recommend {x['first_recommend_ratio_after']:.2f} "
+                      f"({x['first_recommend'] * 1e3:.1f} / {x['after_median_recommend'] * 1e3:.1f} ms), Generate "
+                      f"{x['first_generate_ratio_after']:.2f}; load "
                       f"{x['load_bandwidth'] / 2**20:.0f} MiB/s vs read {x['read_bandwidth'] / 2**20:.0f} MiB/s "
                       f"(ratio {x['load_ratio']:.2f}; open {x['phases']['open']:.3f}s copy {x['phases']['copy']:.3f}s"
                       f" of {x['bytes'] / 2**20:.0f} MiB)", flush=True)
+    for warm in (True, False):
+        rl = [x for res in runs if res["warmup"] == warm for x in res["reloads"]]
+        if not rl:
+            continue
+        for key, what in (("first_recommend_ratio_after", "first Recommend after a reload / median right after"),
+                          ("first_generate_ratio_after", "first Generate after a reload / median right after"),
+                          ("first_recommend_ratio", "first Recommend after a reload / steady median at start"),
+                          ("load_ratio", "load / read bandwidth"), ("switch_seconds", "switch_seconds")):
+            v = sorted(x[key] for x in rl)
+            print(f"warmup {'on ' if warm else 'off'} {what}: median {statistics.median(v):.2f}, min {v[0]:.2f}, "
+                  f"max {v[-1]:.2f} (n = {len(v)})", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(runs, f, indent=1)

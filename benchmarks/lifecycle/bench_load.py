@@ -9,6 +9,7 @@ just before that load in the same run (bench_lifecycle.read_bandwidth), as a rat
 
 Usage: bench_load.py --inferd-a OLD --inferd-b NEW --model DIR [--model-b DIR] --proto-dir proto
        [--rounds 2] [--reloads 3] [--kv 64MiB] [--json out.json] [--reload-priority-b normal]
+       [--reload-priority-a normal]
 """
 
 import argparse
@@ -31,9 +32,10 @@ import lifecycle_client_test as lifecycle  # noqa: E402
 def run_binary(args, mods, inferd, label, work):
     grpc, pb, rpc, cpb, crpc = mods
     addr = f"127.0.0.1:{support.free_port()}"
-    # B only (A may predate the key): a quiet reload has nothing to yield to, so the loader is compared at the
-    # same priority as A's by default.
-    extra = f", reload_priority: {args.reload_priority_b}" if label == "B" and args.reload_priority_b else ""
+    # A's only when asked (A may predate the key). A quiet reload has nothing to yield to: compare the loaders at
+    # the same priority (--reload-priority-a normal for an A that has the key, whose default is low).
+    prio = args.reload_priority_b if label == "B" else args.reload_priority_a
+    extra = f", reload_priority: {prio}" if prio else ""
     cfg = f"""server: {{grpc_address: "{addr}", drain_grace_seconds: 1}}
 metrics: {{address: "127.0.0.1:{support.free_port()}"}}
 control: {{enabled: true, allowed_addresses: [127.0.0.1], drain_timeout_seconds: 30{extra}}}
@@ -61,7 +63,7 @@ models:
             r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=path), timeout=900)
             c.wait_freed()
             loads.append({"kind": "reload", "read_bandwidth": bw, "bytes": nbytes,
-                          "phases": bl.phases_of(r.pool.checkpoint)})
+                          "phases": bl.phases_of(r.pool.checkpoint), "switch_seconds": r.switch_seconds})
     finally:
         d.stop()
     for x in loads:
@@ -82,6 +84,8 @@ def main():
     ap.add_argument("--kv", default="64MiB")
     ap.add_argument("--json", default="")
     ap.add_argument("--reload-priority-b", default="normal", help="B's control.reload_priority ('' = its default)")
+    ap.add_argument("--reload-priority-a", default="", help="A's control.reload_priority ('' = its default: a "
+                    "binary from before the key rejects it; one with it defaults to low)")
     args = ap.parse_args()
     support.ARGS = argparse.Namespace(inferd=args.inferd_a)
     import grpc  # noqa: PLC0415
@@ -99,13 +103,16 @@ def main():
             for x in loads:
                 print(f"round {r} {label} {x['kind']:6}: load {x['load_bandwidth'] / 2**20:7.0f} MiB/s vs read "
                       f"{x['read_bandwidth'] / 2**20:6.0f} MiB/s, ratio {x['ratio']:.2f} (open {x['phases']['open']:.3f}s"
-                      f" copy {x['phases']['copy']:.3f}s of {x['bytes'] / 2**20:.0f} MiB)", flush=True)
+                      f" copy {x['phases']['copy']:.3f}s of {x['bytes'] / 2**20:.0f} MiB"
+                      + (f", switch {x['switch_seconds']:.2f}s" if "switch_seconds" in x else "") + ")", flush=True)
     for label in ("A", "B"):
         xs = runs[label]
         print(f"{label}: median load {statistics.median(x['load_bandwidth'] for x in xs) / 2**20:.0f} MiB/s, "
               f"median read {statistics.median(x['read_bandwidth'] for x in xs) / 2**20:.0f} MiB/s, median ratio "
               f"{statistics.median(x['ratio'] for x in xs):.2f}, min ratio {min(x['ratio'] for x in xs):.2f} "
-              f"(n = {len(xs)})", flush=True)
+              f"(n = {len(xs)}); median open + copy {statistics.median(x['phases']['open'] + x['phases']['copy'] for x in xs):.3f}s"
+              + (f", median switch {statistics.median(x['switch_seconds'] for x in xs if 'switch_seconds' in x):.2f}s"
+                 if any("switch_seconds" in x for x in xs) else ""), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(runs, f, indent=1)

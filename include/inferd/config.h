@@ -148,6 +148,9 @@ struct ModelPoolConfig {
   // Weights after load: lock (mlock their pages so nothing can evict them; falls back to prefault, with the
   // reason logged, when RLIMIT_MEMLOCK is too small) | prefault (touch every page once) | none.
   std::string residency = "lock";
+  // Weights stored in `dtype`: map (locked read-only views into the checkpoint's file mapping, no copy; only
+  // with residency lock, else copied; the files must not be rewritten in place while served) | copy.
+  std::string weights = "map";
   bool operator==(const ModelPoolConfig&) const = default;
 };
 

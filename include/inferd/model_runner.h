@@ -27,13 +27,18 @@ struct ModelRunnerOptions {
   uint64_t seed = 0;           // base seed for requests that carry none
   // Called on the loading thread after each checkpoint tensor was read: tensor bytes so far and in all.
   std::function<void(int64_t done, int64_t total)> on_load_bytes;
+  // CPU weights stored in the run dtype are locked read-only views into the checkpoint's file mapping
+  // instead of copies (model::SafetensorsCheckpoint::TryView); copies from the first failed mlock on.
+  bool map_weights = true;
 };
 
 // Durations of Load's phases.
 struct LoadPhases {
   double open_seconds = 0;   // config.json, mmap of the shards, header checks
-  double copy_seconds = 0;   // tensors read from the mapping, converted, assembled
+  double copy_seconds = 0;   // tensors read (or mapped and locked), converted, assembled
   int64_t tensor_bytes = 0;  // in the checkpoint
+  int64_t mapped_bytes = 0;  // of tensor_bytes: locked views into the file mapping
+  std::string map_fallback;  // why mapping stopped and the rest was copied ("" when it did not)
 };
 
 class ModelRunner {
@@ -63,7 +68,9 @@ class ModelRunner {
 
   // Keeps the weights and the KV pool resident: mode lock | prefault | none (ResidentMemory: lock falls back to
   // prefault with the reason in the report). Held until the runner or its KV pool goes. CPU tensors only
-  // (device memory is resident anyway). Call while no Execute runs.
+  // (device memory is resident anyway). Mapped weights are locked since Load whatever the mode (and are
+  // left out of ResidentMemory, whose fallback would unlock them); the report counts them in bytes and
+  // locked_bytes. Call while no Execute runs.
   ResidencyReport MakeResident(const std::string& mode);
 
   // Background steps (a replacement model's warm-up beside the serving one): while threads > 0, each step runs

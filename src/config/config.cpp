@@ -192,6 +192,7 @@ void ReadModel(YamlReader& r, ModelPoolConfig* m, const std::filesystem::path& b
   r.Child("limits", [&](YamlReader& c) { ReadLimits(c, &m->limits); });
   r.Child("warmup", [&](YamlReader& c) { ReadWarmup(c, &m->warmup); });
   r.GetEnum("residency", &m->residency, {"lock", "prefault", "none"});
+  r.GetEnum("weights", &m->weights, {"map", "copy"});
 }
 
 void ReadRange(YamlReader& r, const char* key, RangeConfig* out) {

@@ -65,12 +65,23 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, Reques
   ro.block_size = config.kv_cache.block_size;
   ro.kv_num_blocks = 0;  // the engine sizes the pool from the memory budget
   ro.on_load_bytes = [&progress](int64_t done, int64_t total) { progress.Update(done, total); };
+  ro.map_weights = config.weights == "map" && config.residency == "lock";
   auto runner = worker::ModelRunner::Load(config.path, ro);
   if (!runner.ok()) throw std::runtime_error(where + ": " + runner.status().message());
   progress.Finish();
   spdlog::info("{}: {} loaded ({}, {})", config.name, (*runner)->Architecture(), config.dtype, config.device);
   pool->phases_.emplace_back("open", (*runner)->load_phases().open_seconds);
   pool->phases_.emplace_back("copy", (*runner)->load_phases().copy_seconds);
+  const worker::LoadPhases& lp = (*runner)->load_phases();
+  if (ro.map_weights) {
+    spdlog::info("{}: {} of {} MiB of weights mapped (locked views of the checkpoint), the rest copied", config.name,
+                 lp.mapped_bytes >> 20, lp.tensor_bytes >> 20);
+  }
+  if (!lp.map_fallback.empty()) {
+    spdlog::warn("{}: weights: map: {}; the remaining weights were copied (raise the limit: ulimit -l, systemd "
+                 "LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)",
+                 config.name, lp.map_fallback);
+  }
   std::vector<TokenId> eos = (*runner)->EosTokenIds();
   if (eos.empty() && pool->tokenizer_->eos_id()) eos.push_back(*pool->tokenizer_->eos_id());
 

@@ -39,14 +39,14 @@ at::Tensor SeqSlots(const ForwardInputs& in, size_t seq, int64_t length) {
 }
 
 std::unique_ptr<Model> LoadModel(const std::string& dir, c10::ScalarType dtype, c10::Device device,
-                                 LoadObserver* observer) {
+                                 LoadObserver* observer, const MapViewOptions& views) {
   if (dtype != at::kFloat && dtype != at::kBFloat16 && dtype != at::kHalf) {
     throw std::runtime_error("model dtype must be float32, bfloat16 or float16");
   }
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   ModelConfig config = LoadModelConfig(dir);
-  std::unique_ptr<SafetensorsCheckpoint> ckpt = SafetensorsCheckpoint::Open(dir);
+  std::unique_ptr<SafetensorsCheckpoint> ckpt = SafetensorsCheckpoint::Open(dir, views);
   const auto t1 = Clock::now();
   if (observer != nullptr) {
     observer->open_seconds = std::chrono::duration<double>(t1 - t0).count();
@@ -69,7 +69,11 @@ std::unique_ptr<Model> LoadModel(const std::string& dir, c10::ScalarType dtype, 
       break;
   }
   if (!model) throw std::runtime_error("unreachable architecture");
-  if (observer != nullptr) observer->copy_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+  if (observer != nullptr) {
+    observer->copy_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+    observer->view_bytes = ckpt->ViewBytes();
+    observer->view_fallback = ckpt->ViewFallbackReason();
+  }
   return model;
 }
 

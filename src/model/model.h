@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/model_config.h"
+#include "model/safetensors.h"
 
 namespace inferd::model {
 
@@ -83,15 +84,19 @@ struct LoadObserver {
   // in all (a tensor read twice, e.g. an fp8 scale, counts twice, so done may pass total by a little).
   std::function<void(uint64_t done, uint64_t total)> on_bytes;
   double open_seconds = 0;   // out: config.json, mmap of the shards, header checks
-  double copy_seconds = 0;   // out: tensors read, converted and assembled into the model's layout
+  double copy_seconds = 0;   // out: tensors read (or mapped and locked), converted and assembled
   uint64_t total_bytes = 0;  // out: tensor bytes in the checkpoint
+  uint64_t view_bytes = 0;   // out: tensor bytes that are locked views into the file mapping (no copy)
+  std::string view_fallback;  // out: why views stopped and the rest was copied (SafetensorsCheckpoint)
 };
 
 // Reads config.json and the safetensors weights of `dir`. Throws std::runtime_error with a clear message
 // (unsupported architecture, missing/unexpected/misshaped tensor naming the tensor and shapes).
-// `observer` may be null.
+// `observer` may be null. With `views.enabled`, a weight stored in `dtype` (and every fused weight whose
+// parts lie back to back in the file) is a locked read-only view into the checkpoint's mapping
+// (SafetensorsCheckpoint::TryView); the rest is copied.
 std::unique_ptr<Model> LoadModel(const std::string& dir, c10::ScalarType dtype, c10::Device device,
-                                 LoadObserver* observer = nullptr);
+                                 LoadObserver* observer = nullptr, const MapViewOptions& views = {});
 
 // Architecture factories (one per file).
 std::unique_ptr<Model> CreateLlama(const ModelConfig& config, const SafetensorsCheckpoint& ckpt,

@@ -1,4 +1,5 @@
-// SafetensorsCheckpoint: POSIX mmap of every shard, header validation at Open, copy-out (pread) at Load.
+// SafetensorsCheckpoint: POSIX mmap of every shard, header validation at Open, copy-out (pread) at Load,
+// locked views into the mapping at TryView.
 //
 // File layout and header checks: safetensors_header.h.
 //
@@ -10,10 +11,14 @@
 //    ...) which interpose on libstdc++'s and have crashed; plain POSIX calls are used instead.
 //  - Load(F8_E4M3 weight, dtype = Float8_e4m3fn) returns the raw fp8 values without applying `_scale_inv`
 //    (the caller wants the quantised form); any other dtype dequantises first, in float32.
+//  - A view locks whole pages from its first byte's page to its last byte's page (a page shared with a
+//    neighbouring tensor is locked too); when freed it unlocks only the pages entirely inside it, so a
+//    neighbour's lock is never undone. A shared page stays locked until the mapping goes (munmap unlocks).
 #include "model/safetensors.h"
 
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <c10/core/CPUAllocator.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -30,6 +35,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "common/memory_residency.h"
 #include "model/fp8.h"
 #include "model/safetensors_header.h"
 
@@ -127,6 +133,7 @@ class MappedFile {
 
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
 
  private:
   const uint8_t* data_ = nullptr;
@@ -136,11 +143,11 @@ class MappedFile {
 };
 
 struct Shard {
-  std::string file;  // relative to the checkpoint dir
-  std::string path;  // dir/file, for messages
-  std::unique_ptr<MappedFile> map;
-  uint64_t data_start = 0;  // 8 + header length
-  uint64_t data_size = 0;   // file size - data_start
+  std::string file;                       // relative to the checkpoint dir
+  std::string path;                       // dir/file, for messages
+  std::shared_ptr<const MappedFile> map;  // shared with every view into it
+  uint64_t data_start = 0;                // 8 + header length
+  uint64_t data_size = 0;                 // file size - data_start
 };
 
 struct Entry {
@@ -197,9 +204,38 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
   return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+uintptr_t PageSize() {
+  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+
+// A view's hold on its mapping: the DataPtr context of a TryView tensor.
+struct ViewHold {
+  std::shared_ptr<const MappedFile> map;
+  const uint8_t* begin;
+  uint64_t bytes;
+};
+
+void ReleaseView(void* ctx) {
+  auto* hold = static_cast<ViewHold*>(ctx);
+  const uintptr_t page = PageSize();
+  const auto b = reinterpret_cast<uintptr_t>(hold->begin);
+  const uintptr_t first = (b + page - 1) / page * page;
+  const uintptr_t last = (b + hold->bytes) / page * page;
+  if (last > first) ::munlock(reinterpret_cast<void*>(first), last - first);
+  delete hold;  // the last view of a mapping unmaps it
+}
+
+std::string MibText(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
+
 class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
  public:
-  explicit SafetensorsCheckpointImpl(const std::string& dir) : dir_(dir) {
+  SafetensorsCheckpointImpl(const std::string& dir, const MapViewOptions& views) : dir_(dir), views_(views) {
+    if (views_.lock == nullptr) views_.lock = [](const void* addr, size_t len) { return ::mlock(addr, len); };
     if (!S_ISDIR(StatMode(dir))) Fail(dir, "not a directory");
 
     const std::string index_display = JoinPath(dir, kIndexFile);
@@ -246,9 +282,15 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
       Shard shard;
       shard.file = files[i];
       shard.path = JoinPath(dir, files[i]);
-      shard.map = std::make_unique<MappedFile>(shard.path, shard.path);
+      shard.map = std::make_shared<MappedFile>(shard.path, shard.path);
       shards_.push_back(std::move(shard));
       ParseShard(&shards_.back(), i, &entries_);
+      const Shard& added = shards_.back();
+      if (views_.enabled && added.data_size > 0) {
+        // Read-ahead of what views will lock (asynchronous; a no-op for pages already cached).
+        const auto b = reinterpret_cast<uintptr_t>(added.map->data());
+        ::madvise(reinterpret_cast<void*>(b), added.map->size(), MADV_WILLNEED);
+      }
     }
     for (const auto& [name, file] : weight_map) {
       const auto it = entries_.find(name);
@@ -300,6 +342,55 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     }
     if (read_observer_) read_observer_(bytes);
   }
+
+  at::Tensor TryView(const std::vector<std::string>& names, const std::vector<std::vector<int64_t>>& shapes,
+                     c10::ScalarType dtype, c10::Device device) const override {
+    if (!views_.enabled || !device.is_cpu() || names.empty() || names.size() != shapes.size()) return {};
+    std::vector<const Entry*> parts;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto it = entries_.find(names[i]);
+      if (it == entries_.end()) return {};
+      const Entry& e = it->second;
+      if (e.stored != dtype || e.info.shape != shapes[i] || e.info.shape.empty()) return {};
+      if (!parts.empty()) {
+        const Entry& prev = *parts.back();
+        if (e.shard != prev.shard || e.info.data_begin != prev.info.data_end) return {};
+        if (!std::equal(e.info.shape.begin() + 1, e.info.shape.end(), prev.info.shape.begin() + 1,
+                        prev.info.shape.end()) ||
+            e.info.shape.size() != prev.info.shape.size()) {
+          return {};
+        }
+      }
+      parts.push_back(&e);
+    }
+    const Shard& shard = shards_[parts.front()->shard];
+    const uint8_t* begin = shard.map->data() + shard.data_start + parts.front()->info.data_begin;
+    const uint64_t bytes = parts.back()->info.data_end - parts.front()->info.data_begin;
+    if (bytes == 0 || reinterpret_cast<uintptr_t>(begin) % kMapViewAlignment != 0) return {};
+    const uintptr_t page = PageSize();
+    const uintptr_t first = reinterpret_cast<uintptr_t>(begin) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(begin) + bytes + page - 1) / page * page;
+    if (views_.lock(reinterpret_cast<const void*>(first), end - first) != 0) {
+      const int err = errno;
+      view_fallback_ = "mlock of " + MibText(end - first) + " for " + names.front() + ": " + std::strerror(err) + " (" +
+                       MemlockLimitText() + ", " + MibText(view_bytes_) + " locked before)";
+      views_.enabled = false;
+      return {};
+    }
+    std::vector<int64_t> shape = parts.front()->info.shape;
+    for (size_t i = 1; i < parts.size(); ++i) shape[0] += parts[i]->info.shape[0];
+    auto* hold = new ViewHold{shard.map, begin, bytes};
+    at::Tensor view = at::for_blob(const_cast<uint8_t*>(begin), shape)
+                          .context(hold, &ReleaseView)
+                          .options(at::TensorOptions().dtype(dtype).device(device))
+                          .make_tensor();
+    view_bytes_ += bytes;
+    if (read_observer_) read_observer_(bytes);
+    return view;
+  }
+
+  uint64_t ViewBytes() const override { return view_bytes_; }
+  std::string ViewFallbackReason() const override { return view_fallback_; }
 
   uint64_t TensorBytes() const override {
     uint64_t total = 0;
@@ -356,6 +447,9 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
   }
 
   std::string dir_;
+  mutable MapViewOptions views_;  // .enabled turns false at the first failed lock
+  mutable uint64_t view_bytes_ = 0;
+  mutable std::string view_fallback_;
   std::vector<Shard> shards_;
   std::map<std::string, Entry> entries_;
   std::function<void(uint64_t)> read_observer_;
@@ -364,8 +458,13 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
 
 }  // namespace
 
-std::unique_ptr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::string& dir) {
-  return std::make_unique<SafetensorsCheckpointImpl>(dir);
+bool IsCheckpointView(const at::Tensor& t) {
+  return t.defined() && t.has_storage() && t.storage().data_ptr().get_deleter() == &ReleaseView;
+}
+
+std::unique_ptr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(const std::string& dir,
+                                                                   const MapViewOptions& views) {
+  return std::make_unique<SafetensorsCheckpointImpl>(dir, views);
 }
 
 }  // namespace inferd::model

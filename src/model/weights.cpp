@@ -22,6 +22,7 @@ void WeightLoader::Consume(const std::string& name, const std::vector<int64_t>& 
 
 at::Tensor WeightLoader::Load(const std::string& name, const std::vector<int64_t>& shape, c10::ScalarType dtype) {
   Consume(name, shape);
+  if (at::Tensor view = ckpt_.TryView({name}, {shape}, dtype, device_); view.defined()) return view;
   return ckpt_.Load(name, dtype, device_, shape);
 }
 
@@ -32,6 +33,14 @@ void WeightLoader::LoadInto(const std::string& name, at::Tensor out) {
 }
 
 at::Tensor WeightLoader::LoadRows(const std::vector<Part>& parts) {
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> shapes;
+  for (const Part& p : parts) {
+    Consume(p.name, p.shape);
+    names.push_back(p.name);
+    shapes.push_back(p.shape);
+  }
+  if (at::Tensor view = ckpt_.TryView(names, shapes, dtype_, device_); view.defined()) return view;
   std::vector<int64_t> shape = parts.at(0).shape;
   shape[0] = 0;
   for (const Part& p : parts) shape[0] += p.shape.at(0);

@@ -19,12 +19,13 @@ class WeightLoader {
       : ckpt_(ckpt), dtype_(dtype), device_(device) {}
 
   bool Has(const std::string& name) const { return ckpt_.Has(name); }
-  // Loads `name` with the expected shape; throws "<name>: missing" or the checkpoint's shape error.
+  // Loads `name` with the expected shape: a view into the checkpoint's mapping where TryView gives one (no
+  // conversion needed), else a copy. Throws "<name>: missing" or the checkpoint's shape error.
   at::Tensor Load(const std::string& name, const std::vector<int64_t>& shape);
   at::Tensor Load(const std::string& name, const std::vector<int64_t>& shape, c10::ScalarType dtype);
-  // Tensors `parts` (name, expected shape; equal trailing dims) read straight into consecutive row ranges of one
-  // new tensor [sum of first dims, trailing dims...] of the loader's dtype: the fused layout without a second
-  // copy through at::cat. Throws as Load does.
+  // Tensors `parts` (name, expected shape; equal trailing dims) as one tensor [sum of first dims, trailing
+  // dims...] of the loader's dtype: one view when the parts lie back to back in the file (TryView), else read
+  // straight into consecutive row ranges of a new tensor (no second copy through at::cat). Throws as Load does.
   struct Part {
     std::string name;
     std::vector<int64_t> shape;

@@ -13,6 +13,7 @@
 #include "common/fault_injection.h"
 #include "common/memory_residency.h"
 #include "model/model.h"
+#include "model/safetensors.h"
 #include "ops/linear.h"
 #include "ops/parallel.h"
 #include "ops/sampling.h"
@@ -295,10 +296,14 @@ StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& mode
         options.on_load_bytes(static_cast<int64_t>(done), static_cast<int64_t>(total));
       };
     }
-    impl->model = model::LoadModel(model_dir, dtype, device, &observer);
+    model::MapViewOptions views;
+    views.enabled = options.map_weights;
+    impl->model = model::LoadModel(model_dir, dtype, device, &observer, views);
     impl->phases.open_seconds = observer.open_seconds;
     impl->phases.copy_seconds = observer.copy_seconds;
     impl->phases.tensor_bytes = static_cast<int64_t>(observer.total_bytes);
+    impl->phases.mapped_bytes = static_cast<int64_t>(observer.view_bytes);
+    impl->phases.map_fallback = observer.view_fallback;
     impl->options.on_load_bytes = nullptr;  // refers to the caller's state, valid only during Load
     if (options.kv_num_blocks > 0)
       impl->cache = impl->model->AllocateKvCache(options.kv_num_blocks, options.block_size);
@@ -378,17 +383,23 @@ void ModelRunner::SetBackgroundThreads(int32_t threads) {
 
 ResidencyReport ModelRunner::MakeResident(const std::string& mode) {
   impl_->resident.reset();
-  std::vector<MemoryRange> ranges;
+  std::vector<MemoryRange> ranges, mapped;
   auto add = [&](const at::Tensor& t) {
     if (!t.defined() || !t.device().is_cpu() || !t.has_storage()) return;
     const c10::Storage& s = t.storage();
-    if (s.data() != nullptr && s.nbytes() > 0) ranges.push_back({s.data(), s.nbytes()});
+    if (s.data() == nullptr || s.nbytes() == 0) return;
+    (model::IsCheckpointView(t) ? mapped : ranges).push_back({s.data(), s.nbytes()});
   };
   for (const at::Tensor& t : impl_->model->Weights()) add(t);
   for (const at::Tensor& t : impl_->cache.k) add(t);
   for (const at::Tensor& t : impl_->cache.v) add(t);
   impl_->resident = ResidentMemory::Make(std::move(ranges), mode);
-  return impl_->resident->report();
+  ResidencyReport report = impl_->resident->report();
+  int64_t mapped_bytes = 0;
+  for (const MemoryRange& r : MergeRanges(std::move(mapped))) mapped_bytes += static_cast<int64_t>(r.bytes);
+  report.bytes += mapped_bytes;
+  report.locked_bytes += mapped_bytes;
+  return report;
 }
 
 StatusOr<StepResult> ModelRunner::Execute(const ForwardBatch& batch) {

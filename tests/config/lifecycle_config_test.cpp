@@ -27,6 +27,14 @@ TEST(LifecycleConfig, WarmupOnOverEveryClassAndWeightsLockedByDefault) {
   EXPECT_TRUE(c.models[0].warmup.enabled);
   EXPECT_EQ(c.models[0].warmup.classes, (std::vector<std::string>{"prefill", "decode", "recommend"}));
   EXPECT_EQ(c.models[0].residency, "lock");
+  EXPECT_EQ(c.models[0].weights, "map");
+}
+
+TEST(LifecycleConfig, WeightsMapOrCopy) {
+  EXPECT_EQ(Model(", weights: copy").models[0].weights, "copy");
+  EXPECT_EQ(Model(", weights: map").models[0].weights, "map");
+  const std::string err = ErrorOf("models: [{name: m, path: /m, weights: mmap}]");
+  EXPECT_NE(err.find("models[0].weights"), std::string::npos) << err;
 }
 
 TEST(LifecycleConfig, KeysAreRead) {
@@ -60,6 +68,7 @@ TEST(LifecycleConfig, ExampleDocumentsTheDefaults) {
   ASSERT_FALSE(example.models.empty());
   EXPECT_EQ(example.models[0].warmup, defaults.models[0].warmup);
   EXPECT_EQ(example.models[0].residency, defaults.models[0].residency);
+  EXPECT_EQ(example.models[0].weights, defaults.models[0].weights);
 }
 
 }  // namespace

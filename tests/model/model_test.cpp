@@ -92,8 +92,9 @@ std::string TestDevice() {
 }
 
 std::unique_ptr<ModelRunner> Load(const std::string& dir, const std::string& dtype, int64_t blocks = 64,
-                                  int32_t block_size = 16) {
+                                  int32_t block_size = 16, bool map_weights = true) {
   ModelRunnerOptions o;
+  o.map_weights = map_weights;
   o.dtype = dtype;
   o.device = TestDevice();
   o.kv_num_blocks = blocks;
@@ -344,6 +345,34 @@ TEST_P(VariantTest, SeededSamplingIsReproducibleAndScoresMatchLogprobs) {
   ASSERT_EQ(a.score_logprobs.size(), 1u);
   EXPECT_NEAR(a.score_logprobs[0], last[5] - m - std::log(sum), 1e-4);
   EXPECT_NEAR(a.top[0].logprob, -std::log(sum), 1e-4);
+}
+
+// Weights as locked views of the checkpoint mapping (the default) against copies: the same logits, bit for bit.
+// Which weights are views depends on each test checkpoint's stored dtypes and alignment
+// (tests/model/safetensors_test.cpp checks those rules); the llama ones store aligned float32 tensors.
+TEST_P(VariantTest, MappedWeightsGiveTheLogitsOfCopiedOnes) {
+  auto mapped = Load(dir_, "fp32");
+  auto copied = Load(dir_, "fp32", 64, 16, /*map_weights=*/false);
+  ASSERT_TRUE(mapped && copied);
+  EXPECT_EQ(copied->load_phases().mapped_bytes, 0);
+  if (GetParam() == "llama_gqa") {
+    EXPECT_GT(mapped->load_phases().mapped_bytes, 0);
+  }
+  EXPECT_EQ(mapped->load_phases().map_fallback, "");
+  for (const auto& prompt : ref_.prompts) {
+    ForwardBatch b;
+    b.block_size = mapped->BlockSize();
+    SequenceChunk c;
+    c.tokens = prompt;
+    c.block_table = Range(0, static_cast<int32_t>((prompt.size() + b.block_size - 1) / b.block_size));
+    b.chunks.push_back(c);
+    auto want = copied->ExecuteAllLogits(b);
+    auto got = mapped->ExecuteAllLogits(b);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(got.value(), want.value());
+  }
+  const ResidencyReport r = mapped->MakeResident("none");
+  EXPECT_GE(r.locked_bytes, mapped->load_phases().mapped_bytes) << "views are locked whatever the mode";
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, VariantTest,

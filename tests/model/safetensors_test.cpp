@@ -13,7 +13,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -274,6 +276,155 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"bad_empty", {"no model.safetensors or model.safetensors.index.json"}},
         BadCase{"does_not_exist", {"does_not_exist", "not a directory"}}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.dir; });
+
+// ---- Views into the mapping (MapViewOptions): a checkpoint written here byte by byte ----
+
+// Writes dir/model.safetensors: f32 "ffn.gate" [256, 1024] = arange, "ffn.up" [256, 1024] = -arange (back to
+// back, 16-byte aligned, 1 MiB each), "norm" bf16 [8] = 1..8, and f32 "odd" [4] starting 4 bytes past a
+// 16-byte boundary. The data section starts at byte 64 of the file (the header padded with spaces).
+std::string WriteMapCheckpoint(const std::string& name) {
+  const std::string dir = EnvOr("INFERD_TEST_TMP", EnvOr("TMPDIR", "/tmp")) + "/" + name + "." +
+                          std::to_string(::getpid());
+  if (std::system(("mkdir -p " + Quote(dir)).c_str()) != 0) throw std::runtime_error("mkdir " + dir);
+  const uint64_t mat = 256 * 1024 * 4;
+  const uint64_t gate = 0, up = mat, norm = 2 * mat, odd = norm + 16 + 4;
+  std::string header = "{\"ffn.gate\":{\"dtype\":\"F32\",\"shape\":[256,1024],\"data_offsets\":[" +
+                       std::to_string(gate) + "," + std::to_string(up) + "]},\"ffn.up\":{\"dtype\":\"F32\",\"shape\":" +
+                       "[256,1024],\"data_offsets\":[" + std::to_string(up) + "," + std::to_string(norm) +
+                       "]},\"norm\":{\"dtype\":\"BF16\",\"shape\":[8],\"data_offsets\":[" + std::to_string(norm) + "," +
+                       std::to_string(norm + 16) + "]},\"odd\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[" +
+                       std::to_string(odd) + "," + std::to_string(odd + 16) + "]}}";
+  const uint64_t padded = (8 + header.size() + 63) / 64 * 64 - 8;
+  header.resize(padded, ' ');
+  std::string data(odd + 16, '\0');
+  auto put_f32 = [&](uint64_t at, int64_t i, float v) { std::memcpy(&data[at + 4 * i], &v, 4); };
+  for (int64_t i = 0; i < 256 * 1024; ++i) {
+    put_f32(gate, i, static_cast<float>(i));
+    put_f32(up, i, -static_cast<float>(i));
+  }
+  for (int i = 0; i < 8; ++i) {
+    const float v = static_cast<float>(i + 1);  // exact in bf16: the top half of the float's bits
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    const uint16_t b16 = static_cast<uint16_t>(bits >> 16);
+    std::memcpy(&data[norm + 2 * i], &b16, 2);
+  }
+  for (int i = 0; i < 4; ++i) put_f32(odd, i, 10.f + static_cast<float>(i));
+  std::ofstream out(dir + "/model.safetensors", std::ios::binary);
+  const uint64_t len = header.size();
+  out.write(reinterpret_cast<const char*>(&len), 8);
+  out << header << data;
+  return dir;
+}
+
+// The sanitizer runtimes intercept mlock and munlock as no-ops that return 0, so there VmLck cannot confirm
+// what was locked (tests/common/memory_residency_test.cpp).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define INFERD_MLOCK_INTERCEPTED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define INFERD_MLOCK_INTERCEPTED 1
+#endif
+#ifdef INFERD_MLOCK_INTERCEPTED
+constexpr bool kKernelSeesLocks = false;
+#else
+constexpr bool kKernelSeesLocks = true;
+#endif
+
+// VmLck of this process in KiB.
+int64_t LockedKib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmLck:", 0) == 0) return std::atoll(line.c_str() + 6);
+  }
+  return -1;
+}
+
+bool Mapped(const std::string& file) { return ReadFile("/proc/self/maps").find(file) != std::string::npos; }
+
+int FailLock(const void*, size_t) {
+  errno = EPERM;
+  return -1;
+}
+
+MapViewOptions Views(bool on, int (*lock)(const void*, size_t) = nullptr) {
+  MapViewOptions v;
+  v.enabled = on;
+  v.lock = lock;
+  return v;
+}
+
+at::Tensor Arange(int64_t n, float sign) { return at::arange(n, at::kFloat).mul(sign); }
+
+TEST(SafetensorsMapTest, ViewAliasesTheLockedMappingUntilItsLastTensorIsFreed) {
+  const std::string dir = WriteMapCheckpoint("map_view");
+  const std::string file = dir + "/model.safetensors";
+  const int64_t locked_before = LockedKib();
+  auto ckpt = SafetensorsCheckpoint::Open(dir, Views(true));
+  at::Tensor gate = ckpt->TryView({"ffn.gate"}, {{256, 1024}}, at::kFloat, kCpu);
+  if (!gate.defined()) GTEST_SKIP() << "mlock unavailable here: " << ckpt->ViewFallbackReason();
+  EXPECT_TRUE(IsCheckpointView(gate));
+  EXPECT_TRUE(at::equal(gate, Arange(256 * 1024, 1).reshape({256, 1024})));
+  EXPECT_EQ(ckpt->ViewBytes(), 256u * 1024 * 4);
+  EXPECT_EQ(ckpt->ViewFallbackReason(), "");
+  // 1 MiB locked (whole pages, so up to two more pages at the ends).
+  if (kKernelSeesLocks) {
+    EXPECT_GE(LockedKib() - locked_before, 1024);
+    EXPECT_LE(LockedKib() - locked_before, 1024 + 8);
+  }
+  ckpt.reset();
+  EXPECT_TRUE(Mapped(file)) << "the view keeps the mapping";
+  EXPECT_EQ(gate[3][5].item<float>(), 3.f * 1024 + 5);
+  gate.reset();
+  EXPECT_FALSE(Mapped(file));
+  EXPECT_EQ(LockedKib(), locked_before);
+}
+
+TEST(SafetensorsMapTest, BackToBackTensorsBecomeOneViewAndCopiesStayCopies) {
+  const std::string dir = WriteMapCheckpoint("map_rows");
+  auto ckpt = SafetensorsCheckpoint::Open(dir, Views(true));
+  at::Tensor fused = ckpt->TryView({"ffn.gate", "ffn.up"}, {{256, 1024}, {256, 1024}}, at::kFloat, kCpu);
+  if (!fused.defined()) GTEST_SKIP() << "mlock unavailable here: " << ckpt->ViewFallbackReason();
+  EXPECT_EQ(fused.sizes().vec(), (std::vector<int64_t>{512, 1024}));
+  EXPECT_TRUE(at::equal(fused.narrow(0, 256, 256), Arange(256 * 1024, -1).reshape({256, 1024})));
+  EXPECT_FALSE(IsCheckpointView(ckpt->Load("ffn.gate", at::kFloat, kCpu)));
+  // Reverse order is not back to back.
+  EXPECT_FALSE(ckpt->TryView({"ffn.up", "ffn.gate"}, {{256, 1024}, {256, 1024}}, at::kFloat, kCpu).defined());
+  EXPECT_EQ(ckpt->ViewFallbackReason(), "");
+}
+
+TEST(SafetensorsMapTest, NoViewWhereAConversionMisalignmentOrOtherShapeIsAsked) {
+  const std::string dir = WriteMapCheckpoint("map_none");
+  auto ckpt = SafetensorsCheckpoint::Open(dir, Views(true));
+  EXPECT_FALSE(ckpt->TryView({"norm"}, {{8}}, at::kFloat, kCpu).defined()) << "stored bf16, asked fp32";
+  if (!ckpt->TryView({"norm"}, {{8}}, at::kBFloat16, kCpu).defined()) {
+    GTEST_SKIP() << "mlock unavailable here: " << ckpt->ViewFallbackReason();
+  }
+  EXPECT_FALSE(ckpt->TryView({"odd"}, {{4}}, at::kFloat, kCpu).defined()) << "4 bytes past 16-byte alignment";
+  EXPECT_TRUE(at::equal(ckpt->Load("odd", at::kFloat, kCpu), Floats({10.f, 11.f, 12.f, 13.f}, {4})));
+  EXPECT_FALSE(ckpt->TryView({"ffn.gate"}, {{1024, 256}}, at::kFloat, kCpu).defined());
+  EXPECT_FALSE(ckpt->TryView({"nope"}, {{1}}, at::kFloat, kCpu).defined());
+  auto off = SafetensorsCheckpoint::Open(dir, Views(false));
+  EXPECT_FALSE(off->TryView({"ffn.gate"}, {{256, 1024}}, at::kFloat, kCpu).defined());
+  EXPECT_EQ(off->ViewBytes(), 0u);
+}
+
+TEST(SafetensorsMapTest, FailedLockTurnsViewsOffWithTheReason) {
+  const std::string dir = WriteMapCheckpoint("map_fail");
+  const int64_t locked_before = LockedKib();
+  auto ckpt = SafetensorsCheckpoint::Open(dir, Views(true, &FailLock));
+  EXPECT_FALSE(ckpt->TryView({"ffn.gate"}, {{256, 1024}}, at::kFloat, kCpu).defined());
+  const std::string why = ckpt->ViewFallbackReason();
+  EXPECT_NE(why.find("mlock of 1.0 MiB for ffn.gate"), std::string::npos) << why;
+  EXPECT_NE(why.find(std::strerror(EPERM)), std::string::npos) << why;
+  EXPECT_NE(why.find("RLIMIT_MEMLOCK"), std::string::npos) << why;
+  EXPECT_FALSE(ckpt->TryView({"norm"}, {{8}}, at::kBFloat16, kCpu).defined()) << "off after the first failure";
+  EXPECT_EQ(ckpt->ViewBytes(), 0u);
+  EXPECT_EQ(LockedKib(), locked_before);
+}
 
 }  // namespace
 }  // namespace inferd::model
