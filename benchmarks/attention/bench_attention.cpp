@@ -9,6 +9,8 @@
 //
 // Per (shape, batch): median over --reps passes (after one untimed pass) of the time of one call per layer
 // cache; printed per call, per decode step of the model (call time x the model's layers) and as KV read GB/s.
+// Also the process CPU time per call (all threads; the work while scheduled, which on a loaded machine is
+// steadier than wall time; a helper spinning for work counts too).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -41,6 +44,12 @@ std::vector<std::string> Split(const std::string& s) {
     if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 double Median(std::vector<double> v) {
@@ -83,8 +92,10 @@ int main(int argc, char** argv) {
   const std::vector<Shape> all = {{"dense-270m", 16, 16, 64, 64, 16, false}, {"moe-700m", 16, 1, 288, 256, 12, true}};
   const int64_t bs = 16;
   std::printf("decode attention, %s, %d threads, context %d, loadavg at start: ", dtype.c_str(), threads, context);
+  std::fflush(stdout);
   std::system("cut -d' ' -f1-3 /proc/loadavg");
-  std::printf("%-12s %6s %8s %12s %14s %10s\n", "shape", "batch", "caches", "us/call", "ms/step(model)", "KV GB/s");
+  std::printf("%-12s %6s %8s %12s %14s %10s %12s\n", "shape", "batch", "caches", "us/call", "ms/step(model)", "KV GB/s",
+              "cpu us/call");
   for (const std::string& want : Split(shapes_arg)) {
     for (const Shape& s : all) {
       if (s.name != want) continue;
@@ -110,19 +121,23 @@ int main(int argc, char** argv) {
         at::Tensor tables = at::arange(blocks, at::kInt).view({batch, blocks_per_seq});
         at::Tensor lens = at::full({batch}, context, at::kInt);
         const double scale = 1.0 / std::sqrt(static_cast<double>(s.dk));
+        std::vector<double> t, cpu;
         auto pass = [&] {
           const auto t0 = Clock::now();
+          const double c0 = CpuSeconds();
           for (int64_t c = 0; c < caches; ++c) inferd::ops::PagedDecodeAttention(q, k[c], v[c], tables, lens, scale);
-          return std::chrono::duration<double>(Clock::now() - t0).count() / static_cast<double>(caches);
+          cpu.push_back((CpuSeconds() - c0) / static_cast<double>(caches));
+          t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / static_cast<double>(caches));
         };
         pass();
-        std::vector<double> t;
-        for (int r = 0; r < reps; ++r) t.push_back(pass());
+        t.clear();
+        cpu.clear();
+        for (int r = 0; r < reps; ++r) pass();
         const double call = Median(t);
         const double kv_bytes = static_cast<double>(batch * context * row * elem);
-        std::printf("%-12s %6lld %8lld %12.1f %14.2f %10.2f\n", s.name.c_str(), static_cast<long long>(batch),
+        std::printf("%-12s %6lld %8lld %12.1f %14.2f %10.2f %12.1f\n", s.name.c_str(), static_cast<long long>(batch),
                     static_cast<long long>(caches), call * 1e6, call * 1e3 * static_cast<double>(s.layers),
-                    kv_bytes / call / 1e9);
+                    kv_bytes / call / 1e9, Median(cpu) * 1e6);
         std::fflush(stdout);
       }
     }

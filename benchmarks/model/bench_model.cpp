@@ -345,6 +345,7 @@ class Bench {
       prefill.chunks.push_back(std::move(p));
       Check(runner_.Execute(prefill), "decode context prefill");
       shared_prefilled_ = true;
+      std::fprintf(stderr, "bench_model: shared context prefilled\n");  // profilers start here (decode only)
     }
     std::vector<std::vector<inferd::BlockId>> tables(static_cast<size_t>(n));
     std::vector<inferd::TokenId> next(static_cast<size_t>(n));
