@@ -151,6 +151,16 @@ struct Avx2Vec {
   INFERD_ATTN_AVX2 static float ExpSum(float* s, int64_t n, float m) { return ExpSumLoop(s, n, m); }
 };
 
+// Prefetches the cache lines of [p, p + bytes) into L1.
+INFERD_ATTN_INLINE void PrefetchBytes(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(c + b, _MM_HINT_T0);
+  _mm_prefetch(c + bytes - 1, _MM_HINT_T0);  // a row that starts mid-line ends in one more line
+}
+
+// How far ahead of the P.V loop V rows are prefetched.
+constexpr int64_t kPrefetchTokens = 16;
+
 // Per-thread scratch, reused across items and calls (no allocation once grown).
 struct Scratch {
   std::vector<float> q;            // [group, dk], pre-scaled
