@@ -3,13 +3,19 @@
 //
 //   bench_model --model DIR [--dtype bf16|fp32|fp16] [--device cpu|cuda] [--threads 2] [--prompts 128,512]
 //               [--batches 1,4,16,64] [--context 64] [--decode-steps 16] [--repeats 3]
-//               [--membw-bytes 1073741824] [--json FILE]
+//               [--membw-bytes 1073741824] [--json FILE] [--prefill-chunk N] [--share-context 0|1]
 //
-// Prefill: one sequence, the whole prompt in one chunk (sample=true, greedy), tokens/s = prompt / wall time.
+// Prefill: one sequence, the whole prompt in one chunk (sample=true, greedy), tokens/s = prompt / wall time;
+// with --prefill-chunk N, consecutive steps of N tokens (start_pos > 0 after the first; the last samples).
 // Decode at batch N: N sequences each prefilled with --context tokens, then --decode-steps steps of one
 // ForwardBatch holding every sequence with one token (sample=true, greedy); tokens/s = N * steps / wall
 // time. Each repeat restarts the decode at position --context (same context lengths every repeat). One
 // untimed warm-up of each measurement precedes the repeats; the reported figure is the median repeat.
+// With --share-context 1 (--context a multiple of 16) one sequence prefills the context and every decode
+// sequence reads its blocks as its own first --context positions (a long context at batch 64 without
+// prefilling 64 of them; the prefill runs once per process, before the first measurement); each sequence
+// starts from a different token. The prefix blocks are shared, so they are read from cache more often than
+// 64 private contexts would be.
 //
 // Bandwidth: bench_membw's measurement (1 GiB buffer, 10 passes, median), with 1 thread and with --threads,
 // before and after the model runs; the bound uses the higher mean of the two thread counts.
@@ -53,6 +59,8 @@ struct Options {
   int context = 64;
   int decode_steps = 16;
   int repeats = 3;
+  int prefill_chunk = 0;       // 0: the whole prompt in one chunk
+  bool share_context = false;  // decode sequences share one prefilled context (its blocks, read-only)
   uint64_t membw_bytes = uint64_t{1} << 30;
   std::string json_path;
 };
@@ -61,7 +69,8 @@ struct Options {
   std::fprintf(stderr,
                "usage: %s --model DIR [--dtype bf16|fp32|fp16] [--device cpu|cuda] [--threads N] [--prompts 128,512]\n"
                "          [--batches 1,4,16,64] [--context 64] [--decode-steps 16] [--repeats 3] [--membw-bytes N] "
-               "[--json FILE]\n",
+               "[--json FILE]\n"
+               "          [--prefill-chunk N] [--share-context 0|1]\n",
                argv0);
   std::exit(2);
 }
@@ -102,13 +111,20 @@ Options ParseArgs(int argc, char** argv) {
       o.repeats = std::atoi(value.c_str());
     } else if (arg == "--membw-bytes") {
       o.membw_bytes = std::strtoull(value.c_str(), nullptr, 10);
+    } else if (arg == "--prefill-chunk") {
+      o.prefill_chunk = std::atoi(value.c_str());
+    } else if (arg == "--share-context") {
+      o.share_context = value == "1";
     } else if (arg == "--json") {
       o.json_path = value;
     } else {
       Usage(argv[0]);
     }
   }
-  if (o.model.empty() || o.threads < 1 || o.context < 1 || o.decode_steps < 1 || o.repeats < 1) Usage(argv[0]);
+  if (o.model.empty() || o.threads < 1 || o.context < 1 || o.decode_steps < 1 || o.repeats < 1 || o.prefill_chunk < 0 ||
+      (o.share_context && o.context % 16 != 0)) {
+    Usage(argv[0]);
+  }
   return o;
 }
 
@@ -249,23 +265,30 @@ class Bench {
     return t;
   }
 
+  // The prompt in chunks of --prefill-chunk tokens (one step each, the last one samples), or in one chunk.
   double PrefillSeconds(int prompt) {
-    inferd::ForwardBatch batch;
-    batch.block_size = bs_;
-    inferd::SequenceChunk c;
-    c.seq_id = 1;
-    c.tokens = PromptTokens(prompt, runner_.VocabSize(), 1);
-    c.block_table = Table(0, prompt);
-    c.sample = true;
-    batch.chunks.push_back(std::move(c));
+    const std::vector<inferd::TokenId> tokens = PromptTokens(prompt, runner_.VocabSize(), 1);
+    const int chunk = o_.prefill_chunk > 0 ? o_.prefill_chunk : prompt;
     const auto start = Clock::now();
-    Check(runner_.Execute(batch), "prefill");
+    for (int begin = 0; begin < prompt; begin += chunk) {
+      inferd::ForwardBatch batch;
+      batch.block_size = bs_;
+      inferd::SequenceChunk c;
+      c.seq_id = 1;
+      c.start_pos = begin;
+      c.tokens.assign(tokens.begin() + begin, tokens.begin() + std::min(prompt, begin + chunk));
+      c.block_table = Table(0, prompt);
+      c.sample = begin + chunk >= prompt;
+      batch.chunks.push_back(std::move(c));
+      Check(runner_.Execute(batch), "prefill");
+    }
     return std::chrono::duration<double>(Clock::now() - start).count();
   }
 
   // Prefills `n` sequences with the context (one batch of n chunks), then times `steps` decode steps.
   // Returns the per-step wall times.
   std::vector<double> DecodeSteps(int n, int steps) {
+    if (o_.share_context) return SharedContextDecodeSteps(n, steps);
     const int max_len = o_.context + steps;
     const int blocks_per_seq = (max_len + bs_ - 1) / bs_;
     inferd::ForwardBatch prefill;
@@ -305,10 +328,60 @@ class Bench {
     return times;
   }
 
+  // --share-context: one sequence prefills the context into blocks [0, context / block); every decode
+  // sequence's table starts with those blocks and continues in its own, and its first token differs per
+  // sequence (so MoE routing and the outputs differ across rows). Attention reads the shared prefix.
+  std::vector<double> SharedContextDecodeSteps(int n, int steps) {
+    const int ctx_blocks = o_.context / bs_;
+    const int tail_blocks = (steps + bs_ - 1) / bs_;
+    if (!shared_prefilled_) {  // decode steps write only the tail blocks: the prefix stays valid across calls
+      inferd::ForwardBatch prefill;
+      prefill.block_size = bs_;
+      inferd::SequenceChunk p;
+      p.seq_id = 999;
+      p.tokens = PromptTokens(o_.context, runner_.VocabSize(), 2);
+      p.block_table = Table(0, o_.context);
+      p.sample = true;
+      prefill.chunks.push_back(std::move(p));
+      Check(runner_.Execute(prefill), "decode context prefill");
+      shared_prefilled_ = true;
+      std::fprintf(stderr, "bench_model: shared context prefilled\n");  // profilers start here (decode only)
+    }
+    std::vector<std::vector<inferd::BlockId>> tables(static_cast<size_t>(n));
+    std::vector<inferd::TokenId> next(static_cast<size_t>(n));
+    for (int s = 0; s < n; ++s) {
+      tables[static_cast<size_t>(s)] = Table(0, o_.context);
+      for (int b = 0; b < tail_blocks; ++b) tables[static_cast<size_t>(s)].push_back(ctx_blocks + s * tail_blocks + b);
+      next[static_cast<size_t>(s)] = static_cast<inferd::TokenId>((s * 7919 + 5) % runner_.VocabSize());
+    }
+    std::vector<double> times;
+    for (int step = 0; step < steps; ++step) {
+      inferd::ForwardBatch batch;
+      batch.block_size = bs_;
+      for (int s = 0; s < n; ++s) {
+        inferd::SequenceChunk c;
+        c.seq_id = 1000 + s;
+        c.tokens = {next[static_cast<size_t>(s)]};
+        c.start_pos = o_.context + step;
+        c.block_table = tables[static_cast<size_t>(s)];
+        c.sample = true;
+        c.sample_index = static_cast<uint64_t>(step + 1);
+        batch.chunks.push_back(std::move(c));
+      }
+      const auto start = Clock::now();
+      const auto r = runner_.Execute(batch);
+      times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      Check(r, "decode step");
+      for (int s = 0; s < n; ++s) next[static_cast<size_t>(s)] = r.value().results[static_cast<size_t>(s)].token.token;
+    }
+    return times;
+  }
+
  private:
   inferd::worker::ModelRunner& runner_;
   const Options& o_;
   int bs_;
+  bool shared_prefilled_ = false;
 };
 
 }  // namespace
@@ -336,7 +409,10 @@ int main(int argc, char** argv) {
   for (int b : o.batches) max_batch = std::max(max_batch, b);
   int max_prompt = 1;
   for (int p : o.prompts) max_prompt = std::max(max_prompt, p);
-  const int64_t decode_blocks = static_cast<int64_t>(max_batch) * ((o.context + o.decode_steps + block_size - 1) / block_size);
+  const int64_t decode_blocks =
+      o.share_context
+          ? o.context / block_size + static_cast<int64_t>(max_batch) * ((o.decode_steps + block_size - 1) / block_size)
+          : static_cast<int64_t>(max_batch) * ((o.context + o.decode_steps + block_size - 1) / block_size);
   const int64_t prefill_blocks = (max_prompt + block_size - 1) / block_size;
 
   inferd::worker::ModelRunnerOptions ro;
@@ -365,6 +441,8 @@ int main(int argc, char** argv) {
   result["threads"] = o.threads;
   result["context"] = o.context;
   result["decode_steps"] = o.decode_steps;
+  result["prefill_chunk"] = o.prefill_chunk;
+  result["share_context"] = o.share_context;
   result["repeats"] = o.repeats;
   result["load_s"] = load_s;
 

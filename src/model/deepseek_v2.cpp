@@ -247,15 +247,23 @@ class DeepseekModel final : public Model {
     }
     for (int64_t s : in.prefill_seqs) {
       const SeqSlice& seq = in.seqs[s];
-      at::Tensor seq_rows = seq.start_pos == 0 ? rows.narrow(0, seq.token_begin, seq.num_tokens).to(cache.scalar_type())
-                                               : cache_flat.index_select(0, SeqSlots(in, s, seq.start_pos + seq.num_tokens));
+      at::Tensor q_nope_s = q_nope.narrow(0, seq.token_begin, seq.num_tokens);
+      at::Tensor q_pe_s = q_pe.narrow(0, seq.token_begin, seq.num_tokens);
+      at::Tensor dst = out.narrow(0, seq.token_begin, seq.num_tokens);
+      if (seq.start_pos > 0) {
+        // A later chunk: absorbed attention over the cached latent rows (prefix and this chunk), so kv_b_proj
+        // is never recomputed over the prefix.
+        at::Tensor cached = cache_flat.index_select(0, SeqSlots(in, s, seq.start_pos + seq.num_tokens));
+        dst.copy_(AbsorbedPrefill(cached, a, q_nope_s, q_pe_s, seq.start_pos));
+        continue;
+      }
+      at::Tensor seq_rows = rows.narrow(0, seq.token_begin, seq.num_tokens).to(cache.scalar_type());
       const int64_t nk = seq_rows.size(0);
       at::Tensor kv = ops::Linear(seq_rows.narrow(1, 0, r).to(x.scalar_type()), a.w_kv_b).view({nk, nh, dn + dv});
-      at::Tensor k_full = at::cat({kv.narrow(2, 0, dn), seq_rows.narrow(1, r, dr).to(x.scalar_type()).unsqueeze(1).expand({nk, nh, dr})}, 2);
-      at::Tensor q_full = at::cat({q_nope.narrow(0, seq.token_begin, seq.num_tokens),
-                                   q_pe.narrow(0, seq.token_begin, seq.num_tokens)}, 2);
-      out.narrow(0, seq.token_begin, seq.num_tokens)
-          .copy_(ops::PrefillAttention(q_full, k_full, kv.narrow(2, dn, dv), seq.start_pos, c.softmax_scale));
+      at::Tensor k_full = at::cat(
+          {kv.narrow(2, 0, dn), seq_rows.narrow(1, r, dr).to(x.scalar_type()).unsqueeze(1).expand({nk, nh, dr})}, 2);
+      at::Tensor q_full = at::cat({q_nope_s, q_pe_s}, 2);
+      dst.copy_(ops::PrefillAttention(q_full, k_full, kv.narrow(2, dn, dv), seq.start_pos, c.softmax_scale));
     }
     return ops::Linear(out.reshape({t, nh * dv}), a.w_o);
   }
@@ -270,6 +278,20 @@ class DeepseekModel final : public Model {
     at::Tensor o_lat = ops::PagedDecodeAttention(qd, cache, cache.narrow(3, 0, r), in.decode_block_tables,
                                                  in.decode_context_lens, config_.softmax_scale);  // [B, H, r]
     return ops::HeadLinear(o_lat, a.w_uv);  // [B, H, dv]
+  }
+
+  // Absorbed MLA prefill of a chunk at start_pos > 0: queries [T, H, r + dr] = [q_nope W_UK | q_pe] attend
+  // causally (query t at start_pos + t) to the cached rows [start_pos + T, r + dr] as one shared kv head
+  // (K = the whole row, V = its latent part), then W_UV. The same products as AbsorbedDecode, T queries each.
+  at::Tensor AbsorbedPrefill(const at::Tensor& cached, const MlaWeights& a,
+                             const at::Tensor& q_nope,  // [T, H, dn]
+                             const at::Tensor& q_pe,    // [T, H, dr]
+                             int64_t start_pos) const {
+    const int64_t r = config_.kv_lora_rank;
+    at::Tensor qa = at::cat({ops::HeadLinear(q_nope, a.w_uk), q_pe}, 2);  // [T, H, r + dr]
+    at::Tensor k = cached.unsqueeze(1);                                   // [nk, 1, r + dr]
+    at::Tensor o_lat = ops::PrefillAttention(qa, k, k.narrow(2, 0, r), start_pos, config_.softmax_scale);
+    return ops::HeadLinear(o_lat, a.w_uv);  // [T, H, dv]
   }
 
   ModelConfig config_;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "kernels/cpu/paged_attention.h"
@@ -116,8 +117,25 @@ at::Tensor PagedDecodeAttention(const at::Tensor& q, const at::Tensor& k_cache, 
   args.kv_type = elem(k_cache.scalar_type());
   TORCH_CHECK(args.num_q_heads % args.num_kv_heads == 0, "PagedDecodeAttention: q heads not a multiple of kv heads");
   TORCH_CHECK(k_cache.size(3) == args.head_dim_k, "PagedDecodeAttention: q/k head dims differ");
-  ParallelChunks(args.num_seqs * args.num_kv_heads,
+  // Split-K when (sequence, kv head) items are too few to keep the pool busy (MLA's one latent head at small
+  // batches); the partials are merged by their log-sum-exp weights.
+  int64_t max_ctx = 0;
+  for (int64_t i = 0; i < args.num_seqs; ++i) max_ctx = std::max<int64_t>(max_ctx, args.context_lens[i]);
+  args.kv_splits = kernels::cpu::PagedDecodeSplits(args.num_seqs, args.num_kv_heads, max_ctx, PoolThreads());
+  at::Tensor part_out, part_ml;
+  if (args.kv_splits > 1) {
+    part_out = at::empty({args.num_seqs * args.num_q_heads, args.kv_splits, args.head_dim_v}, out.options());
+    part_ml = at::empty({args.num_seqs * args.num_q_heads, args.kv_splits, 2}, out.options());
+    args.part_out = part_out.data_ptr<float>();
+    args.part_ml = part_ml.data_ptr<float>();
+  }
+  ParallelChunks(kernels::cpu::PagedDecodeItems(args),
                  [&](int64_t item) { kernels::cpu::PagedDecodeAttentionRange(args, item, item + 1); });
+  if (args.kv_splits > 1) {
+    ParallelChunks(args.num_seqs, [&](int64_t seq) {
+      kernels::cpu::PagedDecodeMergeRange(args, seq * args.num_q_heads, (seq + 1) * args.num_q_heads);
+    });
+  }
   return out.to(q.scalar_type());
 }
 

@@ -310,6 +310,73 @@ TEST_P(VariantTest, ChunkedPrefillLogitsMatchWholePrompt) {
   EXPECT_LE(diff, 1e-4 * mref);
 }
 
+// All-position logits of `prompt` fed in chunks of `chunk` tokens (start_pos > 0 after the first).
+std::vector<float> ChunkedLogits(ModelRunner& runner, const std::vector<TokenId>& prompt, size_t chunk) {
+  std::vector<float> all;
+  const int32_t blocks = static_cast<int32_t>((prompt.size() + runner.BlockSize() - 1) / runner.BlockSize());
+  for (size_t start = 0; start < prompt.size(); start += chunk) {
+    ForwardBatch b;
+    b.block_size = runner.BlockSize();
+    SequenceChunk c;
+    c.start_pos = static_cast<int32_t>(start);
+    c.tokens.assign(prompt.begin() + start, prompt.begin() + std::min(prompt.size(), start + chunk));
+    c.block_table = Range(0, blocks);
+    b.chunks.push_back(c);
+    auto got = runner.ExecuteAllLogits(b);
+    EXPECT_TRUE(got.ok()) << got.status().ToString();
+    if (!got.ok()) return {};
+    all.insert(all.end(), got.value().begin(), got.value().end());
+  }
+  return all;
+}
+
+// MLA: chunks after the first attend to the cached latent rows on the absorbed path (q_nope W_UK against the
+// latent cache, then W_UV; kv_b_proj is not applied to the cached prefix). Chunk sizes 1, 3, 7 and 16
+// over block sizes 4 and 16 (chunks and blocks straddle each other) against the same runner's one-chunk
+// logits (1e-5 of max|logit|: the same products in another order, fp32) and transformers' (1e-4, as
+// Fp32LogitsMatchTransformers); bf16 against transformers within the documented MoE bound.
+class MlaChunkedPrefillTest : public VariantTest {};
+
+TEST_P(MlaChunkedPrefillTest, LaterChunksMatchOneChunkAndTransformers) {
+  size_t which = 0;
+  for (size_t i = 0; i < ref_.prompts.size(); ++i) {
+    if (ref_.prompts[i].size() > ref_.prompts[which].size()) which = i;
+  }
+  const auto& prompt = ref_.prompts[which];
+  ASSERT_GE(prompt.size(), 17u) << "the longest reference prompt should span two 16-token blocks";
+  const Npy& ref = ref_.logits[which];
+  double mref = 0;
+  for (float v : ref.data) mref = std::max(mref, std::fabs(static_cast<double>(v)));
+  for (int32_t block_size : {4, 16}) {
+    auto runner = Load(dir_, "fp32", 256, block_size);
+    ASSERT_TRUE(runner);
+    const std::vector<float> whole = ChunkedLogits(*runner, prompt, prompt.size());
+    ASSERT_EQ(whole.size(), ref.data.size());
+    for (size_t chunk : {1, 3, 7, 16}) {
+      const std::vector<float> got = ChunkedLogits(*runner, prompt, chunk);
+      ASSERT_EQ(got.size(), whole.size());
+      double vs_whole = 0, vs_ref = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        vs_whole = std::max(vs_whole, std::fabs(static_cast<double>(got[i]) - whole[i]));
+        vs_ref = std::max(vs_ref, std::fabs(static_cast<double>(got[i]) - ref.data[i]));
+      }
+      EXPECT_LE(vs_whole, 1e-5 * mref) << "block " << block_size << " chunk " << chunk;
+      EXPECT_LE(vs_ref, 1e-4 * mref) << "block " << block_size << " chunk " << chunk;
+    }
+  }
+  auto bf16 = Load(dir_, "bf16", 256, 16);
+  ASSERT_TRUE(bf16);
+  const std::vector<float> got = ChunkedLogits(*bf16, prompt, 7);
+  ASSERT_EQ(got.size(), ref.data.size());
+  double sum = 0;
+  for (size_t i = 0; i < got.size(); ++i) sum += std::fabs(static_cast<double>(got[i]) - ref.data[i]);
+  EXPECT_LE(sum / static_cast<double>(got.size()), 0.025 * mref);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, MlaChunkedPrefillTest,
+                         ::testing::Values("deepseek_v2_qlora_greedy", "deepseek_v2_noqlora_group", "deepseek_v3_noaux",
+                                           "deepseek_v3_fp8"));
+
 TEST_P(VariantTest, SeededSamplingIsReproducibleAndScoresMatchLogprobs) {
   auto runner = Load(dir_, "fp32");
   ASSERT_TRUE(runner);
