@@ -22,13 +22,11 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kInferd = std::string(INFERD_BIN_DIR) + "/inferd";
-
 class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = MakeTempDir("inferd-e2e-");
-    model_dir_ = INFERD_E2E_MODEL;
+    model_dir_ = E2eModelDir();
     grpc_port_ = FreePort();
     metrics_port_ = FreePort();
   }
@@ -52,13 +50,12 @@ class DaemonTest : public ::testing::Test {
 };
 
 TEST_F(DaemonTest, ServesHealthAndPromtoolCleanMetricsThenDrainsOnSigterm) {
-  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig()}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
   EXPECT_EQ(HealthStatus(GrpcAddress(), "inferd.v1.Inference"), "SERVING");
   EXPECT_EQ(HealthStatus(GrpcAddress(), "no.such.Service"), "SERVICE_UNKNOWN");
   std::string health_out;
-  EXPECT_EQ(RunCommand(std::string(INFERD_BIN_DIR) + "/inferctl health --address " + GrpcAddress(), &health_out), 0)
-      << health_out;
+  EXPECT_EQ(RunCommand(BinDir() + "/inferctl health --address " + GrpcAddress(), &health_out), 0) << health_out;
   EXPECT_EQ(health_out, "SERVING\n");
 
   int http_status = 0;
@@ -87,13 +84,11 @@ TEST_F(DaemonTest, ServesHealthAndPromtoolCleanMetricsThenDrainsOnSigterm) {
   EXPECT_EQ(*code, 0) << p.Log();
   EXPECT_NE(p.Log().find("received SIGTERM"), std::string::npos) << p.Log();
   EXPECT_EQ(HttpGet(metrics_port_, "/metrics"), std::nullopt) << "metrics still served after exit";
-  EXPECT_NE(RunCommand(std::string(INFERD_BIN_DIR) + "/inferctl health --timeout 0.5 --address " + GrpcAddress(),
-                       &health_out),
-            0);
+  EXPECT_NE(RunCommand(BinDir() + "/inferctl health --timeout 0.5 --address " + GrpcAddress(), &health_out), 0);
 }
 
 TEST_F(DaemonTest, SigintAlsoDrainsAndExitsZero) {
-  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig()}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
   p.Signal(SIGINT);
   auto code = p.WaitExit(seconds(8));
@@ -102,7 +97,7 @@ TEST_F(DaemonTest, SigintAlsoDrainsAndExitsZero) {
 }
 
 TEST_F(DaemonTest, ServesGenerateAndRecommendOnTheDefaultModel) {
-  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig()}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(120))) << p.Log();
   auto stub = v1::Inference::NewStub(grpc::CreateChannel(GrpcAddress(), grpc::InsecureChannelCredentials()));
 
@@ -163,9 +158,9 @@ TEST_F(DaemonTest, ServesGenerateAndRecommendOnTheDefaultModel) {
 }
 
 TEST_F(DaemonTest, InferctlRemoteClientGeneratesAndRanks) {
-  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig()}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(120))) << p.Log();
-  const std::string remote = std::string(INFERD_BIN_DIR) + "/inferctl remote --address " + GrpcAddress() + " ";
+  const std::string remote = BinDir() + "/inferctl remote --address " + GrpcAddress() + " ";
   std::string unary, streamed, ranked;
   ASSERT_EQ(RunCommand(remote + "generate --prompt 'Write a tagline' --max-tokens 6 2>/dev/null", &unary), 0) << unary;
   ASSERT_EQ(RunCommand(remote + "generate --stream --prompt 'Write a tagline' --max-tokens 6 2>/dev/null", &streamed), 0)
@@ -199,7 +194,7 @@ TEST_F(DaemonTest, InferctlRemoteClientGeneratesAndRanks) {
 }
 
 TEST_F(DaemonTest, JsonLogFormatWritesOneJsonObjectPerLine) {
-  Process p(kInferd, {"--config", WriteConfig(), "--log-format", "json"}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig(), "--log-format", "json"}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(GrpcAddress(), seconds(60))) << p.Log();
   p.Signal(SIGTERM);
   ASSERT_EQ(p.WaitExit(seconds(8)), std::optional<int>(0)) << p.Log();
@@ -217,7 +212,7 @@ TEST_F(DaemonTest, JsonLogFormatWritesOneJsonObjectPerLine) {
 }
 
 TEST_F(DaemonTest, InvalidConfigExitsNonZeroNamingTheKey) {
-  Process p(kInferd, {"--config", WriteConfig("    dtype: int3\n")}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig("    dtype: int3\n")}, dir_ + "/log.txt");
   auto code = p.WaitExit(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
@@ -227,11 +222,11 @@ TEST_F(DaemonTest, InvalidConfigExitsNonZeroNamingTheKey) {
 
 TEST_F(DaemonTest, CheckConfigValidatesWithoutServing) {
   std::string out;
-  EXPECT_EQ(RunCommand(kInferd + " --check-config --config " + WriteConfig(), &out), 0) << out;
+  EXPECT_EQ(RunCommand(InferdBinary() + " --check-config --config " + WriteConfig(), &out), 0) << out;
   EXPECT_NE(out.find(": OK"), std::string::npos) << out;
-  EXPECT_NE(RunCommand(kInferd + " --check-config --config " + WriteConfig("    bogus: 1\n"), &out), 0) << out;
+  EXPECT_NE(RunCommand(InferdBinary() + " --check-config --config " + WriteConfig("    bogus: 1\n"), &out), 0) << out;
   EXPECT_NE(out.find("models[0].bogus: unknown key"), std::string::npos) << out;
-  EXPECT_NE(RunCommand(kInferd + " --check-config --config " + dir_ + "/missing.yaml", &out), 0) << out;
+  EXPECT_NE(RunCommand(InferdBinary() + " --check-config --config " + dir_ + "/missing.yaml", &out), 0) << out;
   EXPECT_NE(out.find("missing.yaml: cannot open config file"), std::string::npos) << out;
 }
 
@@ -243,7 +238,7 @@ TEST_F(DaemonTest, PortInUseExitsNonZeroNamingTheAddress) {
   addr.sin_port = htons(static_cast<uint16_t>(grpc_port_));
   ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   ASSERT_EQ(listen(fd, 1), 0);
-  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig()}, dir_ + "/log.txt");
   auto code = p.WaitExit(seconds(30));
   close(fd);
   ASSERT_TRUE(code.has_value()) << p.Log();
@@ -253,7 +248,7 @@ TEST_F(DaemonTest, PortInUseExitsNonZeroNamingTheAddress) {
 
 TEST_F(DaemonTest, MissingModelDirectoryExitsNonZeroNamingThePath) {
   model_dir_ = dir_ + "/no-such-model";
-  Process p(kInferd, {"--config", WriteConfig()}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig()}, dir_ + "/log.txt");
   auto code = p.WaitExit(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
@@ -262,9 +257,9 @@ TEST_F(DaemonTest, MissingModelDirectoryExitsNonZeroNamingThePath) {
 
 TEST_F(DaemonTest, VersionAndHelp) {
   std::string out;
-  EXPECT_EQ(RunCommand(kInferd + " --version", &out), 0);
+  EXPECT_EQ(RunCommand(InferdBinary() + " --version", &out), 0);
   EXPECT_EQ(out.rfind("inferd ", 0), 0u) << out;
-  EXPECT_EQ(RunCommand(kInferd + " --help", &out), 0);
+  EXPECT_EQ(RunCommand(InferdBinary() + " --help", &out), 0);
   EXPECT_NE(out.find("--check-config"), std::string::npos) << out;
 }
 
@@ -277,8 +272,8 @@ namespace {
 // inferctl generate --prompt encodes with the checkpoint's tokenizer exactly as inferctl tokenize does
 // (whose ids are checked against the tokenizers library), and prints text unless --ids.
 TEST(InferctlGenerate, PromptTextEqualsItsTokenIds) {
-  const std::string ctl = std::string(INFERD_BIN_DIR) + "/inferctl";
-  const std::string model = INFERD_E2E_MODEL;
+  const std::string ctl = BinDir() + "/inferctl";
+  const std::string model = E2eModelDir();
   std::string ids_json, by_prompt, by_tokens, text;
   ASSERT_EQ(RunCommand(ctl + " tokenize --model " + model + " --text 'A red wool scarf'", &ids_json), 0) << ids_json;
   std::string csv = ids_json.substr(ids_json.find('[') + 1, ids_json.find(']') - ids_json.find('[') - 1);

@@ -19,8 +19,22 @@
 #include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "test_env.h"
 
 namespace inferd::e2e {
+
+std::string SourceDir() {
+  return inferd_test::TestEnvPath("INFERD_SOURCE_DIR");
+}
+std::string BinDir() {
+  return inferd_test::TestEnvPath("INFERD_BIN_DIR");
+}
+std::string InferdBinary() {
+  return BinDir() + "/inferd";
+}
+std::string E2eModelDir() {
+  return inferd_test::TestEnvPath("INFERD_E2E_MODEL");
+}
 
 // The kernel may give a just-closed port again, so one test process never hands out the same port twice.
 int FreePort() {

@@ -10,6 +10,14 @@
 
 namespace inferd::e2e {
 
+// Paths that differ between clones, read at run time from the environment the ctest registration sets
+// (tests/e2e/CMakeLists.txt) instead of being compiled in: an absolute path in a -D flag makes every object of
+// the target miss ccache in a fresh clone. Each aborts naming the variable when it is unset (tests/test_env.h).
+std::string SourceDir();     // $INFERD_SOURCE_DIR: the repository root
+std::string BinDir();        // $INFERD_BIN_DIR: the build's bin/ (inferd, inferctl)
+std::string InferdBinary();  // BinDir()/inferd
+std::string E2eModelDir();   // $INFERD_E2E_MODEL: the model made by the e2e_make_default_model fixture
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 

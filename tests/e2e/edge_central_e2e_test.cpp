@@ -22,8 +22,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kInferd = std::string(INFERD_BIN_DIR) + "/inferd";
-
 class EdgeCentralTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -34,8 +32,9 @@ class EdgeCentralTest : public ::testing::Test {
     WriteFile(dir_ + "/central.yaml", CentralConfig());
     WriteFile(dir_ + "/edge.yaml", EdgeConfig());
     StartCentral();
-    edge_ = std::make_unique<Process>(
-        kInferd, std::vector<std::string>{"--config", dir_ + "/edge.yaml", "--log-level", "debug"}, dir_ + "/edge.log");
+    edge_ = std::make_unique<Process>(InferdBinary(),
+                                      std::vector<std::string>{"--config", dir_ + "/edge.yaml", "--log-level", "debug"},
+                                      dir_ + "/edge.log");
     ASSERT_TRUE(WaitServing(Address(edge_port_), seconds(120))) << edge_->Log();
   }
   static void TearDownTestSuite() {
@@ -46,7 +45,7 @@ class EdgeCentralTest : public ::testing::Test {
 
   static void StartCentral() {
     central_ = std::make_unique<Process>(
-        kInferd, std::vector<std::string>{"--config", dir_ + "/central.yaml", "--log-level", "debug"},
+        InferdBinary(), std::vector<std::string>{"--config", dir_ + "/central.yaml", "--log-level", "debug"},
         dir_ + "/central.log");
     ASSERT_TRUE(WaitServing(Address(central_port_), seconds(120))) << central_->Log();
   }
@@ -57,7 +56,7 @@ class EdgeCentralTest : public ::testing::Test {
     std::ostringstream c;
     c << "server: {grpc_address: \"" << Address(central_port_) << "\", drain_grace_seconds: 1}\n"
       << "metrics: {enabled: false}\n"
-      << "models:\n  - name: full\n    path: " << INFERD_E2E_MODEL << "\n    classes: [realtime, complex]\n"
+      << "models:\n  - name: full\n    path: " << E2eModelDir() << "\n    classes: [realtime, complex]\n"
       << "    scheduler: {realtime_deadline_ms: 10000}\n";  // serving, not admission, is under test here
     return c.str();
   }
@@ -66,7 +65,7 @@ class EdgeCentralTest : public ::testing::Test {
     std::ostringstream c;
     c << "server: {grpc_address: \"" << Address(edge_port_) << "\", drain_grace_seconds: 1}\n"
       << "metrics: {address: \"" << Address(edge_metrics_port_) << "\"}\n"
-      << "models:\n  - name: light\n    path: " << INFERD_E2E_MODEL << "\n    classes: [realtime]\n"
+      << "models:\n  - name: light\n    path: " << E2eModelDir() << "\n    classes: [realtime]\n"
       << "    scheduler: {realtime_deadline_ms: 10000}\n"
       << "upstreams:\n  - name: central\n    targets: [\"" << Address(central_port_) << "\"]\n"
       << "    classes: [complex]\n    models: [full]\n"
@@ -373,12 +372,12 @@ TEST_F(EdgeCentralTest, LosingTheCentralDaemonFailsForwardedWorkFastAndRecoversT
 TEST(EdgeCheckConfigTest, UnreachableRuleIsRejectedWithItsPath) {
   const std::string dir = MakeTempDir("inferd-edge-check-");
   WriteFile(dir + "/bad.yaml",
-            std::string("models: [{name: light, path: ") + INFERD_E2E_MODEL + "}]\n" +
+            std::string("models: [{name: light, path: ") + E2eModelDir() + "}]\n" +
                 "classification:\n  rules:\n"
                 "    - {name: generates, match: {rpc: [generate]}, class: complex}\n"
                 "    - {name: tiny, match: {rpc: [generate], max_tokens: {max: 4}}, class: realtime}\n");
   std::string out;
-  EXPECT_EQ(RunCommand(kInferd + " --check-config --config " + dir + "/bad.yaml", &out), 2) << out;
+  EXPECT_EQ(RunCommand(InferdBinary() + " --check-config --config " + dir + "/bad.yaml", &out), 2) << out;
   EXPECT_NE(out.find("classification.rules[1] (tiny): unreachable: rules[0] (generates)"), std::string::npos) << out;
   std::filesystem::remove_all(dir);
 }

@@ -18,6 +18,7 @@
 
 #include "daemon_process.h"
 #include "inferd/v1/inferd.grpc.pb.h"
+#include "test_env.h"
 
 namespace inferd::e2e {
 namespace {
@@ -25,8 +26,10 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kInferd = std::string(INFERD_BIN_DIR) + "/inferd";
-const std::string kInferdFaults = INFERD_FAULTS_BIN;
+// inferd with the fault points compiled in (src/daemon/CMakeLists.txt).
+std::string InferdFaults() {
+  return inferd_test::TestEnvPath("INFERD_FAULTS_BIN");
+}
 
 class FaultInjectionTest : public ::testing::Test {
  protected:
@@ -112,7 +115,7 @@ class FaultInjectionTest : public ::testing::Test {
   // Arms `point`, sends three concurrent Generates (all INTERNAL, message containing `message`), disarms,
   // then checks the daemon still serves and drains cleanly.
   void RunFaultPoint(const std::string& point, const std::string& message) {
-    Process p(kInferdFaults, {"--config", WriteConfig(INFERD_E2E_MODEL)}, dir_ + "/log.txt");
+    Process p(InferdFaults(), {"--config", WriteConfig(E2eModelDir())}, dir_ + "/log.txt");
     ASSERT_TRUE(WaitServing(Address(), seconds(120))) << p.Log();
     WriteFile(fault_file_, point + "\n");
     for (const grpc::Status& st : ConcurrentGenerates(3, 8, seconds(60))) {
@@ -132,7 +135,7 @@ class FaultInjectionTest : public ::testing::Test {
   std::string ModelWithShard(const std::string& shard) {
     const std::string out = dir_ + "/model";
     std::filesystem::create_directories(out);
-    for (const auto& entry : std::filesystem::directory_iterator(INFERD_E2E_MODEL)) {
+    for (const auto& entry : std::filesystem::directory_iterator(E2eModelDir())) {
       if (entry.path().filename() == "model.safetensors") continue;
       std::filesystem::create_symlink(entry.path(), out + "/" + entry.path().filename().string());
     }
@@ -142,7 +145,7 @@ class FaultInjectionTest : public ::testing::Test {
 
   // Start-up with `model_dir` fails: exit code non-zero within the bound; returns the log.
   std::string FailedStartLog(const std::string& model_dir) {
-    Process p(kInferd, {"--config", WriteConfig(model_dir)}, dir_ + "/log.txt");
+    Process p(InferdBinary(), {"--config", WriteConfig(model_dir)}, dir_ + "/log.txt");
     auto code = p.WaitExit(seconds(60));
     EXPECT_TRUE(code.has_value()) << "daemon still running with a broken checkpoint\n" << p.Log();
     if (code) {
@@ -165,14 +168,14 @@ TEST_F(FaultInjectionTest, NanLogitsFailTheBatchWithInternalAndTheDaemonKeepsSer
 }
 
 TEST_F(FaultInjectionTest, ShippedDaemonIgnoresTheFaultFile) {
-  Process p(kInferd, {"--config", WriteConfig(INFERD_E2E_MODEL)}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig(E2eModelDir())}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(Address(), seconds(120))) << p.Log();
   WriteFile(fault_file_, "forward_throw\nnan_logits\n");
   ExpectServesNormally();
 }
 
 TEST_F(FaultInjectionTest, TruncatedShardFailsStartupNamingFileAndTensor) {
-  const std::string full = ReadFile(std::string(INFERD_E2E_MODEL) + "/model.safetensors");
+  const std::string full = ReadFile(E2eModelDir() + "/model.safetensors");
   ASSERT_GT(full.size(), 1000u);
   const std::string log = FailedStartLog(ModelWithShard(full.substr(0, full.size() / 2)));
   EXPECT_NE(log.find("model/model.safetensors"), std::string::npos) << log;
@@ -182,7 +185,7 @@ TEST_F(FaultInjectionTest, TruncatedShardFailsStartupNamingFileAndTensor) {
 }
 
 TEST_F(FaultInjectionTest, CorruptShardHeaderFailsStartupNamingFileAndTensor) {
-  std::string shard = ReadFile(std::string(INFERD_E2E_MODEL) + "/model.safetensors");
+  std::string shard = ReadFile(E2eModelDir() + "/model.safetensors");
   // The first BF16 tensor becomes BOOL (same length, so the header stays well-formed): its byte count no
   // longer matches its shape.
   const size_t at = shard.find("\"dtype\":\"BF16\"");
@@ -194,7 +197,7 @@ TEST_F(FaultInjectionTest, CorruptShardHeaderFailsStartupNamingFileAndTensor) {
       << log;
 
   // Garbage in the JSON itself: the file is named (no tensor can be).
-  shard = ReadFile(std::string(INFERD_E2E_MODEL) + "/model.safetensors");
+  shard = ReadFile(E2eModelDir() + "/model.safetensors");
   shard[8 + 1] = '\x01';
   std::filesystem::remove_all(dir_ + "/model");
   const std::string log2 = FailedStartLog(ModelWithShard(shard));
@@ -204,7 +207,7 @@ TEST_F(FaultInjectionTest, CorruptShardHeaderFailsStartupNamingFileAndTensor) {
 TEST_F(FaultInjectionTest, KvExhaustionPreemptsOrRejectsAndNeverHangs) {
   // 1 MiB of KV: 819 tokens of this model (4 layers x 160 bf16 values); 8 requests x (~6 + 200) tokens need
   // about twice that at once.
-  Process p(kInferd, {"--config", WriteConfig(INFERD_E2E_MODEL, "    kv_cache: {memory_bytes: 1MiB}\n")},
+  Process p(InferdBinary(), {"--config", WriteConfig(E2eModelDir(), "    kv_cache: {memory_bytes: 1MiB}\n")},
             dir_ + "/log.txt");
   ASSERT_TRUE(WaitServing(Address(), seconds(120))) << p.Log();
   std::smatch m;

@@ -25,6 +25,7 @@
 
 #include "daemon_process.h"
 #include "inferd/v1/inferd.grpc.pb.h"
+#include "test_env.h"
 
 namespace inferd::e2e {
 namespace {
@@ -32,9 +33,12 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kInferd = std::string(INFERD_BIN_DIR) + "/inferd";
-const std::string kRulesDir = std::string(INFERD_SOURCE_DIR) + "/configs/prometheus";
-const std::string kDashboard = std::string(INFERD_SOURCE_DIR) + "/configs/grafana/inferd.json";
+std::string RulesDir() {
+  return SourceDir() + "/configs/prometheus";
+}
+std::string Dashboard() {
+  return SourceDir() + "/configs/grafana/inferd.json";
+}
 
 // Polls `ready` every 100 ms until it returns true or `timeout` passes.
 bool PollUntil(std::chrono::milliseconds timeout, const std::function<bool()>& ready) {
@@ -140,18 +144,20 @@ class ObservabilityTest : public ::testing::Test {
     c << "server:\n  grpc_address: \"127.0.0.1:" << grpc_port_ << "\"\n  drain_grace_seconds: 2\n"
       << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n  realtime_slo_ms: 0.001\n"
       << "  experiment_variants: [control, treatment]\n"
-      << "models:\n  - name: default\n    path: " << INFERD_E2E_MODEL << "\n"
+      << "models:\n  - name: default\n    path: " << E2eModelDir() << "\n"
       << "    scheduler: {realtime_deadline_ms: 10000}\n"  // serving, not admission, is under test here
       // The edge tier's series: a response cache, and an upstream (the daemon itself) for a model no test
       // request names.
       << "cache: {enabled: true, max_bytes: 1MiB, ttl_ms: 60000}\n"
-      << "upstreams:\n  - name: self\n    targets: [\"" << Grpc() << "\"]\n    models: [nobody-asks]\n"
+      << "upstreams:\n  - name: self\n    targets: [\"" << Grpc()
+      << "\"]\n    models: [nobody-asks]\n"
       // The Control service's series (exported only while it is on).
       << "control: {enabled: true, allowed_addresses: [127.0.0.1]}\n";
     WriteFile(*dir_ + "/inferd.yaml", c.str());
-    daemon_ = new Process(
-        "/usr/bin/env", {"LD_LIBRARY_PATH=" + std::string(FAKE_NVML_DIR), kInferd, "--config", *dir_ + "/inferd.yaml"},
-        *dir_ + "/inferd.log");
+    daemon_ = new Process("/usr/bin/env",
+                          {"LD_LIBRARY_PATH=" + inferd_test::TestEnvPath("INFERD_FAKE_NVML_DIR"), InferdBinary(),
+                           "--config", *dir_ + "/inferd.yaml"},
+                          *dir_ + "/inferd.log");
     ASSERT_TRUE(WaitServing(Grpc(), seconds(120))) << daemon_->Log();
     stub_ = v1::Inference::NewStub(grpc::CreateChannel(Grpc(), grpc::InsecureChannelCredentials())).release();
     SendEveryRpc();
@@ -287,9 +293,9 @@ TEST_F(ObservabilityTest, EveryMetricNamedInRulesAndDashboardExistsInARealScrape
 
   const std::set<std::string> scraped = SampleNames(*body);
   std::set<std::string> metrics, recorded;
-  const std::string recording = ReadFile(kRulesDir + "/recording_rules.yml");
-  const std::string alerts = ReadFile(kRulesDir + "/alert_rules.yml");
-  const std::string dashboard = ReadFile(kDashboard);
+  const std::string recording = ReadFile(RulesDir() + "/recording_rules.yml");
+  const std::string alerts = ReadFile(RulesDir() + "/alert_rules.yml");
+  const std::string dashboard = ReadFile(Dashboard());
   ASSERT_FALSE(recording.empty());
   ASSERT_FALSE(alerts.empty());
   ASSERT_FALSE(dashboard.empty());
@@ -333,7 +339,7 @@ TEST_F(ObservabilityTest, ReadmeRunbookAndRuleTestsCoverEverySeriesAndAlert) {
   for (auto it = std::sregex_iterator(body->begin(), body->end(), kType); it != std::sregex_iterator(); ++it) {
     families.insert((*it)[1]);
   }
-  const std::string readme = ReadFile(std::string(INFERD_SOURCE_DIR) + "/README.md");
+  const std::string readme = ReadFile(SourceDir() + "/README.md");
   const size_t ops = readme.find("## Operations");
   ASSERT_NE(ops, std::string::npos);
   const std::string operations = readme.substr(ops, readme.find("\n## ", ops + 1) - ops);
@@ -346,10 +352,10 @@ TEST_F(ObservabilityTest, ReadmeRunbookAndRuleTestsCoverEverySeriesAndAlert) {
   for (const std::string& f : families) EXPECT_TRUE(documented.count(f)) << f << " is exported but not in the README";
   for (const std::string& d : documented) EXPECT_TRUE(families.count(d)) << d << " is in the README but not exported";
 
-  const std::string alerts = ReadFile(kRulesDir + "/alert_rules.yml");
-  const std::string runbook = ReadFile(std::string(INFERD_SOURCE_DIR) + "/docs/runbook.md");
-  const std::string tests =
-      ReadFile(kRulesDir + "/tests/service_alerts_test.yml") + ReadFile(kRulesDir + "/tests/baseline_alerts_test.yml");
+  const std::string alerts = ReadFile(RulesDir() + "/alert_rules.yml");
+  const std::string runbook = ReadFile(SourceDir() + "/docs/runbook.md");
+  const std::string tests = ReadFile(RulesDir() + "/tests/service_alerts_test.yml") +
+                            ReadFile(RulesDir() + "/tests/baseline_alerts_test.yml");
   static const std::regex kAlert("- alert: *([A-Za-z0-9]+)");
   int n = 0;
   for (auto it = std::sregex_iterator(alerts.begin(), alerts.end(), kAlert); it != std::sregex_iterator(); ++it) {
@@ -379,8 +385,8 @@ TEST_F(ObservabilityTest, PrometheusEvaluatesOurRulesAndAlertmanagerDeliversTheS
   // Our rule files, with every `for:` cut to 1s so that the test does not wait minutes; the expressions
   // are the shipped ones.
   static const std::regex kFor("for: *[0-9]+[smh]");
-  WriteFile(d + "/recording_rules.yml", ReadFile(kRulesDir + "/recording_rules.yml"));
-  WriteFile(d + "/alert_rules.yml", std::regex_replace(ReadFile(kRulesDir + "/alert_rules.yml"), kFor, "for: 1s"));
+  WriteFile(d + "/recording_rules.yml", ReadFile(RulesDir() + "/recording_rules.yml"));
+  WriteFile(d + "/alert_rules.yml", std::regex_replace(ReadFile(RulesDir() + "/alert_rules.yml"), kFor, "for: 1s"));
   WriteFile(d + "/prometheus.yml",
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             "rule_files:\n  - " +

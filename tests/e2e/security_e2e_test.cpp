@@ -19,7 +19,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::string kInferd = std::string(INFERD_BIN_DIR) + "/inferd";
 constexpr const char* kToken = "e2e-token-7f3a9c";  // its hash goes in the token file; the log must not show it
 
 class SecurityTest : public ::testing::Test {
@@ -68,7 +67,7 @@ class SecurityTest : public ::testing::Test {
       << "}\n  auth: {token_file: tokens}\n"
       << "metrics:\n  address: \"127.0.0.1:" << metrics_port_ << "\"\n";
     if (metrics_tls) c << "  tls: {cert_file: server1.pem, key_file: server1.key}\n";
-    c << "models:\n  - name: default\n    path: " << INFERD_E2E_MODEL << "\n"
+    c << "models:\n  - name: default\n    path: " << E2eModelDir() << "\n"
       << "    scheduler: {realtime_deadline_ms: 10000}\n";
     WriteFile(dir_ + "/inferd.yaml", c.str());
     return dir_ + "/inferd.yaml";
@@ -129,7 +128,7 @@ class SecurityTest : public ::testing::Test {
 
 TEST_F(SecurityTest, MutualTlsRefusesClientsWithoutTheRightCertificate) {
   Serve("server1");
-  Process p(kInferd, {"--config", WriteConfig(/*mutual=*/true, /*metrics_tls=*/true)}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig(/*mutual=*/true, /*metrics_tls=*/true)}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitHealth([&] { return Channel("ca1", "client1"); }, "SERVING", p)) << p.Log();
 
   // code 14 = UNAVAILABLE: the handshake fails, so no RPC reaches the server.
@@ -165,7 +164,7 @@ TEST_F(SecurityTest, MutualTlsRefusesClientsWithoutTheRightCertificate) {
 
 TEST_F(SecurityTest, SighupRotatesTheServerCertificateAndKeepsItOnABadFile) {
   Serve("server1");
-  Process p(kInferd, {"--config", WriteConfig(/*mutual=*/false, /*metrics_tls=*/false)}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig(/*mutual=*/false, /*metrics_tls=*/false)}, dir_ + "/log.txt");
   ASSERT_TRUE(WaitHealth([&] { return Channel("ca1", ""); }, "SERVING", p)) << p.Log();
   EXPECT_EQ(Health(Channel("ca2", "")), "code 14");
 
@@ -196,7 +195,7 @@ TEST_F(SecurityTest, SighupRotatesTheServerCertificateAndKeepsItOnABadFile) {
 
 TEST_F(SecurityTest, PortAnswersHealthBeforeTheModelIsWarm) {
   Serve("server1");
-  Process p(kInferd, {"--config", WriteConfig(false, false)}, dir_ + "/log.txt");
+  Process p(InferdBinary(), {"--config", WriteConfig(false, false)}, dir_ + "/log.txt");
   const auto until = std::chrono::steady_clock::now() + seconds(60);
   while (p.Log().find("gRPC listening") == std::string::npos && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(milliseconds(5));

@@ -8,6 +8,7 @@ inferd_add_gtest(NAME safetensors_test
   LIBS inferd_model
   LABELS model
   TIMEOUT 120
-  PROPERTIES ENVIRONMENT "INFERD_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp")
-target_compile_definitions(safetensors_test PRIVATE
-  INFERD_SOURCE_DIR="${_inferd_st_root}" INFERD_PYTHON="${INFERD_PYTHON}")
+  ENVIRONMENT "INFERD_TEST_TMP=${CMAKE_BINARY_DIR}/test_tmp" "INFERD_SOURCE_DIR=${_inferd_st_root}"
+              "INFERD_PYTHON=${INFERD_PYTHON}")
+# The paths travel in the environment, not as compile definitions, so the object is the same in every clone.
+target_include_directories(safetensors_test PRIVATE ${_inferd_st_root}/tests)

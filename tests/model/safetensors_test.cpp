@@ -1,6 +1,7 @@
 // Tests of SafetensorsCheckpoint against fixtures written by tools/make_safetensors_fixtures.py.
-// Inputs: $INFERD_PYTHON (default: the INFERD_PYTHON compile definition, else python3) runs
-// $INFERD_SOURCE_DIR/tools/make_safetensors_fixtures.py into $INFERD_TEST_TMP (default: the system temp
+// Inputs: $INFERD_PYTHON runs $INFERD_SOURCE_DIR/tools/make_safetensors_fixtures.py (both set by the ctest
+// registration, tests/model/safetensors.cmake; not compiled in, so the object is the same in every clone)
+// into $INFERD_TEST_TMP (default: the system temp
 // dir, $TMPDIR or /tmp); the fixtures are cached there under a name derived from the script's contents, so
 // the one-process-per-case runs that ctest starts generate them once.
 #include "model/safetensors.h"
@@ -23,12 +24,7 @@
 #include <string>
 #include <vector>
 
-#ifndef INFERD_SOURCE_DIR
-#define INFERD_SOURCE_DIR "."
-#endif
-#ifndef INFERD_PYTHON
-#define INFERD_PYTHON "python3"
-#endif
+#include "test_env.h"
 
 namespace inferd::model {
 namespace {
@@ -52,8 +48,7 @@ std::string Quote(const std::string& s) { return "'" + s + "'"; }
 // private directory and renames it into place; the losers of the race delete theirs).
 const std::string& FixtureDir() {
   static const std::string dir = [] {
-    const std::string script =
-        EnvOr("INFERD_SOURCE_DIR", INFERD_SOURCE_DIR) + "/tools/make_safetensors_fixtures.py";
+    const std::string script = inferd_test::TestEnvPath("INFERD_SOURCE_DIR") + "/tools/make_safetensors_fixtures.py";
     const std::string source = ReadFile(script);
     if (source.empty()) throw std::runtime_error("cannot read " + script);
     const std::string root = EnvOr("INFERD_TEST_TMP", EnvOr("TMPDIR", "/tmp"));
@@ -62,7 +57,7 @@ const std::string& FixtureDir() {
     const std::string final_dir = root + "/" + name.str();
     if (::access((final_dir + "/DONE").c_str(), F_OK) == 0) return final_dir;
     const std::string tmp = final_dir + ".tmp." + std::to_string(::getpid());
-    const std::string cmd = "mkdir -p " + Quote(root) + " && " + Quote(EnvOr("INFERD_PYTHON", INFERD_PYTHON)) +
+    const std::string cmd = "mkdir -p " + Quote(root) + " && " + Quote(inferd_test::TestEnvPath("INFERD_PYTHON")) +
                             " " + Quote(script) + " --out " + Quote(tmp);
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("fixture generation failed: " + cmd);
     std::ofstream(tmp + "/DONE") << "ok\n";
