@@ -186,8 +186,20 @@ TEST(PoolLifecycle, SwapSendsNewRequestsToTheNewModelAndLetsRunningOnesFinishOnT
   // A long request on the old model, swapped under it.
   std::vector<TokenId> long_ids;
   grpc::Status long_status;
-  std::thread running([&] { long_ids = GenerateIds(h, kLong, 60, &long_status); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  Engine* old_engine = h.slot->Current()->engine;
+  std::atomic<bool> long_done{false};
+  std::thread running([&] {
+    long_ids = GenerateIds(h, kLong, 60, &long_status);
+    long_done = true;
+  });
+  // Swap only once the long request runs on the old model (ctest's timeout bounds the wait).
+  auto running_on_old = [&] {
+    const EngineStats st = old_engine->LastStats();
+    int32_t n = 0;
+    for (int32_t r : st.running_requests) n += r;
+    return n > 0;
+  };
+  while (!running_on_old() && !long_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   h.SwapToB();
   EXPECT_EQ(GenerateIds(h, kHello, 4), Reference(kHello, 4, vocab - 1));
   running.join();
