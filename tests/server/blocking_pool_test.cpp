@@ -94,6 +94,7 @@ TEST(BlockingPoolTest, ZeroMaxThreadsAcceptsEveryConcurrentTask) {
   gate.WaitForWaiters(kTasks);
   EXPECT_EQ(pool.threads(), static_cast<size_t>(kTasks));
   gate.Open();
+  WaitIdle(pool);  // the tasks are out of the gate before it is destroyed (it is declared after the pool)
 }
 
 TEST(BlockingPoolTest, DestructorWaitsForRunningTasks) {
@@ -131,6 +132,7 @@ TEST(BlockingPoolTest, IdleThreadsBeyondKeepIdleExitAndKeptOnesServeTheNextTasks
   second.WaitForWaiters(2);
   EXPECT_EQ(pool.threads(), 2u);  // both ran on kept threads, none started
   second.Open();
+  WaitIdle(pool);  // the tasks are out of the gate before it is destroyed
 }
 
 }  // namespace
