@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "kernel_locks.h"
+
 namespace inferd {
 namespace {
 
@@ -24,21 +26,7 @@ int64_t LockedBytes() {
   return -1;
 }
 
-// The sanitizer runtimes intercept mlock and munlock as no-ops that return 0 (sanitizer_common), so under
-// ASan or TSan the kernel's VmLck cannot confirm what was locked.
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define INFERD_MLOCK_INTERCEPTED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define INFERD_MLOCK_INTERCEPTED 1
-#endif
-#ifdef INFERD_MLOCK_INTERCEPTED
-constexpr bool kKernelSeesLocks = false;
-#else
-constexpr bool kKernelSeesLocks = true;
-#endif
+using inferd_test::kKernelSeesLocks;
 
 struct Buffer {
   explicit Buffer(size_t bytes) : size(bytes) {

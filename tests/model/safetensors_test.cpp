@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_locks.h"
 #include "test_env.h"
 
 namespace inferd::model {
@@ -312,21 +313,7 @@ std::string WriteMapCheckpoint(const std::string& name) {
   return dir;
 }
 
-// The sanitizer runtimes intercept mlock and munlock as no-ops that return 0, so there VmLck cannot confirm
-// what was locked (tests/common/memory_residency_test.cpp).
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define INFERD_MLOCK_INTERCEPTED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define INFERD_MLOCK_INTERCEPTED 1
-#endif
-#ifdef INFERD_MLOCK_INTERCEPTED
-constexpr bool kKernelSeesLocks = false;
-#else
-constexpr bool kKernelSeesLocks = true;
-#endif
+using inferd_test::kKernelSeesLocks;
 
 // VmLck of this process in KiB.
 int64_t LockedKib() {
