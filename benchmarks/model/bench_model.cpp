@@ -303,29 +303,13 @@ class Bench {
     }
     const auto first = runner_.Execute(prefill);
     Check(first, "decode context prefill");
-    std::vector<inferd::TokenId> next(static_cast<size_t>(n));
-    for (int s = 0; s < n; ++s) next[static_cast<size_t>(s)] = first.value().results[static_cast<size_t>(s)].token.token;
-    std::vector<double> times;
-    for (int step = 0; step < steps; ++step) {
-      inferd::ForwardBatch batch;
-      batch.block_size = bs_;
-      for (int s = 0; s < n; ++s) {
-        inferd::SequenceChunk c;
-        c.seq_id = 1000 + s;
-        c.tokens = {next[static_cast<size_t>(s)]};
-        c.start_pos = o_.context + step;
-        c.block_table = prefill.chunks[static_cast<size_t>(s)].block_table;
-        c.sample = true;
-        c.sample_index = static_cast<uint64_t>(step + 1);
-        batch.chunks.push_back(std::move(c));
-      }
-      const auto start = Clock::now();
-      const auto r = runner_.Execute(batch);
-      times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-      Check(r, "decode step");
-      for (int s = 0; s < n; ++s) next[static_cast<size_t>(s)] = r.value().results[static_cast<size_t>(s)].token.token;
+    std::vector<std::vector<inferd::BlockId>> tables;
+    std::vector<inferd::TokenId> next;
+    for (int s = 0; s < n; ++s) {
+      tables.push_back(prefill.chunks[static_cast<size_t>(s)].block_table);
+      next.push_back(first.value().results[static_cast<size_t>(s)].token.token);
     }
-    return times;
+    return TimeDecode(tables, std::move(next), steps);
   }
 
   // --share-context: one sequence prefills the context into blocks [0, context / block); every decode
@@ -354,6 +338,15 @@ class Bench {
       for (int b = 0; b < tail_blocks; ++b) tables[static_cast<size_t>(s)].push_back(ctx_blocks + s * tail_blocks + b);
       next[static_cast<size_t>(s)] = static_cast<inferd::TokenId>((s * 7919 + 5) % runner_.VocabSize());
     }
+    return TimeDecode(tables, std::move(next), steps);
+  }
+
+ private:
+  // Times `steps` decode steps of sequences 1000.. whose contexts (o_.context tokens) are cached in
+  // `tables[s]` and whose next input token is `next[s]`. Returns the per-step wall times.
+  std::vector<double> TimeDecode(const std::vector<std::vector<inferd::BlockId>>& tables,
+                                 std::vector<inferd::TokenId> next, int steps) {
+    const int n = static_cast<int>(tables.size());
     std::vector<double> times;
     for (int step = 0; step < steps; ++step) {
       inferd::ForwardBatch batch;
@@ -377,7 +370,6 @@ class Bench {
     return times;
   }
 
- private:
   inferd::worker::ModelRunner& runner_;
   const Options& o_;
   int bs_;
