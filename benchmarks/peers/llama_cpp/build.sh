@@ -41,6 +41,17 @@ if [[ ! -d $PREFIX/src ]]; then
   rm -rf "$WORK/unpack"
 fi
 
+# One patch, for the bench shape moe-700m: the vendored loader reads a DeepseekV2's q_lora_rank key unless its
+# layer count is one of the released Lite models' (26, 27, 48), so a 12-layer checkpoint without query LoRA
+# (q_lora_rank null: the converter writes no key) fails with "key not found ... q_lora_rank". Reading the key
+# as optional leaves n_lora_q = 0, which the vendored tensor creation and graph already treat as "no query
+# LoRA" (wq instead of wq_a / wq_b). Released checkpoints load as before.
+DS2=$PREFIX/src/src/models/deepseek2.cpp
+if grep -q 'ml.get_key(LLM_KV_ATTENTION_Q_LORA_RANK, hparams.n_lora_q);' "$DS2"; then
+  sed -i 's/ml.get_key(LLM_KV_ATTENTION_Q_LORA_RANK, hparams.n_lora_q);/ml.get_key(LLM_KV_ATTENTION_Q_LORA_RANK, hparams.n_lora_q, false);  \/\/ inferd bench patch/' "$DS2"
+fi
+grep -q 'n_lora_q, false);  // inferd bench patch' "$DS2" || { echo "build.sh: the q_lora_rank patch did not apply to $DS2" >&2; exit 1; }
+
 LAUNCHER=()
 if command -v ccache >/dev/null; then
   LAUNCHER=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
@@ -66,7 +77,7 @@ done
 "$PYTHON" -m pip install -q -r "$ROOT/scripts/requirements-peers.txt"
 
 {
-  echo "llama-cpp-python $LLAMA_CPP_PYTHON_VERSION (PyPI sdist)"
+  echo "llama-cpp-python $LLAMA_CPP_PYTHON_VERSION (PyPI sdist), patched: q_lora_rank optional (see build.sh)"
   "$PREFIX/bin/llama-bench" --version 2>&1 | grep -i "version" || true
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(lscpu | sed -n 's/^Model name: *//p')"
 } > "$PREFIX/VERSION"
