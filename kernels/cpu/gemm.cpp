@@ -354,13 +354,17 @@ struct Avx2 {
 };
 
 // Thread-local scratch that only grows (helpers of the ops pool keep theirs between calls). One set per
-// thread whatever the tile (not one per RunBlocked instantiation).
+// thread whatever the tile (not one per RunBlocked instantiation). 64-byte aligned: the micro-kernels'
+// full-width weight loads must not split cache lines (a large std::vector's data sits 16 bytes past a page).
 enum class ScratchUse { kX, kW, kC };
+constexpr int64_t kScratchAlignFloats = 16;
 float* Scratch(ScratchUse use, int64_t floats) {
   thread_local std::vector<float> buffers[3];
   std::vector<float>& v = buffers[static_cast<int>(use)];
-  if (static_cast<int64_t>(v.size()) < floats) v.resize(static_cast<size_t>(floats));
-  return v.data();
+  if (static_cast<int64_t>(v.size()) < floats + kScratchAlignFloats)
+    v.resize(static_cast<size_t>(floats + kScratchAlignFloats));
+  const auto addr = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + (-addr / sizeof(float)) % kScratchAlignFloats;
 }
 
 template <typename K>
