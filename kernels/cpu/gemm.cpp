@@ -454,6 +454,199 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
   });
 }
 
+// ---- AVX-512F, weights broadcast: NW W rows (output columns) x 16 x rows per panel, MP panels ----
+//
+// The roles of the x-broadcast tile above swapped: one zmm holds 16 x rows at one k (x packed once per call
+// as [panels][k][16]), and each weight is broadcast from a float32 copy of NW W rows kept in L1 as
+// [NW][kWbKc], so converting the weights is a contiguous bf16 -> float32 widening (no transpose) done once
+// per row chunk and K block. The accumulator of y[i, n] sums the same products in the same k order with the
+// same FMA as the x-broadcast tile (bit-identical results).
+
+constexpr int64_t kWbKc = 256;      // K block (= the x-broadcast tile's), the float32 copy's row stride
+constexpr int64_t kWbRows = 16;     // x rows per panel (one zmm)
+constexpr int64_t kWbMcPanels = 8;  // panels per row chunk (128 rows: [8][K][16] float32 stays in L2)
+
+// x rows [p * 16, p * 16 + 16) as float32 [k][16] (rows past m are zeros): 16 x 16 blocks transposed.
+template <GemvType T>
+INFERD_GEMM_AVX512 void PackXPanel16T(const GemvArgs& a, int64_t p, float* out) {
+  using E = std::conditional_t<T == GemvType::kFloat32, float, uint16_t>;
+  const int64_t m0 = p * kWbRows, rows = std::min(kWbRows, a.m - m0);
+  const E* x = static_cast<const E*>(a.x) + m0 * a.ldx;
+  for (int64_t kk = 0; kk < a.k; kk += 16) {
+    const int64_t kn = std::min<int64_t>(16, a.k - kk);
+    const __mmask16 mask = static_cast<__mmask16>((1u << kn) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) r[i] = i < rows ? LoadW16<T>(x + i * a.ldx + kk, mask) : _mm512_setzero_ps();
+    Transpose16(r);
+    for (int t = 0; t < kn; ++t) _mm512_store_ps(out + (kk + t) * kWbRows, r[t]);
+  }
+}
+
+// W rows [r0, r0 + rows), elements [k0, k0 + kb), as float32 dst[nw][kWbKc] (rows past `rows` zeros).
+template <GemvType T>
+INFERD_GEMM_AVX512 void ConvertWRows(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, int nw,
+                                     float* dst) {
+  using E = std::conditional_t<T == GemvType::kFloat32, float, uint16_t>;
+  for (int j = 0; j < nw; ++j) {
+    float* d = dst + j * kWbKc;
+    if (j >= rows) {
+      for (int64_t kk = 0; kk < kb; kk += 16) _mm512_store_ps(d + kk, _mm512_setzero_ps());
+      continue;
+    }
+    const E* w = static_cast<const E*>(a.w) + (r0 + j) * a.k + k0;
+    for (int64_t kk = 0; kk < kb; kk += 16) {
+      const int64_t kn = std::min<int64_t>(16, kb - kk);
+      _mm512_store_ps(d + kk, LoadW16<T>(w + kk, static_cast<__mmask16>((1u << kn) - 1)));
+    }
+  }
+}
+
+// Where a weight-broadcast tile goes: float32 partial sums cs [MP][NW][16] between K blocks; after the last
+// block (plus bias, rounded) y[m0 + i, n0 + j] for i < rows (over the MP panels), j < cols.
+struct WbTile {
+  float* cs;
+  bool first, last;
+  const GemvArgs* a;
+  int64_t m0, n0;
+  int rows, cols;
+};
+
+// c[p][j] (16 rows of panel p, column j) += sum over k < kb of W[j][k] * X[p][k][0..16): X panels xps
+// floats apart, W [NW][kWbKc]. Prefetches pf's lines spread over the K steps (PrefetchStep).
+template <int MP, int NW>
+INFERD_GEMM_AVX512 void WbKernel(int64_t kb, const float* X, int64_t xps, const float* W, const WbTile& o,
+                                 const Prefetch& pf) {
+  // Fully unrolled (GCC's default peels 16 iterations at most; a rolled loop keeps c in memory).
+  __m512 c[MP][NW];
+#pragma GCC unroll 28
+  for (int j = 0; j < NW; ++j)
+#pragma GCC unroll 2
+    for (int p = 0; p < MP; ++p) c[p][j] = _mm512_setzero_ps();
+  for (int64_t kk = 0; kk < kb; ++kk) {
+    if (pf.base) PrefetchStep<NW>(pf, kk);
+    __m512 x[MP];
+#pragma GCC unroll 2
+    for (int p = 0; p < MP; ++p) x[p] = _mm512_load_ps(X + p * xps + kk * kWbRows);
+#pragma GCC unroll 28
+    for (int j = 0; j < NW; ++j) {
+      const __m512 w = _mm512_set1_ps(W[j * kWbKc + kk]);
+#pragma GCC unroll 2
+      for (int p = 0; p < MP; ++p) c[p][j] = _mm512_fmadd_ps(w, x[p], c[p][j]);
+    }
+  }
+#pragma GCC unroll 2
+  for (int p = 0; p < MP; ++p) {
+#pragma GCC unroll 28
+    for (int j = 0; j < NW; ++j) {
+      float* cs = o.cs + (p * NW + j) * kWbRows;
+      if (!o.first) c[p][j] = _mm512_add_ps(c[p][j], _mm512_load_ps(cs));
+      if (!o.last) _mm512_store_ps(cs, c[p][j]);
+    }
+  }
+  if (!o.last) return;
+  const GemvArgs& a = *o.a;
+  // Columns in groups of 16: transposed in registers to 16 output rows each.
+  for (int p = 0; p < MP; ++p) {
+    const int rows = std::min<int>(16, o.rows - p * 16);
+    if (rows <= 0) break;
+    for (int g = 0; g * 16 < NW; ++g) {
+      const int cols = std::min(16, o.cols - g * 16);
+      if (cols <= 0) break;
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j) r[j] = g * 16 + j < NW ? c[p][g * 16 + j] : _mm512_setzero_ps();
+      Transpose16(r);
+      const __mmask16 mask = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
+      const int64_t n = o.n0 + g * 16;
+      const __m512 bias = o.last ? LoadBias512(a, n, mask) : _mm512_setzero_ps();
+      for (int i = 0; i < rows; ++i) {
+        const __m512 v = _mm512_add_ps(r[i], bias);
+        const int64_t row = o.m0 + p * 16 + i;
+        if (a.type == GemvType::kFloat32) {
+          _mm512_mask_storeu_ps(static_cast<float*>(a.y) + row * a.ldy + n, mask, v);
+        } else {
+          StoreBf16x16(static_cast<uint16_t*>(a.y) + row * a.ldy + n, mask, v);
+        }
+      }
+    }
+  }
+}
+
+// The weight-broadcast product: x packed once, then tasks of (row chunk of kWbMcPanels panels, column
+// block). A task walks its columns NW W rows at a time; for each K block it converts those rows into an
+// L1 buffer and multiplies every panel of its chunk by them; the chunk's first tile prefetches the next
+// block's weights meanwhile.
+template <GemvType T>
+void RunWbT(const GemvArgs& a, const GemmParallelFor& parallel_for, const GemmBlocking& blocking) {
+  const int64_t k = a.k, panels = CeilDiv(a.m, kWbRows), elem = T == GemvType::kFloat32 ? 4 : 2;
+  const int64_t xps = RoundUp(k, 16) * kWbRows;  // floats per packed panel
+  float* xp = Scratch(ScratchUse::kX, panels * xps);
+  parallel_for(panels, [&](int64_t p) { PackXPanel16T<T>(a, p, xp + p * xps); });
+
+  // One panel: NW 28 (29 loads per 28 FMAs); more: two panels per tile and NW 14 (16 loads per 28 FMAs).
+  const int nw = panels == 1 ? 28 : 14;
+  const int64_t kc = kWbKc;
+  const int64_t mc_panels = blocking.mc > 0 ? CeilDiv(blocking.mc, kWbRows) : kWbMcPanels;
+  const int64_t chunks = CeilDiv(panels, mc_panels);
+  const int64_t tiles = CeilDiv(a.n, nw);
+  // Column blocks: at least kMinTasks tasks in all where there are tiles for them, at most 256 columns.
+  const int64_t nc_default = std::min<int64_t>(
+      RoundUp(256, nw), nw * std::max<int64_t>(1, CeilDiv(tiles, std::max<int64_t>(1, CeilDiv(kMinTasks, chunks)))));
+  const int64_t nc = RoundUp(blocking.nc > 0 ? blocking.nc : nc_default, nw);
+  const int64_t col_tasks = CeilDiv(a.n, nc);
+  parallel_for(chunks * col_tasks, [&](int64_t task) {
+    const int64_t n0 = task % col_tasks * nc, n1 = std::min(a.n, n0 + nc);
+    const int64_t p0 = task / col_tasks * mc_panels, p1 = std::min(panels, p0 + mc_panels);
+    float* wb = Scratch(ScratchUse::kW, 28 * kc);
+    float* cs = Scratch(ScratchUse::kC, mc_panels * 28 * kWbRows);
+    for (int64_t r0 = n0; r0 < n1; r0 += nw) {
+      const int64_t rows = std::min<int64_t>(nw, n1 - r0);
+      for (int64_t k0 = 0; k0 < k; k0 += kc) {
+        const int64_t kb = std::min(kc, k - k0);
+        Prefetch next;
+        const int64_t next_r0 = k0 + kb < k ? r0 : r0 + nw, next_k0 = k0 + kb < k ? k0 + kb : 0;
+        if (next_r0 < n1) {
+          next.base = static_cast<const char*>(a.w) + (next_r0 * k + next_k0) * elem;
+          next.ld = k * elem;
+          next.bytes = std::min(kc, k - next_k0) * elem;
+          next.rows = static_cast<int>(std::min<int64_t>(nw, n1 - next_r0));
+          next.lines = static_cast<int>(elem / 2);  // nw rows of kc * elem bytes over kc K steps
+        }
+        ConvertWRows<T>(a, r0, rows, k0, kb, nw, wb);
+        for (int64_t p = p0; p < p1; p += nw == 14 ? 2 : 1) {
+          const int mp = p + 1 < p1 && nw == 14 ? 2 : 1;
+          const WbTile o{cs + (p - p0) * 14 * kWbRows,
+                         k0 == 0,
+                         k0 + kb == k,
+                         &a,
+                         p * kWbRows,
+                         r0,
+                         static_cast<int>(std::min(a.m - p * kWbRows, mp * kWbRows)),
+                         static_cast<int>(rows)};
+          const float* x = xp + p * xps + k0 * kWbRows;
+          // The chunk's first tile prefetches the weights the next conversion reads into L2.
+          const Prefetch& pf = p == p0 ? next : Prefetch{};
+          if (nw == 28) {
+            WbKernel<1, 28>(kb, x, xps, wb, o, pf);
+          } else if (mp == 2) {
+            WbKernel<2, 14>(kb, x, xps, wb, o, pf);
+          } else {
+            WbKernel<1, 14>(kb, x, xps, wb, o, pf);
+          }
+        }
+      }
+    }
+  });
+}
+
+void RunWb(const GemvArgs& a, const GemmParallelFor& parallel_for, const GemmBlocking& blocking) {
+  if (a.type == GemvType::kFloat32) {
+    RunWbT<GemvType::kFloat32>(a, parallel_for, blocking);
+  } else {
+    RunWbT<GemvType::kBFloat16>(a, parallel_for, blocking);
+  }
+}
+
 // The AVX-512 tile's rows for m rows: as few panels as 14-row tiles need, evened out (m = 16: two panels of
 // 8 rows instead of 14 + 2), so that a decode batch of 16-64 rows wastes at most one row per panel.
 int Avx512TileRows(int64_t m, const GemmBlocking& blocking) {
@@ -508,6 +701,10 @@ void GemmIsa(const GemvArgs& a, GemvIsa isa, const GemmParallelFor& parallel_for
     return;
   }
   if (isa == GemvIsa::kAvx512) {
+    if (blocking.tile == GemmTile::kWBroadcast) {
+      RunWb(a, parallel_for, blocking);
+      return;
+    }
     RunAvx512(a, parallel_for, blocking, std::make_integer_sequence<int, kAvx512MaxMr>{});
   } else {
     RunBlocked<Avx2>(a, parallel_for, blocking);
