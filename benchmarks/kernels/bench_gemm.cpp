@@ -8,9 +8,8 @@
 //
 //   bench_gemm [--dtype bf16,fp32] [--threads 2] [--reps 3] [--rows 128,512] [--models dense-270m,moe-700m]
 //              [--layers 4] [--mc N] [--kc N] [--nc N] [--mr N] [--gemv 1] [--linear 0] [--peak 0] [--json out.json]
-//              [--isa avx2|avx512] [--tile x|w|default]
+//              [--isa avx2|avx512]
 //
-// --tile forces the AVX-512 GEMM's micro-kernel (kernels/cpu/gemm.h: x or weights broadcast).
 // --isa forces both kernels' path (GemmIsa; the GEMV as ops::GemvLinear runs it: x packed once, ~64 KiB
 // column chunks on the ops pool, through GemvRangeIsa), so that a CPU's slower paths can be measured on it.
 //
@@ -161,15 +160,6 @@ int main(int argc, char** argv) {
       blocking.nc = std::stoll(v);
     } else if (f == "--mr") {
       blocking.mr = std::stoll(v);
-    } else if (f == "--tile") {
-      if (v == "x") {
-        blocking.tile = cpu::GemmTile::kXBroadcast;
-      } else if (v == "w") {
-        blocking.tile = cpu::GemmTile::kWBroadcast;
-      } else if (v != "default") {
-        std::fprintf(stderr, "--tile: x, w or default, not %s\n", v.c_str());
-        return 2;
-      }
     } else if (f == "--isa") {
       forced = true;
       if (v == "avx2") {

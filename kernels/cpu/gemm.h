@@ -41,16 +41,12 @@ namespace inferd::kernels::cpu {
 // when all are done.
 using GemmParallelFor = std::function<void(int64_t num_tasks, const std::function<void(int64_t task)>& fn)>;
 
-// kAvx512 micro-kernel: x broadcast (the MR x 32 tile) or weights broadcast (NW W rows x 16 x rows).
-enum class GemmTile { kDefault, kXBroadcast, kWBroadcast };
-
 // Block sizes; 0 takes the default for the ISA. kc must be fixed for a given K (it sets the order).
 struct GemmBlocking {
   int64_t mc = 0;  // x rows per pass over a task's columns (rounded up to a multiple of MR)
   int64_t kc = 0;  // K block (the float32 accumulator chain length before the tile is added to memory)
   int64_t nc = 0;  // output columns per task (rounded up to a multiple of NR)
   int64_t mr = 0;  // kAvx512 tile rows, 1-14 (0: the fewest 14-row panels, evened out; other ISAs ignore it)
-  GemmTile tile = GemmTile::kDefault;  // kAvx512 only (the weights-broadcast tile ignores kc and mr)
 };
 
 // True when Gemm has a vector path for `isa` on this CPU (kAvx512Bf16: never, see above).

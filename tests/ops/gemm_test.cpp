@@ -202,36 +202,6 @@ TEST_P(GemmIsaTest, Bf16OutputRoundsToNearestEvenAndKeepsNonFinite) {
   }
 }
 
-// The AVX-512 weights-broadcast tile (gemm.h), forced: m over one panel (NW 28), two, an odd count and
-// several row chunks (16-row panels, 128-row chunks), every m ragged somewhere; n off NW (28 / 14) and the
-// 16-column store groups; k odd, below 16 and across K blocks with a tail; bias on and off; three threads.
-// Against the double reference, and bit-identical to the x-broadcast tile (the same sums in the same order).
-TEST(GemmWBroadcast, MatchesDoubleReferenceAndXBroadcastTile) {
-  if (!GemmIsaSupported(GemvIsa::kAvx512)) GTEST_SKIP() << "avx512 not supported by this CPU";
-  struct Shape {
-    int64_t m, n, k;
-  };
-  const Shape shapes[] = {{16, 77, 300},   {1, 29, 17},  {15, 28, 256},  {17, 15, 513},   {32, 100, 1},   {33, 14, 40},
-                          {48, 288, 1024}, {64, 57, 31}, {129, 45, 257}, {300, 301, 600}, {5, 1000, 600}, {7, 3, 3}};
-  uint32_t seed = 1300;
-  const GemmBlocking wb{0, 0, 0, 0, GemmTile::kWBroadcast}, xb{0, 0, 0, 0, GemmTile::kXBroadcast};
-  for (const Shape& s : shapes) {
-    for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
-      for (bool bias : {false, true}) {
-        const Problem p(s.m, s.n, s.k, type, bias, seed++);
-        const std::vector<float> y = p.Run(GemvIsa::kAvx512, Threads, wb);
-        ExpectMatches(p, y, "wbroadcast " + Name(GemvIsa::kAvx512, p));
-        EXPECT_EQ(y, p.Run(GemvIsa::kAvx512, Serial, xb)) << Name(GemvIsa::kAvx512, p);
-      }
-    }
-  }
-  // Forced column blocks and row chunks (tasks of one 14-row tile, chunks of one panel) change nothing.
-  const Problem p(70, 90, 300, GemvType::kBFloat16, true, 77);
-  const std::vector<float> base = p.Run(GemvIsa::kAvx512, Serial, wb);
-  EXPECT_EQ(p.Run(GemvIsa::kAvx512, Reversed, GemmBlocking{16, 0, 14, 0, GemmTile::kWBroadcast}), base);
-  EXPECT_EQ(p.Run(GemvIsa::kAvx512, Threads, GemmBlocking{1000, 0, 1000, 0, GemmTile::kWBroadcast}), base);
-}
-
 INSTANTIATE_TEST_SUITE_P(Isa, GemmIsaTest, ::testing::Values(GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512),
                          [](const ::testing::TestParamInfo<GemvIsa>& info) {
                            return std::string(GemvIsaName(info.param));
