@@ -206,7 +206,10 @@ constexpr int kAvx512MaxMr = 14;
 template <int MR>
 struct Avx512 {
   static constexpr int kMr = MR, kNr = 32;
-  static constexpr int64_t kMc = 8 * kMr, kKc = 256, kNc = 256;
+  // Several passes: a task's float32 weight panel (kNc x K, 512 KiB at K = 1024) and a pass's x panels
+  // (kMc x K, 458 KiB) fit the 1.25 MiB L2 together (kNc 256 did not: 1.46 MiB). One pass (decode): the
+  // column block narrows from kNcOnePass (only a micro-panel is converted at a time there).
+  static constexpr int64_t kMc = 8 * kMr, kKc = 256, kNc = 128, kNcOnePass = 256;
 
   static void PackPanel(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* out) {
     PackWPanelAvx512(a, r0, rows, k0, kb, kNr, out);
@@ -324,7 +327,7 @@ void PackWPanelAvx2(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int
 
 struct Avx2 {
   static constexpr int kMr = 6, kNr = 16;
-  static constexpr int64_t kMc = 16 * kMr, kKc = 256, kNc = 128;
+  static constexpr int64_t kMc = 16 * kMr, kKc = 256, kNc = 128, kNcOnePass = 128;
 
   static void PackPanel(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* out) {
     PackWPanelAvx2(a, r0, rows, k0, kb, kNr, out);
@@ -354,13 +357,17 @@ struct Avx2 {
 };
 
 // Thread-local scratch that only grows (helpers of the ops pool keep theirs between calls). One set per
-// thread whatever the tile (not one per RunBlocked instantiation).
+// thread whatever the tile (not one per RunBlocked instantiation). 64-byte aligned: the micro-kernels'
+// full-width weight loads must not split cache lines (a large std::vector's data sits 16 bytes past a page).
 enum class ScratchUse { kX, kW, kC };
+constexpr int64_t kScratchAlignFloats = 16;
 float* Scratch(ScratchUse use, int64_t floats) {
   thread_local std::vector<float> buffers[3];
   std::vector<float>& v = buffers[static_cast<int>(use)];
-  if (static_cast<int64_t>(v.size()) < floats) v.resize(static_cast<size_t>(floats));
-  return v.data();
+  if (static_cast<int64_t>(v.size()) < floats + kScratchAlignFloats)
+    v.resize(static_cast<size_t>(floats + kScratchAlignFloats));
+  const auto addr = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + (-addr / sizeof(float)) % kScratchAlignFloats;
 }
 
 template <typename K>
@@ -373,7 +380,7 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
   // Decode-sized products (one pass over the rows) pack no more than a micro-panel at a time, so a
   // narrower default column block costs nothing and gives every thread column tasks of its own.
   const int64_t nc_default =
-      panels <= mc_panels ? std::min(K::kNc, nr * std::max<int64_t>(1, CeilDiv(a.n, nr) / kMinTasks)) : K::kNc;
+      panels <= mc_panels ? std::min(K::kNcOnePass, nr * std::max<int64_t>(1, CeilDiv(a.n, nr) / kMinTasks)) : K::kNc;
   const int64_t nc = RoundUp(blocking.nc > 0 ? blocking.nc : nc_default, nr);
 
   // x packed once: [panels][k][mr], owned by the calling thread for this call.

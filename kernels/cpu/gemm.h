@@ -8,12 +8,12 @@
 //   * each task owns a column panel of at most NC output columns (and a row range when there are too few
 //     column panels to share out). A task whose rows take several passes of MC rows (prefill) converts
 //     its W rows to float32 once into NR-column micro-panels [NC / NR][k][NR] and reuses them for every
-//     pass. A task of one pass (decode-sized m: at most MC rows) converts one KC x NR micro-panel at a
-//     time into an L1-resident buffer right before every row panel multiplies it, and the first row
-//     panel's micro-kernel prefetches the next micro-panel's bf16/float32 weights into L2 meanwhile, so
-//     the conversion neither waits on memory nor round-trips a whole panel through L2; its default NC is
-//     narrowed to give at least 8 column tasks where N has 8 micro-panels (row tasks, which convert the
-//     same weights once each, only below that);
+//     pass (kAvx512: NC 128, so that this panel and a pass's x panels fit L2 together). A task of one pass
+//     (decode-sized m: at most MC rows) converts one KC x NR micro-panel at a time into an L1-resident buffer right
+//     before every row panel multiplies it, and the first row panel's micro-kernel prefetches the next micro-panel's
+//     bf16/float32 weights into L2 meanwhile, so the conversion neither waits on memory nor round-trips a whole panel
+//     through L2; its default NC is narrowed to give at least 8 column tasks where N has 8 micro-panels (row tasks,
+//     which convert the same weights once each, only below that);
 //   * the micro-kernel keeps an MR x NR tile of float32 accumulators in registers and, for each k of a
 //     KC block, multiplies a broadcast x value by NR weights (fused multiply-add). Its x micro-panel
 //     (MR x KC floats) stays in L1 while it walks the KC x NC block of packed weights in L2.

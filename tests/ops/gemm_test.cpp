@@ -72,8 +72,8 @@ class GemmIsaTest : public ::testing::TestWithParam<GemvIsa> {
   }
 };
 
-// m, n, k off every block multiple (MR 14 / 6, NR 32 / 16, KC 256, NC 256 / 128, the 16-wide pack blocks),
-// k odd, below 16 and across several K blocks; bias on and off; x and y rows strided.
+// m, n, k off every block multiple (MR 14 / 6, NR 32 / 16, KC 256, NC 128 (one pass: 256) / 128, the 16-wide
+// pack blocks), k odd, below 16 and across several K blocks; bias on and off; x and y rows strided.
 TEST_P(GemmIsaTest, MatchesDoubleReference) {
   const GemvIsa isa = GetParam();
   struct Shape {
