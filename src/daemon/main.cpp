@@ -165,8 +165,8 @@ int main(int argc, char** argv) {
     grpc_server->AttachControl(pools.get());
     if (cfg.control.enabled) spdlog::info("Control service on the gRPC port (inferd.v1.Control)");
     if (cfg.http.enabled) {
-      http_frontend =
-          std::make_unique<inferd::http::OpenAiFrontend>(cfg.http, &grpc_server->service(), grpc_server->gate());
+      http_frontend = std::make_unique<inferd::http::OpenAiFrontend>(cfg.http, &grpc_server->service(),
+                                                                       grpc_server->gate());
       spdlog::info("HTTP (OpenAI API) listening on {} (port {})", cfg.http.address, http_frontend->port());
     }
     if (metrics) {
@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
     grpc_server->Shutdown(deadline);
   }
   http_frontend.reset();  // before the service it calls
-  metrics.reset();        // before the server and engines its collectors read
+  metrics.reset();  // before the server and engines its collectors read
   grpc_server.reset();
   upstreams.clear();  // in-flight forwarded calls are cancelled upstream
   pools.reset();      // engines stop; anything still queued ends CANCELLED

@@ -113,18 +113,13 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, Reques
   return pool;
 }
 
-WarmupModel ModelPool::warmup_model() const {
+WarmupReport ModelPool::WarmUp(int32_t background_threads, const std::function<void()>& before_group) {
   WarmupModel m;
   m.max_model_len = max_model_len_;
   m.vocab_size = tokenizer_->vocab_size();
   m.kv_num_blocks = engine_->num_blocks();
   m.block_size = config_.kv_cache.block_size;
   m.gemv_max_rows = gemv_max_rows_;
-  return m;
-}
-
-WarmupReport ModelPool::WarmUp(int32_t background_threads, const std::function<void()>& before_group) {
-  const WarmupModel m = warmup_model();
   const std::vector<WarmupClass> plan = PlanWarmup(config_, m);
   for (const WarmupClass& k : plan) {
     std::string labels;
@@ -140,14 +135,6 @@ WarmupReport ModelPool::WarmUp(int32_t background_threads, const std::function<v
   WarmupReport report = RunWarmup(*engine_, plan, m.vocab_size, before_group);
   for (const WarmupTiming& t : report.classes) phases_.emplace_back("warmup_" + t.name, t.seconds);
   return report;
-}
-
-void ModelPool::WarmUpServingPass(const std::function<void()>& before_group) {
-  const WarmupModel m = warmup_model();
-  const std::vector<WarmupClass> plan = PlanWarmup(config_, m);
-  if (plan.empty()) return;
-  const WarmupReport report = RunWarmup(*engine_, {ServingPassPlan(plan)}, m.vocab_size, before_group);
-  phases_.emplace_back("warmup_serving", report.total_seconds);
 }
 
 server::ServingPool ModelPool::serving_pool() const {

@@ -37,11 +37,6 @@ class ModelPool {
   // `before_group` as RunWarmup's.
   WarmupReport WarmUp(int32_t background_threads = 0, const std::function<void()>& before_group = nullptr);
 
-  // After WarmUp beside a serving model: ServingPassPlan's groups once more at the pool's own thread count and
-  // through the shared ops work pool, on the engine's current thread; appends phase warmup_serving. Nothing
-  // when warm-up is disabled.
-  void WarmUpServingPass(const std::function<void()>& before_group = nullptr);
-
   // Phases so far, in order (tokenizer, open, copy, kv_pool, residency, then warmup_<class> after WarmUp),
   // seconds.
   const std::vector<std::pair<std::string, double>>& phases() const { return phases_; }
@@ -57,8 +52,6 @@ class ModelPool {
   const std::string& checkpoint_id() const { return checkpoint_id_; }
 
  private:
-  WarmupModel warmup_model() const;
-
   ModelPoolConfig config_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<Engine> engine_;

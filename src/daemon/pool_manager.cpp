@@ -104,12 +104,12 @@ std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& 
     const Engine* serving = p.slot->Current()->engine;
     yield = std::make_shared<RealtimeYield>([serving] { return HasRealtimeWork(*serving); }, kWarmupYield);
   }
-  // Warm-up requests are not counted: the callback forwards only once `counting` is set; before that it
-  // holds the engine thread between warm-up steps while the serving pool has realtime work.
-  auto counting = std::make_shared<std::atomic<bool>>(false);
   auto load_and_warm = [&] {
     model = ModelPool::Load(config, FirstRequestId(generation));
     loaded = std::chrono::steady_clock::now() - t0;
+    // Warm-up requests are not counted: the callback forwards only once `counting` is set; before that it
+    // holds the engine thread between warm-up steps while the serving pool has realtime work.
+    auto counting = std::make_shared<std::atomic<bool>>(false);
     model->engine().SetStatsCallback([stats = p.stats, generation, counting, yield, name = config.name,
                                       logged = uint64_t{0}](const EngineStats& s) mutable {
       if (!counting->load(std::memory_order_acquire)) {
@@ -126,6 +126,7 @@ std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& 
         beside_serving ? (reload_.warmup_threads > 0 ? reload_.warmup_threads : std::numeric_limits<int32_t>::max())
                        : 0,
         yield ? std::function<void()>([yield] { yield->Pause(); }) : nullptr);
+    counting->store(true, std::memory_order_release);
   };
   if (beside_serving) {
     if (Status lowered = RunAtPriority(reload_.priority, load_and_warm); !lowered.ok()) {
@@ -136,13 +137,9 @@ std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& 
     // At `normal` it already runs at that priority and keeps its thread (and its thread-local kernel scratch,
     // sized by the warm-up).
     if (reload_.priority != "normal") model->engine().RestartThread();
-    // The first serving-shaped steps of this model at the pool's thread count, on the thread that serves:
-    // without them the first Recommend after the switch ran about 1.5x its successors (RESULTS.md).
-    model->WarmUpServingPass([yield] { yield->Pause(); });
   } else {
     load_and_warm();
   }
-  counting->store(true, std::memory_order_release);
   std::vector<std::pair<std::string, double>> phases = model->phases();
   phases.emplace_back("total", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   std::string detail;

@@ -108,21 +108,6 @@ std::vector<WarmupClass> PlanWarmup(const ModelPoolConfig& config, const WarmupM
   return plan;
 }
 
-WarmupClass ServingPassPlan(const std::vector<WarmupClass>& plan) {
-  WarmupClass out{"serving", {}, {}};
-  for (const WarmupClass& k : plan) {
-    for (size_t gi = 0; gi < k.groups.size(); ++gi) {
-      const WarmupGroup& g = k.groups[gi];
-      int64_t rows = 6LL * g.candidates;
-      for (int32_t n : g.prompt_lengths) rows += n;
-      if (rows > kServingPassRows) continue;
-      out.labels.push_back(k.labels[gi]);
-      out.groups.push_back(g);
-    }
-  }
-  return out;
-}
-
 WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int32_t vocab_size,
                        const std::function<void()>& before_group) {
   const auto start = std::chrono::steady_clock::now();

@@ -53,13 +53,6 @@ struct WarmupClass {
 // Lengths are capped by max_model_len and the KV pool. An empty plan when warm-up is disabled.
 std::vector<WarmupClass> PlanWarmup(const ModelPoolConfig& config, const WarmupModel& model);
 
-// The groups of `plan` that feed at most kServingPassRows rows (prompt tokens plus, for a Recommend, about six
-// per candidate), in plan order, under class "serving": a reload's warm-up beside a serving model runs its
-// steps on few threads and off the shared ops work pool, so before the switch these small groups run once
-// more the way serving runs them (every intra-op thread, through the ops pool, on the thread that will serve).
-inline constexpr int32_t kServingPassRows = 128;
-WarmupClass ServingPassPlan(const std::vector<WarmupClass>& plan);
-
 struct WarmupTiming {
   std::string name;    // class
   double seconds = 0;  // over every round

@@ -218,24 +218,6 @@ TEST(Warmup, NoStepRunsWhileTheServingPoolHasRealtimeWork) {
   EXPECT_EQ(r.capped, 0);
 }
 
-TEST(Warmup, ServingPassTakesTheSmallGroupsOfEveryClass) {
-  ModelPoolConfig c;  // defaults: max_running 64, max_batched_tokens 512, prefill_chunk_tokens 256, 32 candidates
-  WarmupModel m;
-  m.max_model_len = 4096;
-  m.vocab_size = 1000;
-  m.kv_num_blocks = 4096;
-  const WarmupClass pass = ServingPassPlan(PlanWarmup(c, m));
-  EXPECT_EQ(pass.name, "serving");
-  // Not the 2 x 264-token prefill, the 64-sequence decode, or the 32-candidate Recommend (48 + 32 x 6 rows).
-  EXPECT_EQ(pass.labels,
-            (std::vector<std::string>{"prefill 16 tokens", "recommend 1 candidates", "recommend 8 candidates"}));
-  ASSERT_EQ(pass.groups.size(), 3u);
-  EXPECT_EQ(pass.groups[0].prompt_lengths, std::vector<int32_t>{16});
-  EXPECT_EQ(pass.groups[2].candidates, 8);
-  c.warmup.enabled = false;
-  EXPECT_TRUE(ServingPassPlan(PlanWarmup(c, m)).groups.empty());
-}
-
 TEST(Warmup, ASmallKvPoolShrinksTheBatchesInsteadOfFailing) {
   ModelPoolConfig c;
   WarmupModel m;

@@ -331,11 +331,9 @@ models:
 
     def test_7_load_phases_residency_and_reloads_are_listed_and_exported(self):
         c = self.pool().checkpoint
-        # A reloaded generation (the earlier tests reloaded the pool) also ran the serving pass before its switch.
-        self.assertGreater(c.generation, 1)
         self.assertEqual([ph.name for ph in c.phases],
                          ["tokenizer", "open", "copy", "kv_pool", "residency", "warmup_prefill", "warmup_decode", "warmup_recommend",
-                          "warmup_serving", "total"])
+                          "total"])
         seconds = {ph.name: ph.seconds for ph in c.phases}
         self.assertGreater(seconds["copy"], 0)
         self.assertGreater(seconds["warmup_decode"], 0)
