@@ -14,12 +14,19 @@ round: on, off, off, on, ...). For each:
 
 Usage: bench_lifecycle.py --inferd build/bin/inferd --model DIR [--model-b DIR] --proto-dir proto
        [--rounds 2] [--reloads 2] [--repeats 15] [--kv 64MiB] [--json out.json] [--modes on,off]
-       [--reload-priority low|idle|normal] [--reload-warmup-threads N]
+       [--reload-priority low|idle|normal] [--reload-warmup-threads N] [--first-after switch|freed]
+       [--memory-reloads N]
+  --first-after freed: the first Recommend after a quiet reload is sent once the replaced model is freed, not
+           right after the switch (an experiment: is it the freeing that slows the first request down?).
+  --memory-reloads N: after the quiet reloads, N more in a row (alternating --model-b and --model) under the
+           realtime loop; after each, once the replaced model is freed: VmRSS and VmLck of the daemon and
+           malloc's statistics the daemon logs when it frees a generation (in use, free but retained, mmapped).
 """
 
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -39,6 +46,30 @@ PROMPT = "Write a short product description for a lightweight two-person tent:"
 def p99(values):
     v = sorted(values)
     return v[min(len(v) - 1, int(round(0.99 * (len(v) - 1))))] if v else float("nan")
+
+
+def proc_status(pid):
+    """VmRSS and VmLck of `pid` in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmLck"):
+                out[key] = int(rest.split()[0]) << 10
+    return out
+
+
+MALLOC_LINE = re.compile(r"generation (\d+) freed; malloc: ([\d.]+) MiB in use, ([\d.]+) MiB free \(arena "
+                         r"([\d.]+) MiB, mmap ([\d.]+) MiB\)")
+
+
+def malloc_after_free(log_text, generation):
+    """The daemon's malloc figures (MiB) logged once `generation` was freed, or None (an older binary)."""
+    for m in MALLOC_LINE.finditer(log_text):
+        if int(m.group(1)) == generation:
+            return {"in_use": float(m.group(2)), "free_retained": float(m.group(3)), "arena": float(m.group(4)),
+                    "mmap": float(m.group(5))}
+    return None
 
 
 def phases_of(checkpoint):
@@ -133,6 +164,25 @@ class RealtimeLoop(threading.Thread):
             self.stop.wait(0.02)
 
 
+def realtime_p99_during_reload(args, c, out):
+    """Realtime Recommends every 20 ms: p99 steady and during a ReloadPool of the same checkpoint."""
+    loop = RealtimeLoop(c)
+    loop.start()
+    time.sleep(args.steady_seconds)
+    t_reload = time.perf_counter()
+    r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=""), timeout=900)
+    c.wait_freed()
+    t_freed = time.perf_counter()
+    time.sleep(0.2)
+    loop.stop.set()
+    loop.join()
+    steady_lat = [lat for t, lat in loop.samples if t < t_reload]
+    during = [lat for t, lat in loop.samples if t_reload <= t <= t_freed]
+    out.update(p99_steady=p99(steady_lat), p99_during_reload=p99(during), n_steady=len(steady_lat),
+               n_during=len(during), p99_ratio=p99(during) / p99(steady_lat), loop_errors=loop.errors,
+               loaded_reload_switch_seconds=r.switch_seconds)
+
+
 def run_daemon(args, mods, warmup, work):
     # Only when asked: a binary from before these keys rejects them.
     reload_keys = "".join(f", {k}: {v}" for k, v in (("reload_priority", args.reload_priority),
@@ -167,22 +217,11 @@ models:
         first = c.pool().checkpoint
         out["phases"] = phases_of(first)
         out["residency"] = first.residency
-        # Realtime p99: steady, then during a reload.
-        loop = RealtimeLoop(c)
-        loop.start()
-        time.sleep(args.steady_seconds)
-        t_reload = time.perf_counter()
-        r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=""), timeout=900)
-        c.wait_freed()
-        t_freed = time.perf_counter()
-        time.sleep(0.2)
-        loop.stop.set()
-        loop.join()
-        steady_lat = [lat for t, lat in loop.samples if t < t_reload]
-        during = [lat for t, lat in loop.samples if t_reload <= t <= t_freed]
-        out.update(p99_steady=p99(steady_lat), p99_during_reload=p99(during), n_steady=len(steady_lat),
-                   n_during=len(during), p99_ratio=p99(during) / p99(steady_lat), loop_errors=loop.errors,
-                   loaded_reload_switch_seconds=r.switch_seconds)
+        if args.no_p99:
+            out.update(p99_steady=float("nan"), p99_during_reload=float("nan"), n_steady=0, n_during=0,
+                       p99_ratio=float("nan"), loop_errors=0, loaded_reload_switch_seconds=float("nan"))
+        else:
+            realtime_p99_during_reload(args, c, out)
         # Quiet reloads.
         reloads = []
         paths = [args.model_b or args.model, args.model]
@@ -192,6 +231,8 @@ models:
             t0 = time.perf_counter()
             r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=path), timeout=900)
             client_switch = time.perf_counter() - t0
+            if args.first_after == "freed":
+                c.wait_freed()
             rec, gen = c.recommend(), c.generate()
             c.wait_freed()
             # The same requests repeated right after (fresh contexts: no prefix-cache or response-cache hits),
@@ -206,9 +247,45 @@ models:
                             "read_bandwidth": bw, "load_bandwidth": load_bw, "load_ratio": load_bw / bw,
                             "bytes": nbytes, "phases": ph})
         out["reloads"] = reloads
+        if args.memory_reloads:
+            out["memory"] = memory_reloads(args, c, d)
         return out
     finally:
         d.stop()
+
+
+def memory_reloads(args, c, d):
+    """args.memory_reloads reloads in a row under the realtime loop; VmRSS, VmLck, malloc after each."""
+    pid = d.proc.pid
+    c.wait_freed()
+    time.sleep(1.0)
+    rows = [dict(reload=0, generation=c.pool().checkpoint.generation, **proc_status(pid))]
+    loop = RealtimeLoop(c)
+    loop.start()
+    paths = [args.model_b or args.model, args.model]
+    try:
+        for i in range(args.memory_reloads):
+            r = c.control.ReloadPool(c.cpb.ReloadPoolRequest(pool="m", path=os.path.abspath(paths[i % 2])),
+                                     timeout=900)
+            c.wait_freed()
+            time.sleep(1.0)
+            gen = r.pool.checkpoint.generation
+            row = dict(reload=i + 1, generation=gen, switch_seconds=r.switch_seconds, **proc_status(pid))
+            row["malloc"] = malloc_after_free(d.text(), gen - 1)
+            rows.append(row)
+            m = row["malloc"] or {}
+            print(f"  memory reload {i + 1}: VmRSS {row['VmRSS'] / 2**20:.1f} MiB, VmLck {row['VmLck'] / 2**20:.1f}"
+                  f" MiB; malloc in use {m.get('in_use', float('nan')):.1f} MiB, free retained "
+                  f"{m.get('free_retained', float('nan')):.1f} MiB, arena {m.get('arena', float('nan')):.1f} MiB,"
+                  f" mmap {m.get('mmap', float('nan')):.1f} MiB; switch {r.switch_seconds:.2f}s", flush=True)
+    finally:
+        loop.stop.set()
+        loop.join()
+    print(f"  memory: VmRSS before {rows[0]['VmRSS'] / 2**20:.1f} MiB, after each "
+          f"{[round(x['VmRSS'] / 2**20, 1) for x in rows[1:]]} MiB; VmLck before {rows[0]['VmLck'] / 2**20:.1f}, "
+          f"after {[round(x['VmLck'] / 2**20, 1) for x in rows[1:]]} MiB; realtime errors {loop.errors}",
+          flush=True)
+    return {"rows": rows, "errors": loop.errors, "requests": len(loop.samples)}
 
 
 def main():
@@ -227,6 +304,10 @@ def main():
     ap.add_argument("--modes", default="on,off", help="warm-up modes to run per round: on,off | on | off")
     ap.add_argument("--reload-priority", default="", help="control.reload_priority (default: the daemon's)")
     ap.add_argument("--reload-warmup-threads", default="", help="control.reload_warmup_threads")
+    ap.add_argument("--first-after", default="switch", choices=("switch", "freed"),
+                    help="send the first Recommend after a quiet reload right after the switch or once freed")
+    ap.add_argument("--no-p99", action="store_true", help="skip the realtime p99 during a reload")
+    ap.add_argument("--memory-reloads", type=int, default=0, help="reloads in a row with VmRSS/VmLck/malloc")
     args = ap.parse_args()
     support.ARGS = args
     import importlib  # noqa: PLC0415

@@ -5,6 +5,8 @@
 #   SHAPES: default (models/default) and/or bench-model shape names (dense-270m, moe-700m, ...), generated with
 #   benchmarks/model/make_bench_checkpoint.py into models/bench/<name> (a no-op when already there).
 # Environment: ROUNDS (2), RELOADS (2), REPEATS (15), NICE (0: the daemon and client's nice level),
+#   MEMORY_RELOADS (0: N reloads in a row after the others under realtime traffic, VmRSS / VmLck / malloc after each),
+#   MODEL_B (a second checkpoint with the same tokenizer, alternated with the first at reloads),
 #   BENCH_MODELS (a directory holding <shape>/ checkpoints already generated, read in place).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,6 +30,6 @@ for s in $SHAPES; do
   echo "== $s ($M, $(du -sh "$M" | cut -f1))"
   nice -n "${NICE:-0}" "$PY" benchmarks/lifecycle/bench_lifecycle.py --inferd "$B/bin/inferd" --model "$M" \
     --proto-dir proto --rounds "${ROUNDS:-2}" --reloads "${RELOADS:-2}" --repeats "${REPEATS:-15}" \
-    --json "$OUT/$s.json"
+    --memory-reloads "${MEMORY_RELOADS:-0}" ${MODEL_B:+--model-b "$MODEL_B"} --json "$OUT/$s.json"
   uptime
 done

@@ -78,22 +78,24 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, Reques
                  lp.mapped_bytes >> 20, lp.tensor_bytes >> 20);
   }
   if (!lp.map_fallback.empty()) {
-    spdlog::warn("{}: weights: map: {}; the remaining weights were copied (raise the limit: ulimit -l, systemd "
-                 "LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)",
-                 config.name, lp.map_fallback);
+    spdlog::warn(
+        "{}: weights: map: {}; the remaining weights were copied (raise the limit: ulimit -l, systemd "
+        "LimitMEMLOCK=infinity, or grant CAP_IPC_LOCK)",
+        config.name, lp.map_fallback);
   }
   std::vector<TokenId> eos = (*runner)->EosTokenIds();
   if (eos.empty() && pool->tokenizer_->eos_id()) eos.push_back(*pool->tokenizer_->eos_id());
 
   pool->max_model_len_ = (*runner)->MaxPositionEmbeddings();
   pool->gemv_max_rows_ = worker::ModelRunner::GemvMaxRows();
-  pool->checkpoint_id_ = config.path + "@" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  pool->checkpoint_id_ =
+      config.path + "@" + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
   worker::ModelRunner* model = runner->get();  // owned by the engine below, which this pool owns
   pool->runner_ = model;
   auto executor = std::make_unique<worker::ModelExecutor>(std::move(*runner));
   auto t = Clock::now();
-  auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos, first_request_id), std::move(executor),
-                               server::TokenizerTextStreamFactory(pool->tokenizer_));
+  auto engine = Engine::Create(ToEngineOptions(config, pool->max_model_len_, eos, first_request_id),
+                               std::move(executor), server::TokenizerTextStreamFactory(pool->tokenizer_));
   if (!engine.ok()) throw std::runtime_error(where + ": engine: " + engine.status().message());
   pool->engine_ = std::move(*engine);
   pool->phases_.emplace_back("kv_pool", seconds_since(t));  // allocated and zeroed: every page touched
@@ -111,7 +113,7 @@ std::unique_ptr<ModelPool> ModelPool::Load(const ModelPoolConfig& config, Reques
   return pool;
 }
 
-WarmupReport ModelPool::WarmUp(int32_t background_threads) {
+WarmupReport ModelPool::WarmUp(int32_t background_threads, const std::function<void()>& before_group) {
   WarmupModel m;
   m.max_model_len = max_model_len_;
   m.vocab_size = tokenizer_->vocab_size();
@@ -130,7 +132,7 @@ WarmupReport ModelPool::WarmUp(int32_t background_threads) {
     explicit Background(worker::ModelRunner* r, int32_t threads) : runner(r) { runner->SetBackgroundThreads(threads); }
     ~Background() { runner->SetBackgroundThreads(0); }
   } background(runner_, background_threads);
-  WarmupReport report = RunWarmup(*engine_, plan, m.vocab_size);
+  WarmupReport report = RunWarmup(*engine_, plan, m.vocab_size, before_group);
   for (const WarmupTiming& t : report.classes) phases_.emplace_back("warmup_" + t.name, t.seconds);
   return report;
 }

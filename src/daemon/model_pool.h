@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -33,7 +34,8 @@ class ModelPool {
   // what a steady-state one does; appends a warmup_<class> phase per class. Nothing when warm-up is disabled.
   // `background_threads` > 0: beside a serving model (a reload), its steps run on at most that many intra-op
   // threads and off the shared ops work pool (worker::ModelRunner::SetBackgroundThreads), until it returns.
-  WarmupReport WarmUp(int32_t background_threads = 0);
+  // `before_group` as RunWarmup's.
+  WarmupReport WarmUp(int32_t background_threads = 0, const std::function<void()>& before_group = nullptr);
 
   // Phases so far, in order (tokenizer, open, copy, kv_pool, residency, then warmup_<class> after WarmUp),
   // seconds.

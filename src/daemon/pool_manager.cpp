@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "daemon/realtime_yield.h"
 #include "daemon/thread_priority.h"
 
 namespace inferd::daemon {
@@ -37,6 +38,37 @@ int64_t DtypeFactor(const std::string& dtype) {
   return dtype == "fp32" ? 2 : 1;
 }  // stored 16-bit -> fp32
 
+using std::chrono::milliseconds;
+
+// A reload's warm-up waits, before each of its steps and request groups, while the serving pool has realtime
+// requests queued or running: at most 1 s per wait and 30 s over the whole warm-up, so a reload still
+// finishes under steady realtime traffic (docs/lifecycle.md).
+constexpr YieldBounds kWarmupYield{milliseconds(1000), milliseconds(30000), milliseconds(2)};
+// Freeing a replaced model (unmapping and unlocking its weights and KV pool) waits the same way, once, for
+// at most 1 s.
+constexpr YieldBounds kFreeYield{milliseconds(1000), milliseconds(1000), milliseconds(2)};
+// Steps of a new generation logged at debug level once it serves (their batch and timings: the first
+// requests after a switch against the ones after them).
+constexpr uint64_t kLoggedServingSteps = 48;
+
+bool HasRealtimeWork(const Engine& engine) {
+  const EngineStats s = engine.LastStats();
+  const int rt = static_cast<int>(RequestClass::kRealtime);
+  return s.running_requests[rt] + s.waiting_requests[rt] > 0;
+}
+
+std::string DescribeStep(const EngineStats& s) {
+  std::string out =
+      fmt::format("{} seqs, {} prefill + {} decode tokens, execute {:.1f} ms, step {:.1f} ms", s.batch_seqs,
+                  s.prefill_tokens, s.decode_tokens, s.execute_seconds * 1e3, s.step_seconds * 1e3);
+  for (const FinishedRequestStats& f : s.finished) {
+    out += fmt::format("; finished {} of {} prompt tokens: queue {:.1f} ms, e2e {:.1f} ms",
+                       f.is_recommend ? "Recommend" : "Generate", f.prompt_tokens, f.queue_seconds * 1e3,
+                       f.e2e_seconds * 1e3);
+  }
+  return out;
+}
+
 }  // namespace
 
 PoolManager::PoolManager(std::shared_ptr<metrics::EngineCollector> metrics, std::chrono::milliseconds drain_timeout,
@@ -65,19 +97,35 @@ std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& 
   std::shared_ptr<ModelPool> model;
   std::chrono::duration<double> loaded{};
   WarmupReport warm;
+  // Beside a serving model the warm-up yields to its realtime work; `serving` outlives the warm-up (the slot
+  // holds it until this load's Swap, and one reload runs at a time).
+  std::shared_ptr<RealtimeYield> yield;
+  if (beside_serving) {
+    const Engine* serving = p.slot->Current()->engine;
+    yield = std::make_shared<RealtimeYield>([serving] { return HasRealtimeWork(*serving); }, kWarmupYield);
+  }
   auto load_and_warm = [&] {
     model = ModelPool::Load(config, FirstRequestId(generation));
     loaded = std::chrono::steady_clock::now() - t0;
-    // Warm-up requests are not counted: the callback forwards only once `counting` is set.
+    // Warm-up requests are not counted: the callback forwards only once `counting` is set; before that it
+    // holds the engine thread between warm-up steps while the serving pool has realtime work.
     auto counting = std::make_shared<std::atomic<bool>>(false);
-    if (p.stats) {
-      model->engine().SetStatsCallback([stats = p.stats, generation, counting](const EngineStats& s) {
-        if (counting->load(std::memory_order_acquire)) stats->Record(generation, s);
-      });
-    }
+    model->engine().SetStatsCallback([stats = p.stats, generation, counting, yield, name = config.name,
+                                      logged = uint64_t{0}](const EngineStats& s) mutable {
+      if (!counting->load(std::memory_order_acquire)) {
+        if (yield) yield->Pause();
+        return;
+      }
+      if (stats) stats->Record(generation, s);
+      if (logged < kLoggedServingSteps) {
+        ++logged;
+        spdlog::debug("{}: generation {} serving step {}: {}", name, generation, logged, DescribeStep(s));
+      }
+    });
     warm = model->WarmUp(
         beside_serving ? (reload_.warmup_threads > 0 ? reload_.warmup_threads : std::numeric_limits<int32_t>::max())
-                       : 0);
+                       : 0,
+        yield ? std::function<void()>([yield] { yield->Pause(); }) : nullptr);
     counting->store(true, std::memory_order_release);
   };
   if (beside_serving) {
@@ -86,7 +134,9 @@ std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& 
                    reload_.priority, lowered.message());
     }
     // The engine thread was started by the lowered thread: it serves from a new one at this thread's priority.
-    model->engine().RestartThread();
+    // At `normal` it already runs at that priority and keeps its thread (and its thread-local kernel scratch,
+    // sized by the warm-up).
+    if (reload_.priority != "normal") model->engine().RestartThread();
   } else {
     load_and_warm();
   }
@@ -97,6 +147,14 @@ std::shared_ptr<const server::PoolGeneration> PoolManager::LoadGeneration(Pool& 
     detail += fmt::format("{}{} {:.3f}s", detail.empty() ? "" : ", ", name, seconds);
   spdlog::info("{}: {} loaded in {:.2f}s, warmed up in {:.2f}s (generation {}; {})", config.name, config.path,
                loaded.count(), warm.total_seconds, generation, detail);
+  if (yield) {
+    const YieldReport y = yield->report();
+    spdlog::info(
+        "{}: the warm-up waited for realtime work before {} of {} steps and groups, {:.2f}s in all ({} "
+        "waits ended at the bound{})",
+        config.name, y.waited, y.pauses, y.waited_seconds, y.capped,
+        y.budget_spent ? "; the 30 s budget was spent" : "");
+  }
   StatusOr<std::string> hash = HashFile((std::filesystem::path(config.path) / "config.json").string());
   info->path = config.path;
   info->config_hash = hash.ok() ? *hash : "";
@@ -269,8 +327,9 @@ void PoolManager::Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> 
   std::lock_guard<std::mutex> lock(reapers_mu_);
   const std::string name = p.config.name;
   std::shared_ptr<PoolStatsMerger> stats = p.stats;
+  std::shared_ptr<server::PoolSlot> slot = p.slot;
   p.retiring.fetch_add(1);
-  reapers_.emplace_back([this, &p, old = std::move(old), generation, name, stats]() mutable {
+  reapers_.emplace_back([this, &p, old = std::move(old), generation, name, stats, slot]() mutable {
     const auto until = std::chrono::steady_clock::now() + drain_timeout_;
     // Only this thread holds `old` once every call that acquired it has ended (the slot hands it out no more).
     while (old.use_count() > 1 && std::chrono::steady_clock::now() < until && !stopping_.load()) {
@@ -282,10 +341,18 @@ void PoolManager::Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> 
     }
     old->engine->Drain(std::chrono::milliseconds(0));
     while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // Unmapping and unlocking take the kernel a while: not while the serving model runs realtime work.
+    RealtimeYield([&slot] { return HasRealtimeWork(*slot->Current()->engine); }, kFreeYield).Pause();
     old.reset();  // frees the model and its KV pool
     malloc_trim(0);
     if (stats) stats->Retire(generation);
-    spdlog::info("{}: generation {} freed", name, generation);
+    const struct mallinfo2 mi = mallinfo2();  // summed over every arena
+    constexpr double kMiB = 1 << 20;
+    spdlog::info(
+        "{}: generation {} freed; malloc: {:.1f} MiB in use, {:.1f} MiB free (arena {:.1f} MiB, mmap "
+        "{:.1f} MiB)",
+        name, generation, static_cast<double>(mi.uordblks) / kMiB, static_cast<double>(mi.fordblks) / kMiB,
+        static_cast<double>(mi.arena) / kMiB, static_cast<double>(mi.hblkhd) / kMiB);
     p.retiring.fetch_sub(1);  // after the memory went back: ListPools' draining_generations reaches 0 then
   });
 }

@@ -108,7 +108,8 @@ std::vector<WarmupClass> PlanWarmup(const ModelPoolConfig& config, const WarmupM
   return plan;
 }
 
-WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int32_t vocab_size) {
+WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int32_t vocab_size,
+                       const std::function<void()>& before_group) {
   const auto start = std::chrono::steady_clock::now();
   int32_t salt = 0;
   auto tokens = [&](int32_t n) {
@@ -127,6 +128,7 @@ WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int
       const auto class_start = std::chrono::steady_clock::now();
       for (size_t gi = 0; gi < k.groups.size(); ++gi) {
         const WarmupGroup& g = k.groups[gi];
+        if (before_group) before_group();
         std::vector<SubmitResult> runs;
         engine.HoldIntake(true);  // the group starts in one step whatever the submitting thread's scheduling
         if (g.candidates > 0) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -67,9 +68,11 @@ struct WarmupReport {
 // admission its first observations of each.
 inline constexpr int32_t kWarmupRounds = 1;
 
-// Runs `plan` kWarmupRounds times on `engine`. Recommends carry a far deadline so admission never refuses
-// them while the cost model is still coarse. Throws std::runtime_error naming the shape when a warm-up
-// request is refused or fails.
-WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int32_t vocab_size);
+// Runs `plan` kWarmupRounds times on `engine`, one group after the other; `before_group` (may be empty) is
+// called before each group is submitted (a reload's warm-up waits there for the serving pool's realtime work:
+// daemon/realtime_yield.h). Recommends carry a far deadline so admission never refuses them while the cost
+// model is still coarse. Throws std::runtime_error naming the shape when a warm-up request is refused or fails.
+WarmupReport RunWarmup(Engine& engine, const std::vector<WarmupClass>& plan, int32_t vocab_size,
+                       const std::function<void()>& before_group = nullptr);
 
 }  // namespace inferd::daemon

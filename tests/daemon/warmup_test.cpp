@@ -8,6 +8,7 @@
 #include <mutex>
 #include <set>
 
+#include "daemon/realtime_yield.h"
 #include "engine/fake_executor.h"
 
 namespace inferd::daemon {
@@ -63,7 +64,9 @@ struct Warmed {
   WarmupReport report;
 };
 
-Warmed WarmUp(const ModelPoolConfig& config, int32_t gemv_max_rows = 64) {
+// `yield` (may be null): paused on before every group and after every step, as a reload's warm-up does.
+Warmed WarmUp(const ModelPoolConfig& config, int32_t gemv_max_rows = 64, RealtimeYield* yield = nullptr,
+              std::shared_ptr<Recorded> rec = nullptr) {
   EngineOptions o;
   o.kv_cache.block_size = config.kv_cache.block_size;
   o.kv_cache.memory_budget_bytes = config.kv_cache.memory_bytes;
@@ -73,15 +76,18 @@ Warmed WarmUp(const ModelPoolConfig& config, int32_t gemv_max_rows = 64) {
   o.scheduler.max_model_len = 4096;
   o.scheduler.max_candidates = config.limits.max_candidates;
   Warmed run;
+  if (rec) run.rec = std::move(rec);
   auto engine = Engine::Create(o, std::make_unique<RecordingExecutor>(run.rec));
   EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  if (yield != nullptr) (*engine)->SetStatsCallback([yield](const EngineStats&) { yield->Pause(); });
   WarmupModel m;
   m.max_model_len = 4096;
   m.vocab_size = 1000;
   m.kv_num_blocks = (*engine)->num_blocks();
   m.block_size = config.kv_cache.block_size;
   m.gemv_max_rows = gemv_max_rows;
-  run.report = RunWarmup(**engine, PlanWarmup(config, m), m.vocab_size);
+  run.report = RunWarmup(**engine, PlanWarmup(config, m), m.vocab_size,
+                         yield != nullptr ? std::function<void()>([yield] { yield->Pause(); }) : nullptr);
   return run;
 }
 
@@ -142,6 +148,74 @@ TEST(Warmup, ClassesAreChosenByConfigAndDisabledRunsNothing) {
   run = WarmUp(c);
   EXPECT_EQ(run.rec->steps, 0);
   EXPECT_TRUE(run.report.classes.empty());
+}
+
+// A reload's warm-up: paused on before each group and after each step, as daemon/pool_manager.cpp does.
+TEST(Warmup, BesideAServingPoolEveryStepAndGroupWaitsForItsRealtimeWork) {
+  ModelPoolConfig c;
+  c.warmup.classes = {"prefill", "recommend"};
+  Warmed plain = WarmUp(c);
+  ASSERT_GT(plain.rec->steps, 3);
+
+  // Realtime work on the serving pool all the time: every pause waits until its bound, and the warm-up still
+  // runs every shape (it only takes longer).
+  YieldBounds bounds;
+  bounds.max_wait_per_pause = std::chrono::milliseconds(3);
+  bounds.max_wait_total = std::chrono::milliseconds(2000);
+  bounds.poll = std::chrono::milliseconds(1);
+  RealtimeYield always([] { return true; }, bounds);
+  Warmed yielded = WarmUp(c, 64, &always);
+  EXPECT_EQ(yielded.rec->prefill_chunk_lengths, plain.rec->prefill_chunk_lengths);
+  EXPECT_EQ(yielded.rec->scoring_seqs.size(), plain.rec->scoring_seqs.size());
+  const YieldReport r = always.report();
+  const int64_t groups = 2 + 3;  // prefill: the long prompts, the short one; recommend: 1, 8, 32 candidates
+  // Once before each group, once after each step that ran (the last step's pause may come after RunWarmup).
+  EXPECT_GE(r.pauses, groups + yielded.rec->steps - 1);
+  EXPECT_LE(r.pauses, groups + yielded.rec->steps);
+  EXPECT_EQ(r.waited, r.pauses);
+  EXPECT_EQ(r.capped, r.pauses);
+  EXPECT_FALSE(r.budget_spent);
+
+  // Budget spent: the warm-up runs on without waiting.
+  bounds.max_wait_total = std::chrono::milliseconds(0);
+  RealtimeYield spent([] { return true; }, bounds);
+  Warmed unbounded = WarmUp(c, 64, &spent);
+  EXPECT_EQ(unbounded.rec->scoring_seqs.size(), plain.rec->scoring_seqs.size());
+  EXPECT_EQ(spent.report().waited_seconds, 0.0);
+}
+
+TEST(Warmup, NoStepRunsWhileTheServingPoolHasRealtimeWork) {
+  ModelPoolConfig c;
+  c.warmup.classes = {"recommend"};
+  // The serving pool's realtime work ends only when the test says so; the warm-up's first group must not
+  // reach the executor before.
+  std::mutex mu;
+  bool serving_busy = true;
+  int64_t probes_while_busy = 0;
+  int64_t steps_while_busy = -1;
+  auto rec = std::make_shared<Recorded>();
+  YieldBounds bounds;
+  bounds.max_wait_per_pause = std::chrono::milliseconds(60000);
+  bounds.max_wait_total = std::chrono::milliseconds(60000);
+  bounds.poll = std::chrono::milliseconds(1);
+  RealtimeYield yield(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        if (serving_busy && ++probes_while_busy == 20) {  // after 20 looks: idle
+          serving_busy = false;
+          std::lock_guard<std::mutex> rec_lock(rec->mu);
+          steps_while_busy = rec->steps;
+        }
+        return serving_busy;
+      },
+      bounds);
+  Warmed run = WarmUp(c, 64, &yield, rec);
+  EXPECT_EQ(probes_while_busy, 20);
+  EXPECT_EQ(steps_while_busy, 0);
+  EXPECT_EQ(run.rec->scoring_seqs.size(), static_cast<size_t>(kWarmupRounds * (1 + 8 + 32)));
+  const YieldReport r = yield.report();
+  EXPECT_EQ(r.waited, 1);  // only the first pause found the pool busy
+  EXPECT_EQ(r.capped, 0);
 }
 
 TEST(Warmup, ASmallKvPoolShrinksTheBatchesInsteadOfFailing) {
