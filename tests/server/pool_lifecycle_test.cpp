@@ -187,6 +187,15 @@ TEST(PoolLifecycle, SwapSendsNewRequestsToTheNewModelAndLetsRunningOnesFinishOnT
   std::vector<TokenId> long_ids;
   grpc::Status long_status;
   Engine* old_engine = h.slot->Current()->engine;
+  // The first request's last step still counts it as running (and its stats may land after its response):
+  // once the engine is idle, only a later step can show the long one.
+  uint64_t step_before = old_engine->LastStats().step;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const uint64_t now = old_engine->LastStats().step;
+    if (now == step_before) break;
+    step_before = now;
+  }
   std::atomic<bool> long_done{false};
   std::thread running([&] {
     long_ids = GenerateIds(h, kLong, 60, &long_status);
@@ -195,6 +204,7 @@ TEST(PoolLifecycle, SwapSendsNewRequestsToTheNewModelAndLetsRunningOnesFinishOnT
   // Swap only once the long request runs on the old model (ctest's timeout bounds the wait).
   auto running_on_old = [&] {
     const EngineStats st = old_engine->LastStats();
+    if (st.step <= step_before) return false;
     int32_t n = 0;
     for (int32_t r : st.running_requests) n += r;
     return n > 0;
