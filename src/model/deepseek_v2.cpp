@@ -2,9 +2,12 @@
 // decode) and DeepSeekMoE (shared + routed experts, softmax/sigmoid scoring, greedy/group-limited/noaux_tc).
 // The multi-token-prediction layers (model.layers.{n >= num_hidden_layers}) are not loaded.
 #include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "model/model.h"
 #include "model/weights.h"
@@ -38,11 +41,12 @@ struct MlpWeights {
 };
 
 struct MoeWeights {
-  at::Tensor gate;        // [experts, hidden] float32
-  at::Tensor bias;        // [experts] float32 (noaux_tc) or undefined
-  at::Tensor w_gate_up;   // [experts, 2 * moe_inter, hidden]
-  at::Tensor w_down;      // [experts, hidden, moe_inter]
-  MlpWeights shared;      // undefined tensors when n_shared_experts == 0
+  at::Tensor gate;               // [experts, hidden] float32
+  at::Tensor bias;               // [experts] float32 (noaux_tc) or undefined
+  at::Tensor w_gate_up;          // [experts, 2 * moe_inter, hidden], by slot; strided when a view of the checkpoint
+  at::Tensor w_down;             // [experts, hidden, moe_inter], by slot
+  std::vector<int64_t> slot_of;  // expert id -> slot (the file's order of the per-expert tensors); empty: slot = id
+  MlpWeights shared;             // undefined tensors when n_shared_experts == 0
 };
 
 struct DeepseekLayer {
@@ -190,7 +194,7 @@ class DeepseekModel final : public Model {
       // transformers 5 fused layout.
       m.w_gate_up = w.Load(p + "experts.gate_up_proj", {e, 2 * inter, h});
       m.w_down = w.Load(p + "experts.down_proj", {e, h, inter});
-    } else {
+    } else if (!LoadMoeViews(w, p, m)) {
       // Per-expert tensors read straight into their slices of the stacked layout.
       const auto opts = at::TensorOptions().dtype(dtype_).device(device_);
       m.w_gate_up = at::empty({e, 2 * inter, h}, opts);
@@ -205,6 +209,28 @@ class DeepseekModel final : public Model {
     if (c.n_shared_experts > 0) m.shared = LoadMlpShaped(w, p + "shared_experts.", inter * c.n_shared_experts);
   }
 
+  // Per-expert tensors as strided views of the mapping in file order (WeightLoader::TryViewStacked): the
+  // checkpoint keeps each expert's down_proj, gate_proj, up_proj back to back, experts in lexical order
+  // (0, 1, 10, 11, ..., 2, ...). False (nothing consumed) where that does not hold; a layout reason is logged.
+  bool LoadMoeViews(WeightLoader& w, const std::string& p, MoeWeights& m) const {
+    const int64_t h = config_.hidden_size, inter = config_.moe_intermediate_size;
+    std::vector<std::vector<std::vector<WeightLoader::Part>>> items;
+    for (int64_t j = 0; j < config_.n_routed_experts; ++j) {
+      const std::string ep = p + "experts." + std::to_string(j) + ".";
+      items.push_back({{{ep + "gate_proj.weight", {inter, h}}, {ep + "up_proj.weight", {inter, h}}},
+                       {{ep + "down_proj.weight", {h, inter}}}});
+    }
+    WeightLoader::Stacked views = w.TryViewStacked(items);
+    if (views.fields.empty()) {
+      if (!views.reason.empty()) spdlog::warn("{}experts copied, not mapped: {}", p, views.reason);
+      return false;
+    }
+    m.w_gate_up = views.fields[0];
+    m.w_down = views.fields[1];
+    m.slot_of = std::move(views.slot_of);
+    return true;
+  }
+
   static at::Tensor Mlp(const MlpWeights& m, const at::Tensor& x) {
     return ops::Linear(ops::SiluAndMul(ops::Linear(x, m.w_gate_up)), m.w_down);
   }
@@ -212,7 +238,7 @@ class DeepseekModel final : public Model {
   at::Tensor Moe(const MoeWeights& m, const at::Tensor& x) const {
     at::Tensor logits = ops::Linear(x.to(at::kFloat), m.gate);  // [T, experts] float32
     auto [ids, weights] = ops::MoeRoute(logits, m.bias, config_.routing);
-    at::Tensor out = ops::MoeExperts(x, m.w_gate_up, m.w_down, ids, weights);
+    at::Tensor out = ops::MoeExperts(x, m.w_gate_up, m.w_down, ids, weights, m.slot_of);
     if (m.shared.w_gate_up.defined()) out = out + Mlp(m.shared, x);
     return out;
   }

@@ -345,21 +345,35 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
 
   at::Tensor TryView(const std::vector<std::string>& names, const std::vector<std::vector<int64_t>>& shapes,
                      c10::ScalarType dtype, c10::Device device) const override {
-    if (!views_.enabled || !device.is_cpu() || names.empty() || names.size() != shapes.size()) return {};
-    std::vector<const Entry*> parts;
+    if (names.empty() || names.size() != shapes.size()) return {};
+    std::vector<int64_t> shape;
     for (size_t i = 0; i < names.size(); ++i) {
       const auto it = entries_.find(names[i]);
       if (it == entries_.end()) return {};
+      const std::vector<int64_t>& stored = it->second.info.shape;
+      if (stored != shapes[i] || stored.empty()) return {};
+      if (shape.empty()) {
+        shape = stored;
+      } else if (stored.size() != shape.size() || !std::equal(stored.begin() + 1, stored.end(), shape.begin() + 1)) {
+        return {};
+      } else {
+        shape[0] += stored[0];
+      }
+    }
+    at::Tensor span = TryViewSpan(names, dtype, device);
+    return span.defined() ? span.view(shape) : span;
+  }
+
+  at::Tensor TryViewSpan(const std::vector<std::string>& names, c10::ScalarType dtype,
+                         c10::Device device) const override {
+    if (!views_.enabled || !device.is_cpu() || names.empty()) return {};
+    std::vector<const Entry*> parts;
+    for (const std::string& name : names) {
+      const auto it = entries_.find(name);
+      if (it == entries_.end() || it->second.stored != dtype) return {};
       const Entry& e = it->second;
-      if (e.stored != dtype || e.info.shape != shapes[i] || e.info.shape.empty()) return {};
-      if (!parts.empty()) {
-        const Entry& prev = *parts.back();
-        if (e.shard != prev.shard || e.info.data_begin != prev.info.data_end) return {};
-        if (!std::equal(e.info.shape.begin() + 1, e.info.shape.end(), prev.info.shape.begin() + 1,
-                        prev.info.shape.end()) ||
-            e.info.shape.size() != prev.info.shape.size()) {
-          return {};
-        }
+      if (!parts.empty() && (e.shard != parts.back()->shard || e.info.data_begin != parts.back()->info.data_end)) {
+        return {};
       }
       parts.push_back(&e);
     }
@@ -377,10 +391,8 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
       views_.enabled = false;
       return {};
     }
-    std::vector<int64_t> shape = parts.front()->info.shape;
-    for (size_t i = 1; i < parts.size(); ++i) shape[0] += parts[i]->info.shape[0];
     auto* hold = new ViewHold{shard.map, begin, bytes};
-    at::Tensor view = at::for_blob(const_cast<uint8_t*>(begin), shape)
+    at::Tensor view = at::for_blob(const_cast<uint8_t*>(begin), {static_cast<int64_t>(bytes / c10::elementSize(dtype))})
                           .context(hold, &ReleaseView)
                           .options(at::TensorOptions().dtype(dtype).device(device))
                           .make_tensor();
@@ -388,6 +400,8 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     if (read_observer_) read_observer_(bytes);
     return view;
   }
+
+  bool ViewsEnabled() const override { return views_.enabled; }
 
   uint64_t ViewBytes() const override { return view_bytes_; }
   std::string ViewFallbackReason() const override { return view_fallback_; }
@@ -457,6 +471,11 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
 };
 
 }  // namespace
+
+c10::ScalarType StoredType(const TensorInfo& info) {
+  const DtypeEntry* entry = FindDtype(info.dtype);
+  return entry != nullptr ? entry->type : c10::ScalarType::Undefined;
+}
 
 bool IsCheckpointView(const at::Tensor& t) {
   return t.defined() && t.has_storage() && t.storage().data_ptr().get_deleter() == &ReleaseView;

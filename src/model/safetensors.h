@@ -24,6 +24,9 @@ struct TensorInfo {
   uint64_t data_end = 0;
 };
 
+// The torch type of a stored dtype string (Undefined for a string Open would reject).
+c10::ScalarType StoredType(const TensorInfo& info);
+
 // Views into the checkpoint's file mapping (TryView) instead of copies.
 struct MapViewOptions {
   bool enabled = false;
@@ -65,6 +68,13 @@ class SafetensorsCheckpoint {
   // failed lock turns views off for the rest of this checkpoint (ViewFallbackReason says why).
   virtual at::Tensor TryView(const std::vector<std::string>& names, const std::vector<std::vector<int64_t>>& shapes,
                              c10::ScalarType dtype, c10::Device device) const = 0;
+  // Tensors `names` (consecutive in one shard, in this order, each stored as `dtype`, any shapes) as one flat
+  // tensor [total elements] aliasing the mapping: TryView's contract otherwise (locked, read-only, undefined on
+  // the same conditions). For strided views over several tensors (per-expert weights, WeightLoader).
+  virtual at::Tensor TryViewSpan(const std::vector<std::string>& names, c10::ScalarType dtype,
+                                 c10::Device device) const = 0;
+  // Whether TryView may still return views (enabled at Open and no lock has failed).
+  virtual bool ViewsEnabled() const = 0;
   // Bytes returned as views so far.
   virtual uint64_t ViewBytes() const = 0;
   // Why views stopped ("mlock of 63.1 MiB: Cannot allocate memory (RLIMIT_MEMLOCK 8.0 MiB)"); "" if none did.

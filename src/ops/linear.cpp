@@ -91,12 +91,15 @@ at::Tensor GemvLinear(const at::Tensor& x_in, const at::Tensor& w, const at::Ten
   return y;
 }
 
-at::Tensor SegmentedGemvLinear(const at::Tensor& x_in, const at::Tensor& w, const std::vector<int64_t>& rows) {
+at::Tensor SegmentedGemvLinear(const at::Tensor& x_in, const at::Tensor& w, const std::vector<int64_t>& rows,
+                               const std::vector<int64_t>& index) {
   TORCH_CHECK(x_in.dim() == 2 && w.dim() == 3 && x_in.size(1) == w.size(2), "SegmentedGemvLinear: shapes");
-  TORCH_CHECK(static_cast<int64_t>(rows.size()) == w.size(0), "SegmentedGemvLinear: one row count per weight");
-  TORCH_CHECK(w.is_contiguous() && w.scalar_type() == x_in.scalar_type(), "SegmentedGemvLinear: weight layout");
+  TORCH_CHECK(index.empty() ? static_cast<int64_t>(rows.size()) == w.size(0) : index.size() == rows.size(),
+              "SegmentedGemvLinear: one row count per weight");
+  TORCH_CHECK(w.size(0) > 0 && w[0].is_contiguous() && w.scalar_type() == x_in.scalar_type(),
+              "SegmentedGemvLinear: weight layout");
   const at::Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
-  const int64_t n = w.size(1), k = w.size(2);
+  const int64_t n = w.size(1);
   at::Tensor y = at::empty({x.size(0), n}, x.options());
   if (x.size(0) == 0) return y;
   // Pack every row once; segment s reads its rows of the packed block.
@@ -109,7 +112,9 @@ at::Tensor SegmentedGemvLinear(const at::Tensor& x_in, const at::Tensor& w, cons
     if (rows[s] == 0) continue;
     kernels::cpu::GemvArgs a = all;
     a.x = static_cast<const char*>(x.data_ptr()) + offset * x.stride(0) * elem;
-    a.w = static_cast<const char*>(w.data_ptr()) + static_cast<int64_t>(s) * n * k * elem;
+    const int64_t i = index.empty() ? static_cast<int64_t>(s) : index[s];
+    TORCH_CHECK(i >= 0 && i < w.size(0), "SegmentedGemvLinear: weight index ", i, " out of range");
+    a.w = static_cast<const char*>(w.data_ptr()) + i * w.stride(0) * elem;
     a.y = static_cast<char*>(y.data_ptr()) + offset * n * elem;
     a.m = rows[s];
     if (kp > 0) a.x_packed = all.x_packed + offset * kp;
@@ -122,8 +127,7 @@ at::Tensor SegmentedGemvLinear(const at::Tensor& x_in, const at::Tensor& w, cons
 }
 
 bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w) {
-  return x.dim() == 2 && x.size(0) > 0 && w.dim() == 3 && w.size(0) > 0 && w.is_contiguous() &&
-         GemvEligible(x.narrow(0, 0, 1), w[0], {});
+  return x.dim() == 2 && x.size(0) > 0 && w.dim() == 3 && w.size(0) > 0 && GemvEligible(x.narrow(0, 0, 1), w[0], {});
 }
 
 at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {

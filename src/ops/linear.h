@@ -46,12 +46,14 @@ at::Tensor HeadLinear(const at::Tensor& x,   // [rows, heads, in], last dim cont
 // -> [rows, heads, out], x.dtype
 
 // Per-segment products in one pool call (MoE experts' rows, grouped by expert): rows
-// [sum(rows[0..s)), sum(rows[0..s])) of x times w[s]^T into the same rows of the result. Every weight is
-// read once for all of its segment's rows. GEMV kernel only: check SegmentedGemvEligible; segments of more
-// than kGemvMaxRows rows are correct but slow (the kernel is memory-bound by design).
-at::Tensor SegmentedGemvLinear(const at::Tensor& x,                // [sum(rows), in]
-                               const at::Tensor& w,                // [segments, out, in] contiguous
-                               const std::vector<int64_t>& rows);  // [segments], >= 0
+// [sum(rows[0..s)), sum(rows[0..s])) of x times w[index[s]]^T (w[s] when index is empty) into the same rows
+// of the result. Every weight is read once for all of its segment's rows. GEMV kernel only: check
+// SegmentedGemvEligible; segments of more than kGemvMaxRows rows are correct but slow (the kernel is
+// memory-bound by design).
+at::Tensor SegmentedGemvLinear(const at::Tensor& x,                      // [sum(rows), in]
+                               const at::Tensor& w,                      // [weights, out, in], each w[i] contiguous
+                               const std::vector<int64_t>& rows,         // [segments], >= 0
+                               const std::vector<int64_t>& index = {});  // [segments] in [0, weights), or empty
 // -> [sum(rows), out], x.dtype
 bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w);
 

@@ -42,8 +42,11 @@ std::pair<at::Tensor, at::Tensor> MoeRoute(const at::Tensor& router_logits, cons
 }
 
 at::Tensor MoeExperts(const at::Tensor& x, const at::Tensor& w_gate_up, const at::Tensor& w_down,
-                      const at::Tensor& topk_ids, const at::Tensor& topk_weights) {
+                      const at::Tensor& topk_ids, const at::Tensor& topk_weights, const std::vector<int64_t>& slot_of) {
   const int64_t num_experts = w_gate_up.size(0);
+  TORCH_CHECK(slot_of.empty() || static_cast<int64_t>(slot_of.size()) == num_experts,
+              "MoeExperts: one slot per expert");
+  auto slot = [&](int64_t e) { return slot_of.empty() ? e : slot_of[static_cast<size_t>(e)]; };
   const int64_t top_k = topk_ids.size(1);
   at::Tensor flat_ids = topk_ids.reshape({-1});
   auto [order, counts_dev] = GroupByExpert(flat_ids, num_experts);  // choices grouped by expert, ascending
@@ -56,15 +59,15 @@ at::Tensor MoeExperts(const at::Tensor& x, const at::Tensor& w_gate_up, const at
   if (!rows.empty() && *std::max_element(rows.begin(), rows.end()) <= kGemvMaxRows &&
       SegmentedGemvEligible(xs, w_gate_up) && SegmentedGemvEligible(xs, w_down)) {
     // Decode-sized groups: all experts' products in two pool calls, each expert's weights read once.
-    ys = SegmentedGemvLinear(SiluAndMul(SegmentedGemvLinear(xs, w_gate_up, rows)), w_down, rows);
+    ys = SegmentedGemvLinear(SiluAndMul(SegmentedGemvLinear(xs, w_gate_up, rows, slot_of)), w_down, rows, slot_of);
   } else {
     ys = at::empty_like(xs);
     int64_t offset = 0;
     for (int64_t e = 0; e < num_experts; ++e) {
       const int64_t n = count[e];
       if (n == 0) continue;
-      at::Tensor h = SiluAndMul(Linear(xs.narrow(0, offset, n), w_gate_up[e]));
-      ys.narrow(0, offset, n).copy_(Linear(h, w_down[e]));
+      at::Tensor h = SiluAndMul(Linear(xs.narrow(0, offset, n), w_gate_up[slot(e)]));
+      ys.narrow(0, offset, n).copy_(Linear(h, w_down[slot(e)]));
       offset += n;
     }
   }

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <utility>
+#include <vector>
 
 namespace inferd::ops {
 
@@ -39,11 +40,16 @@ std::pair<at::Tensor, at::Tensor> GroupByExpert(const at::Tensor& flat_ids,  // 
 // pair over its tokens, results are weighted and scattered back. No per-token loops. When no expert has
 // more than kGemvMaxRows tokens (decode steps), all experts' products run as two segmented GEMV pool calls
 // (ops::SegmentedGemvLinear): each expert's weights are read once for all of its rows.
-at::Tensor MoeExperts(const at::Tensor& x,             // [num_tokens, hidden]
-                      const at::Tensor& w_gate_up,     // [num_experts, 2 * inter, hidden] (gate rows first)
-                      const at::Tensor& w_down,        // [num_experts, hidden, inter]
-                      const at::Tensor& topk_ids,      // [num_tokens, top_k] int64
-                      const at::Tensor& topk_weights); // [num_tokens, top_k] float32
+// Expert e's weights are w_gate_up[slot_of[e]] and w_down[slot_of[e]] (index e when slot_of is empty): the
+// stacks may be strided views of a checkpoint in its file order (any stride(0), each [e] contiguous). Tokens
+// are grouped and their results summed in expert-id order whatever the slots, so a permuted stack gives
+// the bits of the id-ordered one.
+at::Tensor MoeExperts(const at::Tensor& x,                        // [num_tokens, hidden]
+                      const at::Tensor& w_gate_up,                // [num_experts, 2 * inter, hidden] (gate rows first)
+                      const at::Tensor& w_down,                   // [num_experts, hidden, inter]
+                      const at::Tensor& topk_ids,                 // [num_tokens, top_k] int64
+                      const at::Tensor& topk_weights,             // [num_tokens, top_k] float32
+                      const std::vector<int64_t>& slot_of = {});  // [num_experts] permutation, or empty
 // -> [num_tokens, hidden], x.dtype
 
 // Reference for tests: per-token, per-choice loop.

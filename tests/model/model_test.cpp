@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "inferd/model_runner.h"
@@ -446,6 +449,103 @@ INSTANTIATE_TEST_SUITE_P(Variants, VariantTest,
                          ::testing::Values("llama_gqa", "llama_mha_tied", "llama_linear_rope", "llama_yarn",
                                            "llama_llama3", "deepseek_v2_qlora_greedy", "deepseek_v2_noqlora_group",
                                            "deepseek_v3_noaux", "deepseek_v3_fp8"));
+
+// A copy of `src` whose model.safetensors stores every layer's expert blocks in reverse id order (each
+// block's tensors in name order, as the file's lexical order keeps them), the header padded so the data
+// starts 16-byte aligned. Returns the bytes of the routed experts' tensors.
+int64_t WriteReversedExperts(const std::string& src, const std::string& dst) {
+  fs::create_directories(dst);
+  for (const auto& e : fs::directory_iterator(src)) {
+    if (e.path().filename() != "model.safetensors") {
+      fs::copy_file(e.path(), fs::path(dst) / e.path().filename(), fs::copy_options::overwrite_existing);
+    }
+  }
+  std::ifstream in(src + "/model.safetensors", std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  std::string text(n, ' ');
+  in.read(text.data(), static_cast<std::streamsize>(n));
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const nlohmann::json header = nlohmann::json::parse(text);
+  // Sort key: the name, with ".experts.<id>." replaced by ".experts.<999 - id>." (zero-padded).
+  std::vector<std::pair<std::string, std::string>> order;
+  int64_t expert_bytes = 0;
+  for (const auto& [name, v] : header.items()) {
+    if (name == "__metadata__") continue;
+    std::string key = name;
+    if (const size_t at = name.find(".mlp.experts."); at != std::string::npos) {
+      const size_t id_begin = at + 13, id_end = name.find('.', id_begin);
+      const int id = std::stoi(name.substr(id_begin, id_end - id_begin));
+      const std::string rev = std::to_string(1000 + 999 - id);  // 4 digits for id < 1000
+      key = name.substr(0, id_begin) + rev + name.substr(id_end);
+      expert_bytes += v["data_offsets"][1].get<int64_t>() - v["data_offsets"][0].get<int64_t>();
+    }
+    order.emplace_back(key, name);
+  }
+  std::sort(order.begin(), order.end());
+  nlohmann::json out;
+  std::string body;
+  for (const auto& [key, name] : order) {
+    nlohmann::json v = header[name];
+    const int64_t b = v["data_offsets"][0], e = v["data_offsets"][1];
+    v["data_offsets"] = {body.size(), body.size() + static_cast<size_t>(e - b)};
+    body += data.substr(static_cast<size_t>(b), static_cast<size_t>(e - b));
+    out[name] = v;
+  }
+  std::string out_text = out.dump();
+  out_text.resize((8 + out_text.size() + 15) / 16 * 16 - 8, ' ');
+  std::ofstream f(dst + "/model.safetensors", std::ios::binary);
+  const uint64_t len = out_text.size();
+  f.write(reinterpret_cast<const char*>(&len), 8);
+  f << out_text << body;
+  return expert_bytes;
+}
+
+// Routed experts as strided views of the mapping in a file order unlike their ids (slot table reversed):
+// every tensor is mapped, the logits equal those of copied weights bit for bit and transformers' within the
+// fp32 tolerance, prefill (grouped experts) and greedy decode steps.
+TEST(DeepseekMappedExperts, ExpertsInAnotherFileOrderAreViewsWithTheLogitsOfCopies) {
+  const std::string src = ModelsDir() + "/deepseek_v2_qlora_greedy";
+  if (!fs::exists(src + "/reference.json")) GTEST_SKIP() << src << " not generated";
+  const Reference ref = LoadReference(src);
+  const std::string dir = (fs::temp_directory_path() / ("inferd_moe_views_" + std::to_string(::getpid()))).string();
+  const int64_t expert_bytes = WriteReversedExperts(src, dir);
+  ASSERT_GT(expert_bytes, 0);
+  auto mapped = Load(dir, "fp32");
+  auto copied = Load(dir, "fp32", 64, 16, /*map_weights=*/false);
+  ASSERT_TRUE(mapped && copied);
+  const LoadPhases& lp = mapped->load_phases();
+  if (lp.map_fallback.find("mlock") != std::string::npos) GTEST_SKIP() << "mlock unavailable: " << lp.map_fallback;
+  EXPECT_EQ(lp.map_fallback, "");
+  EXPECT_EQ(lp.mapped_bytes, lp.tensor_bytes) << "experts: " << expert_bytes << " bytes";
+  EXPECT_EQ(copied->load_phases().mapped_bytes, 0);
+  for (size_t i = 0; i < ref.prompts.size(); ++i) {
+    ForwardBatch b;
+    b.block_size = mapped->BlockSize();
+    SequenceChunk c;
+    c.tokens = ref.prompts[i];
+    c.block_table = Range(0, static_cast<int32_t>((c.tokens.size() + b.block_size - 1) / b.block_size));
+    b.chunks.push_back(c);
+    auto want = copied->ExecuteAllLogits(b);
+    auto got = mapped->ExecuteAllLogits(b);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(got.value(), want.value()) << "prompt " << i;
+    double max_ref = 0;
+    const double diff = CompareLogits(*mapped, ref.prompts[i], ref.logits[i], &max_ref);
+    EXPECT_LE(diff, 1e-4 * max_ref) << "prompt " << i;
+  }
+  for (size_t i = 0; i < ref.prompts.size(); ++i) {
+    std::vector<Seq> seqs(1);
+    seqs[0].prompt = ref.prompts[i];
+    seqs[0].max_new = static_cast<int32_t>(ref.greedy[i].size());
+    seqs[0].blocks = Range(0, 64);
+    RunSeqs(*mapped, seqs);
+    EXPECT_EQ(seqs[0].out, ref.greedy[i]) << "prompt " << i;
+  }
+  mapped.reset();
+  copied.reset();
+  fs::remove_all(dir);
+}
 
 // Checkpoint and config errors name what is wrong.
 class ErrorTest : public ::testing::Test {

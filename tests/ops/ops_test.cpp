@@ -2,8 +2,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -173,6 +175,51 @@ TEST(Moe, LargeExpertGroupsMatchPerTokenLoop) {
     const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
     EXPECT_LT(MaxDiff(MoeExperts(x, gu, down, ids, w), MoeExpertsNaive(x, gu, down, ids, w)), tol);
   }
+}
+
+// Experts stacked as a checkpoint stores them: one block per expert [down | gate | up | pad], blocks in the
+// lexical order of the expert ids (0, 1, 10, 11, 2, ...), the stacks strided views of that buffer plus an
+// id -> slot table. Against the per-token loop over the id-ordered contiguous stacks, on the segmented GEMV
+// path (13 tokens, top 3) and the per-expert Linear path (one expert with more than kGemvMaxRows rows);
+// and bit for bit against MoeExperts over the contiguous stacks (the sums run in expert-id order either way).
+TEST(Moe, StridedExpertsInFileOrderMatchPerTokenLoop) {
+  at::manual_seed(8);
+  const int64_t h = 16, inter = 8, e = 12, pad = 4;
+  std::vector<int64_t> file_order(e);  // slot -> expert id
+  for (int64_t j = 0; j < e; ++j) file_order[j] = j;
+  std::sort(file_order.begin(), file_order.end(),
+            [](int64_t a, int64_t b) { return std::to_string(a) < std::to_string(b); });
+  ASSERT_EQ(file_order[2], 10);
+  std::vector<int64_t> slot_of(e);
+  for (int64_t s = 0; s < e; ++s) slot_of[file_order[s]] = s;
+  const int64_t block = h * inter + 2 * inter * h + pad;
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor gu = (at::randn({e, 2 * inter, h}) * 0.3).to(dtype), down = (at::randn({e, h, inter}) * 0.3).to(dtype);
+    at::Tensor file = at::full({e * block}, 1e6, dtype);  // pads poison any read outside the experts
+    for (int64_t s = 0; s < e; ++s) {
+      file.narrow(0, s * block, h * inter).copy_(down[file_order[s]].reshape({-1}));
+      file.narrow(0, s * block + h * inter, 2 * inter * h).copy_(gu[file_order[s]].reshape({-1}));
+    }
+    at::Tensor gu_view = file.as_strided({e, 2 * inter, h}, {block, h, 1}, h * inter);
+    at::Tensor down_view = file.as_strided({e, h, inter}, {block, inter, 1}, 0);
+    for (const int64_t t : {int64_t{13}, 2 * kGemvMaxRows + 9}) {
+      const int64_t k = t == 13 ? 3 : 1;
+      at::Tensor x = at::randn({t, h}).to(dtype);
+      at::Tensor logits = at::randn({t, e});
+      if (k == 1) logits.narrow(0, 0, kGemvMaxRows + 10).select(1, 10).add_(10.0);  // expert 10 gets > 64 rows
+      auto [ids, w] = MoeRoute(logits, {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
+      const int64_t most = at::bincount(ids.reshape({-1})).max().item<int64_t>();
+      EXPECT_EQ(most > kGemvMaxRows, k == 1);
+      at::Tensor got = MoeExperts(x, gu_view, down_view, ids, w, slot_of);
+      const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
+      EXPECT_LT(MaxDiff(got, MoeExpertsNaive(x, gu, down, ids, w)), tol) << t << " tokens";
+      EXPECT_TRUE(at::equal(got, MoeExperts(x, gu, down, ids, w))) << t << " tokens";
+    }
+  }
+  at::Tensor x = at::randn({2, h});
+  auto [ids, w] = MoeRoute(at::randn({2, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, 1});
+  at::Tensor gu = at::randn({e, 2 * inter, h}), down = at::randn({e, h, inter});
+  EXPECT_THROW(MoeExperts(x, gu, down, ids, w, {0, 1}), c10::Error);  // one slot per expert
 }
 
 TEST(Moe, NoauxRoutingMatchesReference) {
