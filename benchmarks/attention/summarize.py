@@ -1,30 +1,47 @@
 # Groups a decode-only perf profile's self samples: attention kernel, GEMM/GEMV, the in-process bandwidth
-# probe (excluded from the shares), the rest. Usage: summarize.py PERF_DATA
-import re, subprocess, sys
-out = subprocess.run(["perf", "report", "-i", sys.argv[1], "--no-children", "-g", "none", "--sort", "symbol",
-                      "--stdio", "--percent-limit", "0"], capture_output=True, text=True).stdout
-groups = {"attention": 0.0, "gemm/gemv": 0.0, "bandwidth probe": 0.0, "kernel [k]": 0.0, "other": 0.0}
-top = {k: [] for k in groups}
+# probe (excluded from the shares: every sample of a thread that ever ran the probe, its page faults
+# included), kernel time of the model's threads, the rest. Usage: summarize.py PERF_DATA
+import collections, re, subprocess, sys
+out = subprocess.run(["perf", "script", "-i", sys.argv[1], "-F", "tid,ip,sym", "--no-inline"], capture_output=True,
+                     text=True).stdout
+samples = []  # (tid, leaf symbol, is kernel)
+tid, leaf = None, None
 for line in out.splitlines():
-    m = re.match(r"\s+([\d.]+)%\s+\[(.)\]\s+(.*)", line)
-    if not m:
+    if not line.strip():
         continue
-    pct, kind, sym = float(m.group(1)), m.group(2), m.group(3).strip()
-    if "MeasureReadBandwidth" in sym:
+    if not line.startswith("\t") and not line.startswith(" "):
+        tid, leaf = line.split()[0], None
+        continue
+    if leaf is None:
+        parts = line.strip().split(None, 1)
+        leaf = parts[1] if len(parts) > 1 else "[unknown]"
+        samples.append((tid, leaf, parts[0].startswith("ffffffff")))
+probe_tids = {t for t, s, k in samples if "MeasureReadBandwidth" in s}
+groups = collections.OrderedDict((k, collections.Counter()) for k in
+                                 ["attention", "gemm/gemv", "kernel [k]", "pool", "row kernels", "torch / other",
+                                  "bandwidth probe"])
+for t, s, k in samples:
+    if t in probe_tids:
         g = "bandwidth probe"
-    elif kind == "k":
+    elif k:
         g = "kernel [k]"
-    elif re.search(r"PagedDecode|Avx512Ops::|Avx2Ops::|ScalarOps::|_path::|ExpSum|ScoreTile|PvBlock|PvHeads|DecodeItem|RangeOn", sym):
+    elif re.search(r"PagedDecode|Avx512Ops::|Avx2Ops::|ScalarOps::|_path::|ExpSum|ScoreTile|PvBlock|PvHeads|DecodeItem|RangeOn", s):
         g = "attention"
-    elif re.search(r"Gemv|Gemm|Avx512<|Avx2<|PackW|RunBlocked|Reduce512|ReduceAvx2|gemm|Kernel<", sym):
+    elif re.search(r"Gemv|Gemm|Avx512<|Avx2<|PackW|RunBlocked|Reduce512|ReduceAvx2|gemm|Kernel<", s):
         g = "gemm/gemv"
+    elif re.search(r"Pool|ParallelChunks", s):
+        g = "pool"
+    elif re.search(r"kernels::cpu::", s):
+        g = "row kernels"
     else:
-        g = "other"
-    groups[g] += pct
-    top[g].append((pct, sym[:110]))
-model = sum(v for k, v in groups.items() if k != "bandwidth probe")
-for k, v in groups.items():
-    share = "" if k == "bandwidth probe" else f"  ({100 * v / model:.1f}% of the model's samples)"
-    print(f"{k:16s} {v:6.2f}%{share}")
-    for pct, sym in sorted(top[k], reverse=True)[:6]:
-        print(f"      {pct:6.2f}%  {sym}")
+        g = "torch / other"
+    groups[g][s[:110]] += 1
+model = sum(sum(c.values()) for g, c in groups.items() if g != "bandwidth probe")
+total = len(samples)
+print(f"{total} samples, {model} of the model's threads, {len(probe_tids)} probe threads")
+for g, c in groups.items():
+    n = sum(c.values())
+    share = "" if g == "bandwidth probe" else f"  ({100 * n / max(1, model):.1f}% of the model's samples)"
+    print(f"{g:16s} {100 * n / max(1, total):6.2f}%{share}")
+    for sym, k in c.most_common(6):
+        print(f"      {100 * k / max(1, model):6.2f}%  {sym}")

@@ -1,6 +1,7 @@
 #include "rowwise.h"
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "fast_exp.h"
@@ -85,7 +86,12 @@ void Rope(const void* src, int64_t sts, int64_t shs, void* dst, int64_t dts, int
           const float* sin, int64_t tokens, int64_t heads, int64_t half, bool interleaved) {
   using E = Elem<T>;
   using S = typename E::Store;
-  std::vector<float> x1(static_cast<size_t>(half)), x2(static_cast<size_t>(half));
+  // Per-thread scratch: calls from the pool's threads run concurrently, and a step makes many calls.
+  thread_local std::vector<float> x1, x2;
+  if (x1.size() < static_cast<size_t>(half)) {
+    x1.resize(static_cast<size_t>(half));
+    x2.resize(static_cast<size_t>(half));
+  }
   for (int64_t t = 0; t < tokens; ++t) {
     const float* c = cos + t * half;
     const float* s = sin + t * half;
@@ -150,6 +156,14 @@ void RopeRows(const void* src, int64_t sts, int64_t shs, void* dst, int64_t dts,
     Rope<ElemType::kFloat32>(src, sts, shs, dst, dts, dhs, cos, sin, tokens, heads, half, interleaved);
   } else {
     Rope<ElemType::kBFloat16>(src, sts, shs, dst, dts, dhs, cos, sin, tokens, heads, half, interleaved);
+  }
+}
+
+void CopyRowsToSlots(const void* src, int64_t src_row_stride_bytes, void* dst, int64_t dst_row_stride_bytes,
+                     const int64_t* slots, int64_t rows, int64_t row_bytes) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(static_cast<char*>(dst) + slots[r] * dst_row_stride_bytes,
+                static_cast<const char*>(src) + r * src_row_stride_bytes, static_cast<size_t>(row_bytes));
   }
 }
 

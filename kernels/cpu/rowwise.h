@@ -1,4 +1,5 @@
-// Row-wise CPU kernels of the decode step (RMSNorm, residual add + RMSNorm, SwiGLU, RoPE): raw pointers, no
+// Row-wise CPU kernels of the decode step (RMSNorm, residual add + RMSNorm, SwiGLU, RoPE, KV cache slot
+// writes): raw pointers, no
 // torch, one call for all rows, so that a decode step does not pay an at:: dispatch and an allocation per
 // elementwise op. Thin torch wrappers: src/ops/norm.cpp and src/ops/rope.cpp.
 //
@@ -40,5 +41,11 @@ void RopeRows(const void* src, int64_t src_token_stride, int64_t src_head_stride
               void* dst, int64_t dst_token_stride, int64_t dst_head_stride,        // [tokens, heads, dim]
               const float* cos, const float* sin,                                  // [tokens, half] each
               ElemType type, int64_t tokens, int64_t heads, int64_t half, bool interleaved);
+
+// dst[slots[r]] = src[r] for r in [0, rows): each row is `row_bytes` contiguous bytes (a token's K or V, or
+// MLA's latent row, already in the cache's dtype). Slots must be distinct and in range (the caller checks).
+void CopyRowsToSlots(const void* src, int64_t src_row_stride_bytes,  // [rows, row_bytes]
+                     void* dst, int64_t dst_row_stride_bytes,        // [slots, row_bytes]
+                     const int64_t* slots, int64_t rows, int64_t row_bytes);
 
 }  // namespace inferd::kernels::cpu

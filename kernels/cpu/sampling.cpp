@@ -4,9 +4,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-#include <algorithm>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -138,16 +138,20 @@ const Isa& Dispatch() {
   return isa;
 }
 
-inline float MaxOf(const float* x, int64_t n) { return Dispatch().max(x, n); }
+inline float MaxOf(const float* x, int64_t n) {
+  return Dispatch().max(x, n);
+}
 inline float ExpBlock(const float* x, float* w, int64_t n, float m, float scale) {
   return Dispatch().exp(x, w, n, m, scale);
 }
-inline float ExpSumBlock(const float* x, int64_t n, float m) { return Dispatch().exp(x, nullptr, n, m, 1.0f); }
+inline float ExpSumBlock(const float* x, int64_t n, float m) {
+  return Dispatch().exp(x, nullptr, n, m, 1.0f);
+}
 
 struct Scratch {
-  std::vector<float> w;                           // [vocab] unnormalised probabilities
-  std::vector<double> block_sum;                  // [ceil(vocab / kBlock)]
-  std::vector<std::pair<float, int32_t>> cand;    // kept candidates (weight, id)
+  std::vector<float> w;                         // [vocab] unnormalised probabilities
+  std::vector<double> block_sum;                // [ceil(vocab / kBlock)]
+  std::vector<std::pair<float, int32_t>> cand;  // kept candidates (weight, id)
 };
 
 Scratch& ThreadScratch() {
@@ -199,8 +203,7 @@ int64_t DrawFromCandidates(const std::pair<float, int32_t>* cand, int64_t n, dou
   return cand[0].second;
 }
 
-int64_t DrawFromRow(const float* w, const std::vector<double>& block_sum, int64_t vocab, double total,
-                    double uniform) {
+int64_t DrawFromRow(const float* w, const std::vector<double>& block_sum, int64_t vocab, double total, double uniform) {
   const double target = uniform * total;
   double acc = 0.0;
   const int64_t blocks = static_cast<int64_t>(block_sum.size());
@@ -225,6 +228,18 @@ int64_t ArgMax(const float* x, int64_t n) {
     if (x[i] == m) return i;
   }
   return 0;  // every value NaN
+}
+
+// Cloned per ISA: one pass of integer compares over the bits, which vectorises at any width.
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool AllFinite(const float* x, int64_t n) {
+  uint32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof(bits));
+    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
 }
 
 float LogSumExp(const float* x, int64_t n) {

@@ -32,4 +32,7 @@ float LogSumExp(const float* x, int64_t n);
 // Index of the largest value (the first one on ties), as argmax does.
 int64_t ArgMax(const float* x, int64_t n);
 
+// True when no x[0, n) is NaN or +-inf (exponent bits all ones), as at::isfinite(x).all() says.
+bool AllFinite(const float* x, int64_t n);
+
 }  // namespace inferd::kernels::cpu

@@ -260,7 +260,7 @@ class DeepseekModel final : public Model {
     at::Tensor k_pe = ops::ApplyRope(kv_a.narrow(1, r, dr).reshape({t, 1, dr}), cs, c.rope_interleave);
     at::Tensor rows = at::cat({latent, k_pe.view({t, dr})}, 1);  // [T, r + dr]
     at::Tensor cache_flat = cache.view({-1, r + dr});
-    cache_flat.index_copy_(0, in.slot_mapping, rows.to(cache.scalar_type()));
+    ops::WriteCacheRows(cache_flat, in.slot_mapping, rows);
 
     if (in.decode_only) {  // every token is a decode: rows are already in kernel order
       return ops::Linear(AbsorbedDecode(in, cache, a, q_nope, q_pe).reshape({t, nh * dv}), a.w_o);

@@ -127,8 +127,8 @@ class LlamaModel final : public Model {
     const int64_t hkv = config_.num_kv_heads, d = config_.head_dim;
     at::Tensor k_flat = k_cache.view({-1, hkv, d});
     at::Tensor v_flat = v_cache.view({-1, hkv, d});
-    k_flat.index_copy_(0, in.slot_mapping, k.to(k_cache.scalar_type()));
-    v_flat.index_copy_(0, in.slot_mapping, v.to(v_cache.scalar_type()));
+    ops::WriteCacheRows(k_flat, in.slot_mapping, k);
+    ops::WriteCacheRows(v_flat, in.slot_mapping, v);
     if (in.decode_only) {  // every token is a decode: rows are already in kernel order
       return ops::PagedDecodeAttention(q, k_cache, v_cache, in.decode_block_tables, in.decode_context_lens,
                                        config_.softmax_scale);

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "kernels/cpu/paged_attention.h"
+#include "kernels/cpu/rowwise.h"
 #include "ops/cuda_ops.h"
 #include "ops/paged_decode_args.h"
 #include "ops/parallel.h"
@@ -74,9 +75,9 @@ at::Tensor PrefillAttention(const at::Tensor& q, const at::Tensor& k, const at::
     const int64_t group = q.size(1) / k.size(1);
     at::Tensor kk = group == 1 ? k : k.repeat_interleave(group, 1);
     at::Tensor vv = group == 1 ? v : v.repeat_interleave(group, 1);
-    at::Tensor out = at::scaled_dot_product_attention(q.transpose(0, 1).unsqueeze(0), kk.transpose(0, 1).unsqueeze(0),
-                                                      vv.transpose(0, 1).unsqueeze(0), {}, 0.0, /*is_causal=*/true,
-                                                      scale);
+    at::Tensor out =
+        at::scaled_dot_product_attention(q.transpose(0, 1).unsqueeze(0), kk.transpose(0, 1).unsqueeze(0),
+                                         vv.transpose(0, 1).unsqueeze(0), {}, 0.0, /*is_causal=*/true, scale);
     return out.squeeze(0).transpose(0, 1).contiguous();
   }
   return TiledCausalAttention(q, k, v, q_start, scale);
@@ -94,6 +95,31 @@ at::Tensor NaiveCausalAttention(const at::Tensor& q, const at::Tensor& k, const 
   at::Tensor kpos = at::arange(k.size(0), q.options().dtype(at::kLong));
   s.masked_fill_(kpos.unsqueeze(0) > qpos.unsqueeze(1), -std::numeric_limits<double>::infinity());
   return at::bmm(s.softmax(-1), vv).permute({1, 0, 2}).to(q.scalar_type());
+}
+
+void WriteCacheRows(at::Tensor& cache_rows, const at::Tensor& slots, const at::Tensor& rows) {
+  TORCH_CHECK(rows.dim() == cache_rows.dim() && rows.size(0) == slots.numel() &&
+                  rows.sizes().slice(1) == cache_rows.sizes().slice(1),
+              "WriteCacheRows: rows ", rows.sizes(), " do not match cache rows ", cache_rows.sizes(), " and ",
+              slots.numel(), " slots");
+  const int64_t t = rows.size(0);
+  if (t == 0) return;
+  const bool raw = cache_rows.device().is_cpu() && rows.device().is_cpu() && slots.device().is_cpu() &&
+                   slots.scalar_type() == at::kLong && rows.scalar_type() == cache_rows.scalar_type() &&
+                   rows[0].is_contiguous() && cache_rows[0].is_contiguous();
+  if (!raw) {
+    cache_rows.index_copy_(0, slots, rows.to(cache_rows.scalar_type()));
+    return;
+  }
+  const at::Tensor s = slots.contiguous();
+  const int64_t* sp = s.data_ptr<int64_t>();
+  const int64_t n = cache_rows.size(0);
+  for (int64_t i = 0; i < t; ++i) {
+    TORCH_CHECK(sp[i] >= 0 && sp[i] < n, "WriteCacheRows: slot ", sp[i], " of token ", i, " out of range [0, ", n, ")");
+  }
+  const int64_t es = static_cast<int64_t>(rows.element_size());
+  kernels::cpu::CopyRowsToSlots(rows.data_ptr(), rows.stride(0) * es, cache_rows.data_ptr(), cache_rows.stride(0) * es,
+                                sp, t, rows[0].numel() * es);
 }
 
 at::Tensor PagedDecodeAttention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,

@@ -23,6 +23,14 @@ at::Tensor TiledCausalAttention(const at::Tensor& q, const at::Tensor& k, const 
 at::Tensor NaiveCausalAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t q_start,
                                 double scale);
 
+// cache_rows[slots[t]] = rows[t].to(cache dtype) for every token t: the step's K, V (or MLA latent) rows into
+// their paged-cache slots, as cache_rows.index_copy_(0, slots, rows.to(dtype)) does. On CPU, when each
+// token's row is contiguous and already in the cache's dtype, a raw row copy with no at:: dispatch or
+// temporary; otherwise index_copy_. Throws when a slot is out of range or the shapes differ.
+void WriteCacheRows(at::Tensor& cache_rows,   // [num_slots, ...] (a view of the cache's blocks)
+                    const at::Tensor& slots,  // [T] int64
+                    const at::Tensor& rows);  // [T, ...] (cache_rows' trailing shape)
+
 // One query token per sequence against its paged cache. k_cache / v_cache may be strided views of one
 // buffer (MLA reads V as the latent prefix of its K rows) but their last dim must be contiguous.
 at::Tensor PagedDecodeAttention(const at::Tensor& q,             // [num_seqs, num_q_heads, head_dim_k]

@@ -4,6 +4,7 @@
 
 #include "kernels/cpu/rowwise.h"
 #include "ops/cuda_ops.h"
+#include "ops/parallel.h"
 
 namespace inferd::ops {
 namespace {
@@ -38,8 +39,13 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   if (x.is_cuda() && weight.scalar_type() == x.scalar_type()) return CudaRmsNorm(x, weight, eps);
   if (!RowKernelEligible(x) || !NormWeightFits(x, weight)) return RmsNormReference(x, weight, eps);
   at::Tensor y = at::empty(x.sizes(), x.options());
-  kernels::cpu::RmsNormRows(x.data_ptr(), x.stride(0), weight.data_ptr(), y.data_ptr(), y.stride(0), ElemOf(x),
-                            x.size(0), x.size(1), static_cast<float>(eps));
+  const int64_t es = static_cast<int64_t>(x.element_size());
+  char* xp = static_cast<char*>(x.data_ptr());
+  char* yp = static_cast<char*>(y.data_ptr());
+  ParallelRows(x.size(0), x.size(1), [&](int64_t b, int64_t e) {
+    kernels::cpu::RmsNormRows(xp + b * x.stride(0) * es, x.stride(0), weight.data_ptr(), yp + b * y.stride(0) * es,
+                              y.stride(0), ElemOf(x), e - b, x.size(1), static_cast<float>(eps));
+  });
   return y;
 }
 
@@ -54,9 +60,15 @@ at::Tensor AddRmsNorm(at::Tensor& hidden, const at::Tensor& delta, const at::Ten
     return RmsNorm(hidden, weight, eps);
   }
   at::Tensor y = at::empty(hidden.sizes(), hidden.options());
-  kernels::cpu::AddRmsNormRows(hidden.data_ptr(), hidden.stride(0), delta.data_ptr(), delta.stride(0),
-                               weight.data_ptr(), y.data_ptr(), y.stride(0), ElemOf(hidden), hidden.size(0),
-                               hidden.size(1), static_cast<float>(eps));
+  const int64_t es = static_cast<int64_t>(hidden.element_size());
+  char* hp = static_cast<char*>(hidden.data_ptr());
+  const char* dp = static_cast<const char*>(delta.data_ptr());
+  char* yp = static_cast<char*>(y.data_ptr());
+  ParallelRows(hidden.size(0), hidden.size(1), [&](int64_t b, int64_t e) {
+    kernels::cpu::AddRmsNormRows(hp + b * hidden.stride(0) * es, hidden.stride(0), dp + b * delta.stride(0) * es,
+                                 delta.stride(0), weight.data_ptr(), yp + b * y.stride(0) * es, y.stride(0),
+                                 ElemOf(hidden), e - b, hidden.size(1), static_cast<float>(eps));
+  });
   return y;
 }
 
@@ -67,8 +79,13 @@ at::Tensor SiluAndMul(const at::Tensor& gate_up) {
     return at::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter);
   }
   at::Tensor y = at::empty({gate_up.size(0), inter}, gate_up.options());
-  kernels::cpu::SiluMulRows(gate_up.data_ptr(), gate_up.stride(0), y.data_ptr(), inter, ElemOf(gate_up),
-                            gate_up.size(0), inter);
+  const int64_t es = static_cast<int64_t>(gate_up.element_size());
+  const char* gp = static_cast<const char*>(gate_up.data_ptr());
+  char* yp = static_cast<char*>(y.data_ptr());
+  ParallelRows(gate_up.size(0), gate_up.size(1), [&](int64_t b, int64_t e) {
+    kernels::cpu::SiluMulRows(gp + b * gate_up.stride(0) * es, gate_up.stride(0), yp + b * inter * es, inter,
+                              ElemOf(gate_up), e - b, inter);
+  });
   return y;
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -16,14 +17,20 @@ namespace {
 // Claim word: generation (16 bits) | chunk count (24) | next chunk index (24). A claim is a CAS on the whole
 // word, so it succeeds only against the live generation; the count travels in the same word so a claimer
 // never pairs an old index with a new count.
-thread_local bool t_in_chunk = false;  // a ParallelChunks call from inside a chunk runs inline
+thread_local bool t_in_chunk = false;     // a ParallelChunks call from inside a chunk runs inline
 thread_local bool t_inline_only = false;  // SetThreadRunsInline
 
 constexpr int kIdxBits = 24;
 constexpr uint64_t kIdxMask = (uint64_t{1} << kIdxBits) - 1;
-inline uint64_t Pack(uint64_t gen, uint64_t num) { return ((gen & 0xffff) << 48) | (num << kIdxBits); }
-inline int64_t Idx(uint64_t c) { return static_cast<int64_t>(c & kIdxMask); }
-inline int64_t Num(uint64_t c) { return static_cast<int64_t>((c >> kIdxBits) & kIdxMask); }
+inline uint64_t Pack(uint64_t gen, uint64_t num) {
+  return ((gen & 0xffff) << 48) | (num << kIdxBits);
+}
+inline int64_t Idx(uint64_t c) {
+  return static_cast<int64_t>(c & kIdxMask);
+}
+inline int64_t Num(uint64_t c) {
+  return static_cast<int64_t>((c >> kIdxBits) & kIdxMask);
+}
 
 class Pool {
  public:
@@ -154,9 +161,27 @@ void SetPoolThreads(int threads) {
   if (g_pool && g_pool->threads() != threads) g_pool.reset();
 }
 
-int PoolThreads() { return GetPool().threads(); }
+int PoolThreads() {
+  return GetPool().threads();
+}
 
-void ParallelChunks(int64_t num_chunks, const std::function<void(int64_t)>& fn) { GetPool().Run(num_chunks, fn); }
+void ParallelChunks(int64_t num_chunks, const std::function<void(int64_t)>& fn) {
+  GetPool().Run(num_chunks, fn);
+}
+
+void ParallelRows(int64_t rows, int64_t elems_per_row, const std::function<void(int64_t, int64_t)>& fn) {
+  if (rows <= 0) return;
+  const int64_t per_row = std::max<int64_t>(1, elems_per_row);
+  const int64_t threads = PoolThreads();
+  int64_t chunk_rows = std::max<int64_t>(1, (kRowChunkElems + per_row - 1) / per_row);
+  chunk_rows = std::max(chunk_rows, (rows + 4 * threads - 1) / (4 * threads));
+  const int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
+  if (threads <= 1 || chunks < 2) {
+    fn(0, rows);
+    return;
+  }
+  ParallelChunks(chunks, [&](int64_t c) { fn(c * chunk_rows, std::min(rows, (c + 1) * chunk_rows)); });
+}
 
 bool SetThreadRunsInline(bool inline_only) {
   const bool before = t_inline_only;

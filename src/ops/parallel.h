@@ -20,6 +20,14 @@ int PoolThreads();
 // call made meanwhile from another thread, or from inside a chunk, runs inline on its caller.
 void ParallelChunks(int64_t num_chunks, const std::function<void(int64_t chunk)>& fn);
 
+// Row-parallel form for the row kernels of a step (norms, SwiGLU, RoPE, logits scans): fn(begin, end) over
+// row ranges covering [0, rows) exactly once, each range at least kRowChunkElems elements of work
+// (elems_per_row per row), at most 4 ranges per pool thread. Below two ranges' worth it is one inline call
+// fn(0, rows): a pool hand-off costs a few microseconds, about what 16K elements of a row kernel take.
+// Each row's result must depend only on that row (so the split cannot change a result).
+constexpr int64_t kRowChunkElems = 16384;
+void ParallelRows(int64_t rows, int64_t elems_per_row, const std::function<void(int64_t begin, int64_t end)>& fn);
+
 // While set on the calling thread, its ParallelChunks calls run every chunk inline and leave the helpers to
 // other threads (a replacement model's low-priority warm-up beside the serving engine). Returns the previous
 // setting of this thread (false on a new thread).

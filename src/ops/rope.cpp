@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/rowwise.h"
 #include "ops/cuda_ops.h"
+#include "ops/parallel.h"
 
 namespace inferd::ops {
 
@@ -107,10 +108,16 @@ at::Tensor ApplyRope(const at::Tensor& x, const RopeCosSin& cs, bool interleaved
       cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat && cos.is_contiguous() &&
       sin.is_contiguous() && cos.numel() == x.size(0) * half && sin.numel() == cos.numel()) {
     at::Tensor out = at::empty(x.sizes(), x.options());
-    kernels::cpu::RopeRows(x.data_ptr(), x.stride(0), x.stride(1), out.data_ptr(), out.stride(0), out.stride(1),
-                           cos.data_ptr<float>(), sin.data_ptr<float>(),
-                           t == at::kFloat ? kernels::cpu::ElemType::kFloat32 : kernels::cpu::ElemType::kBFloat16,
-                           x.size(0), x.size(1), half, interleaved);
+    const int64_t es = static_cast<int64_t>(x.element_size());
+    const char* xp = static_cast<const char*>(x.data_ptr());
+    char* op = static_cast<char*>(out.data_ptr());
+    ParallelRows(x.size(0), x.size(1) * dim, [&](int64_t b, int64_t e) {
+      kernels::cpu::RopeRows(xp + b * x.stride(0) * es, x.stride(0), x.stride(1), op + b * out.stride(0) * es,
+                             out.stride(0), out.stride(1), cos.data_ptr<float>() + b * half,
+                             sin.data_ptr<float>() + b * half,
+                             t == at::kFloat ? kernels::cpu::ElemType::kFloat32 : kernels::cpu::ElemType::kBFloat16,
+                             e - b, x.size(1), half, interleaved);
+    });
     return out;
   }
   at::Tensor xf = x.to(at::kFloat);

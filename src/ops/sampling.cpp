@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <atomic>
 #include <unordered_map>
 #include <vector>
 
@@ -109,6 +110,20 @@ at::Tensor RowLogSumExp(const at::Tensor& logits) {
   return out;
 }
 
+bool AllFinite(const at::Tensor& logits) {
+  if (!logits.device().is_cpu() || logits.scalar_type() != at::kFloat || logits.dim() != 2) {
+    return at::isfinite(logits).all().item<bool>();
+  }
+  const at::Tensor x = logits.contiguous();
+  const int64_t rows = x.size(0), vocab = x.size(1);
+  const float* xp = x.data_ptr<float>();
+  std::atomic<bool> finite{true};
+  ParallelRows(rows, vocab, [&](int64_t begin, int64_t end) {
+    if (!kernels::cpu::AllFinite(xp + begin * vocab, (end - begin) * vocab)) finite.store(false);
+  });
+  return finite.load();
+}
+
 at::Tensor SampleFromLogitsSorted(const at::Tensor& logits, const at::Tensor& temperature, const at::Tensor& top_k,
                                   const at::Tensor& top_p, const at::Tensor& min_p, const at::Tensor& uniform) {
   at::Tensor greedy_ids = logits.argmax(-1);
@@ -118,8 +133,8 @@ at::Tensor SampleFromLogitsSorted(const at::Tensor& logits, const at::Tensor& te
     // Only the sampling rows pay for the full-vocabulary sort; greedy rows keep their argmax.
     at::Tensor rows = greedy.logical_not().nonzero().squeeze(1);
     at::Tensor sampled = SampleFromLogitsSorted(logits.index_select(0, rows), temperature.index_select(0, rows),
-                                          top_k.index_select(0, rows), top_p.index_select(0, rows),
-                                          min_p.index_select(0, rows), uniform.index_select(0, rows));
+                                                top_k.index_select(0, rows), top_p.index_select(0, rows),
+                                                min_p.index_select(0, rows), uniform.index_select(0, rows));
     return greedy_ids.index_copy(0, rows, sampled);
   }
   const int64_t vocab = logits.size(1);

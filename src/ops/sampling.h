@@ -39,4 +39,8 @@ at::Tensor SampleFromLogitsSorted(const at::Tensor& logits, const at::Tensor& te
 // log(sum(exp(logits))) per row: the normaliser of log_softmax, without writing a [rows, vocab] result.
 at::Tensor RowLogSumExp(const at::Tensor& logits);  // [rows, vocab] float32 -> [rows] float32
 
+// at::isfinite(logits).all(): on CPU float32 one pass over the rows on the ops pool, with no [rows, vocab]
+// temporaries (the at:: form materialises three: abs, two compares).
+bool AllFinite(const at::Tensor& logits);  // [rows, vocab]
+
 }  // namespace inferd::ops

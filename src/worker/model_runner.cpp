@@ -414,7 +414,7 @@ StatusOr<StepResult> ModelRunner::Execute(const ForwardBatch& batch) {
     at::Tensor logits = impl_->model->Forward(in, impl_->cache);  // [num_logit_rows, vocab] float32
     if (INFERD_FAULT("nan_logits")) logits.fill_(std::numeric_limits<float>::quiet_NaN());
     // A NaN or infinite logit (overflow, corrupt weights) would sample garbage: the batch fails instead.
-    if (logits.numel() > 0 && !at::isfinite(logits).all().item<bool>()) {
+    if (logits.numel() > 0 && !ops::AllFinite(logits)) {
       return Internal("forward pass produced non-finite logits");
     }
     return impl_->Sample(batch, plans, logits);

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/paged_attention.h"
@@ -460,6 +462,132 @@ TEST(Parallel, AnInlineOnlyThreadRunsEveryChunkItself) {
     EXPECT_TRUE(SetThreadRunsInline(false));
   });
   t.join();
+}
+
+// The row kernels split over the 2-thread pool (ParallelRows: row counts with tails, several ranges per
+// call) against the same at:: formulation as above; and bitwise equal to the one-call result of a 1-thread
+// pool (each row's result depends only on that row).
+TEST(Norm, RowKernelsOnThePoolMatchAtenFormulation) {
+  at::manual_seed(21);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (int64_t dim : {1000, 1024}) {
+      for (int64_t rows : {17, 64, 67}) {
+        SetPoolThreads(2);
+        at::Tensor wide = at::randn({rows, dim + 5}).to(dtype);
+        at::Tensor x = wide.narrow(1, 3, dim);
+        at::Tensor w = at::randn({dim}).to(dtype);
+        at::Tensor ref = RmsNormFormula(x, w, 1e-6);
+        at::Tensor got = RmsNorm(x, w, 1e-6);
+        EXPECT_LE(MaxDiff(got, ref), RowTol(dtype, ref)) << dim << " x " << rows;
+
+        at::Tensor hidden0 = at::randn({rows, dim}).to(dtype), delta = at::randn({rows, dim}).to(dtype);
+        at::Tensor hidden = hidden0.clone();
+        at::Tensor sum = (hidden.to(at::kFloat) + delta.to(at::kFloat)).to(dtype);
+        at::Tensor normed = AddRmsNorm(hidden, delta, w, 1e-5);
+        EXPECT_EQ(MaxDiff(hidden, sum), 0.0) << "residual add, " << dim << " x " << rows;
+        at::Tensor nref = RmsNormFormula(sum, w, 1e-5);
+        EXPECT_LE(MaxDiff(normed, nref), RowTol(dtype, nref)) << dim << " x " << rows;
+
+        at::Tensor gu = at::randn({rows, 2 * dim + 3}).to(dtype).narrow(1, 0, 2 * dim);
+        at::Tensor g = gu.narrow(1, 0, dim).to(at::kFloat), u = gu.narrow(1, dim, dim).to(at::kFloat);
+        at::Tensor sref = ((g / (1 + at::exp(-g))).to(dtype).to(at::kFloat) * u).to(dtype);
+        at::Tensor sgot = SiluAndMul(gu);
+        EXPECT_LE(MaxDiff(sgot, sref), RowTol(dtype, sref)) << dim << " x " << rows;
+
+        SetPoolThreads(1);
+        EXPECT_TRUE(at::equal(RmsNorm(x, w, 1e-6), got)) << dim << " x " << rows;
+        at::Tensor hidden1 = hidden0.clone();
+        EXPECT_TRUE(at::equal(AddRmsNorm(hidden1, delta, w, 1e-5), normed)) << dim << " x " << rows;
+        EXPECT_TRUE(at::equal(SiluAndMul(gu), sgot)) << dim << " x " << rows;
+      }
+    }
+  }
+  SetPoolThreads(2);
+}
+
+// RoPE over enough tokens to be split on the pool (odd token count: a short last range), on the strided q
+// view of a fused qkv row, against the formula.
+TEST(Rope, RowKernelOnThePoolMatchesFormula) {
+  at::manual_seed(22);
+  SetPoolThreads(2);
+  RopeParams p;
+  p.rotary_dim = 64;
+  RopeTable table = MakeRopeTable(p, at::kCPU);
+  const int64_t heads = 16, dim = 64, half = 32;
+  for (int64_t t : {33, 67}) {
+    at::Tensor pos = at::arange(t, at::kLong) * 3 + 1;
+    at::Tensor freqs = pos.to(at::kFloat).unsqueeze(1) * table.inv_freq.unsqueeze(0);
+    at::Tensor cos = freqs.cos().unsqueeze(1), sin = freqs.sin().unsqueeze(1);
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+      at::Tensor qkv = at::randn({t, 3 * heads * dim}).to(dtype);
+      at::Tensor x = qkv.narrow(1, 0, heads * dim).view({t, heads, dim});
+      at::Tensor xf = x.to(at::kFloat);
+      at::Tensor x1 = xf.narrow(-1, 0, half), x2 = xf.narrow(-1, half, half);
+      at::Tensor ref = at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1).to(dtype);
+      at::Tensor got = ApplyRope(x, pos, table, false);
+      EXPECT_LE(MaxDiff(got, ref), RowTol(dtype, ref)) << t;
+    }
+  }
+}
+
+// The step's K/V rows into their cache slots against index_copy_: contiguous and strided rows (V as a view
+// into the fused qkv row), float32 and bfloat16, slots in any order; rows of another dtype (converted);
+// an out-of-range slot is an error that names it, and leaves the cache as it was.
+TEST(Attention, WriteCacheRowsMatchesIndexCopy) {
+  at::manual_seed(23);
+  const int64_t slots_n = 40, hkv = 3, d = 5, t = 7;
+  at::Tensor slots = at::tensor(std::vector<int64_t>{39, 0, 17, 5, 22, 1, 38});
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor qkv = at::randn({t, 4 * hkv * d}).to(dtype);
+    at::Tensor strided = qkv.narrow(1, 2 * hkv * d, hkv * d).view({t, hkv, d});
+    at::Tensor contiguous = at::randn({t, hkv, d}).to(dtype);
+    at::Tensor other = at::randn({t, hkv, d}).to(dtype == at::kFloat ? at::kBFloat16 : at::kFloat);
+    for (const at::Tensor& rows : {strided, contiguous, other}) {
+      at::Tensor cache = at::randn({slots_n, hkv, d}).to(dtype);
+      at::Tensor want = cache.clone();
+      want.index_copy_(0, slots, rows.to(dtype));
+      WriteCacheRows(cache, slots, rows);
+      EXPECT_TRUE(at::equal(cache, want)) << rows.scalar_type() << " into " << dtype;
+    }
+    at::Tensor cache = at::randn({slots_n, hkv, d}).to(dtype);
+    at::Tensor before = cache.clone();
+    at::Tensor bad = slots.clone();
+    bad[3] = slots_n;
+    try {
+      WriteCacheRows(cache, bad, contiguous);
+      ADD_FAILURE() << "no error for slot " << slots_n;
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("slot 40 of token 3 out of range"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(at::equal(cache, before));
+    EXPECT_THROW(WriteCacheRows(cache, slots.narrow(0, 0, 6), contiguous), c10::Error);
+  }
+}
+
+// AllFinite against std::isfinite over every value: rows that the pool splits (64 x 32256) and odd sizes,
+// a NaN / +inf / -inf at the first value, inside a middle row and at the last value (the vector loop's tail).
+TEST(Sampling, AllFiniteMatchesIsfinitePerValue) {
+  SetPoolThreads(2);
+  at::manual_seed(24);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (auto [rows, vocab] : {std::pair<int64_t, int64_t>{64, 32256}, {3, 1001}, {1, 1}, {5, 17}}) {
+    for (float bad : {nan, inf, -inf, 3.0f}) {
+      for (int64_t where : {int64_t{0}, rows * vocab / 2, rows * vocab - 1}) {
+        at::Tensor x = at::randn({rows, vocab}) * 30;
+        x.view({-1})[where] = bad;
+        bool want = true;
+        const float* p = x.data_ptr<float>();
+        for (int64_t i = 0; i < x.numel(); ++i) want = want && std::isfinite(p[i]);
+        EXPECT_EQ(AllFinite(x), want) << rows << " x " << vocab << " value " << bad << " at " << where;
+      }
+    }
+  }
+  // Non-contiguous rows (copied first) and a bfloat16 tensor (the at:: form) agree too.
+  at::Tensor wide = at::randn({4, 40});
+  wide[2][35] = inf;
+  EXPECT_TRUE(AllFinite(wide.narrow(1, 0, 30)));
+  EXPECT_FALSE(AllFinite(wide.narrow(1, 10, 30)));
+  EXPECT_FALSE(AllFinite(wide.to(at::kBFloat16)));
 }
 
 }  // namespace
