@@ -15,9 +15,11 @@ round: on, off, off, on, ...). For each:
 Usage: bench_lifecycle.py --inferd build/bin/inferd --model DIR [--model-b DIR] --proto-dir proto
        [--rounds 2] [--reloads 2] [--repeats 15] [--kv 64MiB] [--json out.json] [--modes on,off]
        [--reload-priority low|idle|normal] [--reload-warmup-threads N] [--first-after switch|freed]
-       [--memory-reloads N]
+       [--memory-reloads N] [--idle-probe S]
   --first-after freed: the first Recommend after a quiet reload is sent once the replaced model is freed, not
            right after the switch (an experiment: is it the freeing that slows the first request down?).
+  --idle-probe S: after the steady requests, --after-repeats Recommends each sent after S idle seconds, against
+           the steady median (no reload: does an idle pause alone slow the next request down?).
   --memory-reloads N: after the quiet reloads, N more in a row (alternating --model-b and --model) under the
            realtime loop; after each, once the replaced model is freed: VmRSS and VmLck of the daemon and
            malloc's statistics the daemon logs when it frees a generation (in use, free but retained, mmapped).
@@ -46,6 +48,13 @@ PROMPT = "Write a short product description for a lightweight two-person tent:"
 def p99(values):
     v = sorted(values)
     return v[min(len(v) - 1, int(round(0.99 * (len(v) - 1))))] if v else float("nan")
+
+
+def faults(pid):
+    """Minor and major page faults of `pid` so far (/proc/PID/stat fields 10 and 12)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return int(fields[7]), int(fields[9])
 
 
 def proc_status(pid):
@@ -214,6 +223,16 @@ models:
         out.update(first_recommend=first_rec, first_generate=first_gen, median_recommend=med_rec,
                    median_generate=med_gen, first_recommend_ratio=first_rec / med_rec,
                    first_generate_ratio=first_gen / med_gen)
+        if args.idle_probe:
+            # The same Recommend after the client and the pool were idle for --idle-probe seconds (no reload): is
+            # a first request slow because of the reload, or because the machine went idle before it?
+            idle = []
+            for _ in range(args.after_repeats):
+                time.sleep(args.idle_probe)
+                idle.append(c.recommend())
+                c.generate()
+            out["idle_recommend_ratio"] = statistics.median(idle) / med_rec
+            out["idle_recommends"] = idle
         first = c.pool().checkpoint
         out["phases"] = phases_of(first)
         out["residency"] = first.residency
@@ -233,8 +252,15 @@ models:
             client_switch = time.perf_counter() - t0
             if args.first_after == "freed":
                 c.wait_freed()
-            rec, gen = c.recommend(), c.generate()
+            f0 = faults(d.proc.pid)
+            rec = c.recommend()
+            f1 = faults(d.proc.pid)
+            gen = c.generate()
             c.wait_freed()
+            # Page faults of the first Recommend against those of the next one (same shape, fresh context).
+            f2 = faults(d.proc.pid)
+            c.recommend()
+            f3 = faults(d.proc.pid)
             # The same requests repeated right after (fresh contexts: no prefix-cache or response-cache hits),
             # so the first one is compared with the machine as it is now, not as it was at start-up.
             now_rec, now_gen = steady(c, args.after_repeats)
@@ -243,6 +269,8 @@ models:
             reloads.append({"switch_seconds": r.switch_seconds, "client_switch_seconds": client_switch,
                             "first_recommend_ratio": rec / med_rec, "first_generate_ratio": gen / med_gen,
                             "first_recommend": rec, "after_median_recommend": now_rec,
+                            "first_recommend_faults": [f1[0] - f0[0], f1[1] - f0[1]],
+                            "next_recommend_faults": [f3[0] - f2[0], f3[1] - f2[1]],
                             "first_recommend_ratio_after": rec / now_rec, "first_generate_ratio_after": gen / now_gen,
                             "read_bandwidth": bw, "load_bandwidth": load_bw, "load_ratio": load_bw / bw,
                             "bytes": nbytes, "phases": ph})
@@ -306,6 +334,8 @@ def main():
     ap.add_argument("--reload-warmup-threads", default="", help="control.reload_warmup_threads")
     ap.add_argument("--first-after", default="switch", choices=("switch", "freed"),
                     help="send the first Recommend after a quiet reload right after the switch or once freed")
+    ap.add_argument("--idle-probe", type=float, default=0.0,
+                    help="also time Recommends sent after this many idle seconds (no reload), against the median")
     ap.add_argument("--no-p99", action="store_true", help="skip the realtime p99 during a reload")
     ap.add_argument("--memory-reloads", type=int, default=0, help="reloads in a row with VmRSS/VmLck/malloc")
     args = ap.parse_args()
@@ -333,6 +363,10 @@ def main():
                   f"{res['p99_steady'] * 1e3:.1f} ms steady (n={res['n_steady']}), {res['p99_during_reload'] * 1e3:.1f}"
                   f" ms during reload (n={res['n_during']}, ratio {res['p99_ratio']:.2f}, errors {res['loop_errors']});"
                   f" residency {res['residency']}", flush=True)
+            if "idle_recommend_ratio" in res:
+                print(f"  Recommend after {args.idle_probe:.1f} s idle / steady median: "
+                      f"{res['idle_recommend_ratio']:.2f} (" +
+                      ", ".join(f"{v * 1e3:.1f}" for v in res["idle_recommends"]) + " ms)", flush=True)
             for i, x in enumerate(rl):
                 print(f"  reload {i}: switch {x['switch_seconds']:.2f}s, first/median Recommend "
                       f"{x['first_recommend_ratio']:.2f}, Generate {x['first_generate_ratio']:.2f}; against the "
