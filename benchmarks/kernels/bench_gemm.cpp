@@ -8,7 +8,7 @@
 //
 //   bench_gemm [--dtype bf16,fp32] [--threads 2] [--reps 3] [--rows 128,512] [--models dense-270m,moe-700m]
 //              [--layers 4] [--mc N] [--kc N] [--nc N] [--mr N] [--gemv 1] [--linear 0] [--peak 0] [--json out.json]
-//              [--isa avx2|avx512]
+//              [--isa avx2|avx512|avx512bf16]
 //
 // --isa forces both kernels' path (GemmIsa; the GEMV as ops::GemvLinear runs it: x packed once, ~64 KiB
 // column chunks on the ops pool, through GemvRangeIsa), so that a CPU's slower paths can be measured on it.
@@ -17,7 +17,8 @@
 // calls; the total is the median of the whole passes. GFLOP/s = 2 m n k / s, by wall time and per CPU
 // second of the process (user + system, all threads: the rate while scheduled, which is what a loaded
 // machine's wall time hides; spin-waiting at a barrier counts as CPU time). The fraction of peak is the
-// per-CPU-second rate over the one-thread FMA kernel's per-CPU-second rate, and wall over wall.
+// per-CPU-second rate over the one-thread peak kernel's per-CPU-second rate, and wall over wall; the peak kernel
+// is vdpbf16ps for bf16 products on the avx512bf16 path, float32 FMA otherwise.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -166,8 +167,10 @@ int main(int argc, char** argv) {
         isa = cpu::GemvIsa::kAvx2;
       } else if (v == "avx512") {
         isa = cpu::GemvIsa::kAvx512;
+      } else if (v == "avx512bf16") {
+        isa = cpu::GemvIsa::kAvx512Bf16;
       } else {
-        std::fprintf(stderr, "--isa: avx2 or avx512, not %s\n", v.c_str());
+        std::fprintf(stderr, "--isa: avx2, avx512 or avx512bf16, not %s\n", v.c_str());
         return 2;
       }
       if (!cpu::GemmIsaSupported(isa)) {
@@ -336,7 +339,8 @@ int main(int argc, char** argv) {
   std::printf(
       "\n## peak multiply-add rate (after)\n| kernel | threads | GFLOP/s | GFLOP per CPU s |\n| --- | --- | --- | --- "
       "|\n");
-  double fma_peak = 0, fma_peak_cpu = 0;  // threads-thread wall peak, 1-thread per-CPU-second peak
+  // threads-thread wall peak and 1-thread per-CPU-second peak of float32 FMA and of vdpbf16ps.
+  double fma_peak = 0, fma_peak_cpu = 0, dp_peak = 0, dp_peak_cpu = 0;
   for (size_t i = 0; i < peak1.size(); ++i) {
     std::printf("| %s | %d | %.1f | %.1f |\n", peak1[i].kernel.c_str(), peak1[i].threads, peak1[i].gflops,
                 peak1[i].gflops_cpu);
@@ -345,21 +349,28 @@ int main(int argc, char** argv) {
             ",\"gflops_cpu\":" + std::to_string(peak1[i].gflops_cpu) + "}";
     const bool zmm =
         peak1[i].kernel == "fma-zmm" || (!GemvIsaSupported(cpu::GemvIsa::kAvx512) && peak1[i].kernel == "fma-ymm");
-    if (!zmm) continue;
-    if (peak1[i].threads == threads) fma_peak = (peak1[i].gflops + peak0[i].gflops) / 2;
-    if (peak1[i].threads == 1) fma_peak_cpu = (peak1[i].gflops_cpu + peak0[i].gflops_cpu) / 2;
+    const bool dp = peak1[i].kernel == "vdpbf16ps";
+    if (!zmm && !dp) continue;
+    const double wall = (peak1[i].gflops + peak0[i].gflops) / 2, cpu_s = (peak1[i].gflops_cpu + peak0[i].gflops_cpu) / 2;
+    if (peak1[i].threads == threads) (dp ? dp_peak : fma_peak) = wall;
+    if (peak1[i].threads == 1) (dp ? dp_peak_cpu : fma_peak_cpu) = cpu_s;
   }
   json += "]}";
+  // bf16 products on the kAvx512Bf16 path multiply with vdpbf16ps: their peak is that instruction's.
+  const bool bf16_dp = isa == cpu::GemvIsa::kAvx512Bf16 && dp_peak > 0;
   std::printf(
-      "\n## gemm pass / float32 FMA peak (mean of before/after: %d threads %.1f GFLOP/s wall; one core %.1f GFLOP per "
-      "CPU s)\n",
-      threads, fma_peak, fma_peak_cpu);
+      "\n## gemm pass / peak of the instruction its path multiplies with (mean of before/after; float32 FMA: %d "
+      "threads %.1f GFLOP/s wall, one core %.1f GFLOP per CPU s; vdpbf16ps: %.1f, %.1f; bf16 rows against %s)\n",
+      threads, fma_peak, fma_peak_cpu, dp_peak, dp_peak_cpu, bf16_dp ? "vdpbf16ps" : "float32 FMA");
   std::printf(
       "| run | gemm GFLOP/s | / wall peak | gemm GFLOP per CPU s | / per-core peak |\n| --- | --- | --- | --- | --- "
       "|\n");
-  for (const auto& t : totals)
-    std::printf("| %s | %.1f | %.2f | %.1f | %.2f |\n", t.first.c_str(), t.second.first, t.second.first / fma_peak,
-                t.second.second, t.second.second / fma_peak_cpu);
+  for (const auto& t : totals) {
+    const bool dp = bf16_dp && t.first.find(" bf16 ") != std::string::npos;
+    std::printf("| %s | %.1f | %.2f | %.1f | %.2f |\n", t.first.c_str(), t.second.first,
+                t.second.first / (dp ? dp_peak : fma_peak), t.second.second,
+                t.second.second / (dp ? dp_peak_cpu : fma_peak_cpu));
+  }
   if (!json_path.empty()) {
     if (FILE* f = std::fopen(json_path.c_str(), "w")) {
       std::fputs(json.c_str(), f);

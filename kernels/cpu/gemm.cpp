@@ -17,6 +17,7 @@ namespace inferd::kernels::cpu {
 namespace {
 
 #define INFERD_GEMM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define INFERD_GEMM_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 #define INFERD_GEMM_AVX2 __attribute__((target("avx2,fma")))
 
 inline int64_t CeilDiv(int64_t a, int64_t b) {
@@ -60,6 +61,20 @@ void PackXPanel(const GemvArgs& a, int64_t mr, int64_t p, float* out) {
   }
   for (int64_t i = rows; i < mr; ++i)
     for (int64_t kk = 0; kk < k; ++kk) out[kk * mr + i] = 0.0f;
+}
+
+// bf16 x rows [p * mr, p * mr + mr) as bf16 pairs [ceil(k / 2)][mr]: slot (kp, i) holds elements 2 kp (low
+// half) and 2 kp + 1 (high half, zero past k) of row i; rows past m are zeros.
+void PackXPairs(const GemvArgs& a, int64_t mr, int64_t p, uint32_t* out) {
+  const int64_t k = a.k, kp_n = (k + 1) / 2, m0 = p * mr, rows = std::min(mr, a.m - m0);
+  for (int64_t i = 0; i < rows; ++i) {
+    const uint16_t* src = static_cast<const uint16_t*>(a.x) + (m0 + i) * a.ldx;
+    for (int64_t kp = 0; kp < k / 2; ++kp)
+      out[kp * mr + i] = static_cast<uint32_t>(src[2 * kp]) | static_cast<uint32_t>(src[2 * kp + 1]) << 16;
+    if (k % 2) out[(kp_n - 1) * mr + i] = src[k - 1];
+  }
+  for (int64_t i = rows; i < mr; ++i)
+    for (int64_t kp = 0; kp < kp_n; ++kp) out[kp * mr + i] = 0;
 }
 
 // Where a micro-kernel's tile goes: float32 partial sums cs [rows][ldc] between K blocks; after the last
@@ -182,6 +197,26 @@ void PackWPanelAvx512(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, i
   }
 }
 
+// One bf16 micro-panel as pairs: W rows [r0, r0 + rows) (rows <= nr), elements [k0, k0 + kb) (k0 even), as
+// [ceil(kb / 2)][nr] slots of two bf16 (slot (kp, j): elements k0 + 2 kp, k0 + 2 kp + 1 of row r0 + j, zero past
+// kb or past `rows`): the 32-bit pairs of 16 x 16 blocks transposed in registers (nr a multiple of 16).
+INFERD_GEMM_AVX512 void PackWPairsAvx512(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb,
+                                         int64_t nr, uint32_t* dst) {
+  for (int64_t g = 0; g < nr / 16; ++g) {
+    const int64_t valid = std::clamp<int64_t>(rows - g * 16, 0, 16);
+    const uint16_t* w = static_cast<const uint16_t*>(a.w) + (r0 + g * 16) * a.k + k0;
+    for (int64_t e = 0; e < kb; e += 32) {
+      const int64_t ne = std::min<int64_t>(32, kb - e), np = (ne + 1) / 2;
+      const __mmask32 mask = ne == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << ne) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < valid ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, w + i * a.k + e)) : _mm512_setzero_ps();
+      Transpose16(r);
+      for (int64_t t = 0; t < np; ++t) _mm512_storeu_ps(dst + (e / 2 + t) * nr + g * 16, r[t]);
+    }
+  }
+}
+
 // Rounds 16 float32 to bf16 (nearest even, NaN quiet) and stores those under `mask`.
 INFERD_GEMM_AVX512 inline void StoreBf16x16(uint16_t* dst, __mmask16 mask, __m512 v) {
   const __m512i bits = _mm512_castps_si512(v);
@@ -200,17 +235,57 @@ INFERD_GEMM_AVX512 inline __m512 LoadBias512(const GemvArgs& a, int64_t n, __mma
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+// Finishes an AVX-512 tile of MR x 32 float32 sums c[i][0..1] (the K block's): adds the partial sums of the
+// earlier blocks, then stores them back, or (last block) adds the bias and stores y rounded once.
+template <int MR>
+INFERD_GEMM_AVX512 inline void FinishTile512(const __m512 (&c)[MR][2], const Tile& o) {
+  const __mmask16 m0 = static_cast<__mmask16>(o.cols >= 16 ? 0xffff : (1u << o.cols) - 1);
+  const __mmask16 m1 = static_cast<__mmask16>(o.cols >= 32 ? 0xffff : o.cols <= 16 ? 0 : (1u << (o.cols - 16)) - 1);
+  const GemvArgs& a = *o.a;
+  __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+  if (o.last) {
+    bias0 = LoadBias512(a, o.n0, m0);
+    bias1 = LoadBias512(a, o.n0 + 16, m1);
+  }
+  for (int i = 0; i < MR; ++i) {
+    if (i >= o.rows) break;
+    __m512 s0 = c[i][0], s1 = c[i][1];
+    float* cs = o.cs + i * o.ldc;
+    if (!o.first) {
+      s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, cs));
+      s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, cs + 16));
+    }
+    if (!o.last) {
+      _mm512_mask_storeu_ps(cs, m0, s0);
+      _mm512_mask_storeu_ps(cs + 16, m1, s1);
+      continue;
+    }
+    s0 = _mm512_add_ps(s0, bias0);
+    s1 = _mm512_add_ps(s1, bias1);
+    if (a.type == GemvType::kFloat32) {
+      float* y = static_cast<float*>(a.y) + (o.m0 + i) * a.ldy + o.n0;
+      _mm512_mask_storeu_ps(y, m0, s0);
+      _mm512_mask_storeu_ps(y + 16, m1, s1);
+    } else {
+      uint16_t* y = static_cast<uint16_t*>(a.y) + (o.m0 + i) * a.ldy + o.n0;
+      StoreBf16x16(y, m0, s0);
+      StoreBf16x16(y + 16, m1, s1);
+    }
+  }
+}
+
 // Tile rows MR of at most kAvx512MaxMr (a template so that the accumulators stay in registers).
 constexpr int kAvx512MaxMr = 14;
 
 template <int MR>
 struct Avx512 {
-  static constexpr int kMr = MR, kNr = 32;
+  static constexpr int kMr = MR, kNr = 32, kKPerSlot = 1;
   // Several passes: a task's float32 weight panel (kNc x K, 512 KiB at K = 1024) and a pass's x panels
   // (kMc x K, 458 KiB) fit the 1.25 MiB L2 together (kNc 256 did not: 1.46 MiB). One pass (decode): the
   // column block narrows from kNcOnePass (only a micro-panel is converted at a time there).
   static constexpr int64_t kMc = 8 * kMr, kKc = 256, kNc = 128, kNcOnePass = 256;
 
+  static void PackX(const GemvArgs& a, int64_t mr, int64_t p, float* out) { PackXPanel(a, mr, p, out); }
   static void PackPanel(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* out) {
     PackWPanelAvx512(a, r0, rows, k0, kb, kNr, out);
   }
@@ -230,39 +305,44 @@ struct Avx512 {
         c[i][1] = _mm512_fmadd_ps(x, b1, c[i][1]);
       }
     }
-    const __mmask16 m0 = static_cast<__mmask16>(o.cols >= 16 ? 0xffff : (1u << o.cols) - 1);
-    const __mmask16 m1 = static_cast<__mmask16>(o.cols >= 32 ? 0xffff : o.cols <= 16 ? 0 : (1u << (o.cols - 16)) - 1);
-    const GemvArgs& a = *o.a;
-    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-    if (o.last) {
-      bias0 = LoadBias512(a, o.n0, m0);
-      bias1 = LoadBias512(a, o.n0 + 16, m1);
+    FinishTile512<kMr>(c, o);
+  }
+};
+
+// AVX512-BF16 (bf16 operands only): the AVX-512 tile, each vdpbf16ps multiplying a broadcast x pair by the
+// pairs of 16 columns, so one instruction does two K steps. Panels hold 32-bit bf16 pairs (kKPerSlot).
+template <int MR>
+struct Avx512Bf16 {
+  static constexpr int kMr = MR, kNr = 32, kKPerSlot = 2;
+  // Avx512's blocking (the packed panels take half its bytes).
+  static constexpr int64_t kMc = 8 * kMr, kKc = 256, kNc = 128, kNcOnePass = 256;
+
+  static void PackX(const GemvArgs& a, int64_t mr, int64_t p, float* out) {
+    PackXPairs(a, mr, p, reinterpret_cast<uint32_t*>(out));
+  }
+  static void PackPanel(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* out) {
+    PackWPairsAvx512(a, r0, rows, k0, kb, kNr, reinterpret_cast<uint32_t*>(out));
+  }
+
+  // c[i] += sum over pairs kp < ceil(kc / 2) of A[kp][i] . B[kp][0..32): A [kp][MR], B [kp][32] bf16 pairs.
+  INFERD_GEMM_AVX512BF16 static void Kernel(int64_t kc, const float* A, const float* B, const Tile& o,
+                                            const Prefetch& pf = {}) {
+    const auto* a32 = reinterpret_cast<const int32_t*>(A);
+    __m512 c[kMr][2];
+    for (int i = 0; i < kMr; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    const int64_t steps = (kc + 1) / 2;
+    for (int64_t kp = 0; kp < steps; ++kp) {
+      if (pf.base) PrefetchStep<kNr>(pf, kp);
+      const __m512bh b0 = (__m512bh)_mm512_loadu_si512(B + kp * kNr);
+      const __m512bh b1 = (__m512bh)_mm512_loadu_si512(B + kp * kNr + 16);
+      const int32_t* ak = a32 + kp * kMr;
+      for (int i = 0; i < kMr; ++i) {
+        const __m512bh x = (__m512bh)_mm512_set1_epi32(ak[i]);
+        c[i][0] = _mm512_dpbf16_ps(c[i][0], x, b0);
+        c[i][1] = _mm512_dpbf16_ps(c[i][1], x, b1);
+      }
     }
-    for (int i = 0; i < kMr; ++i) {
-      if (i >= o.rows) break;
-      __m512 s0 = c[i][0], s1 = c[i][1];
-      float* cs = o.cs + i * o.ldc;
-      if (!o.first) {
-        s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, cs));
-        s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, cs + 16));
-      }
-      if (!o.last) {
-        _mm512_mask_storeu_ps(cs, m0, s0);
-        _mm512_mask_storeu_ps(cs + 16, m1, s1);
-        continue;
-      }
-      s0 = _mm512_add_ps(s0, bias0);
-      s1 = _mm512_add_ps(s1, bias1);
-      if (a.type == GemvType::kFloat32) {
-        float* y = static_cast<float*>(a.y) + (o.m0 + i) * a.ldy + o.n0;
-        _mm512_mask_storeu_ps(y, m0, s0);
-        _mm512_mask_storeu_ps(y + 16, m1, s1);
-      } else {
-        uint16_t* y = static_cast<uint16_t*>(a.y) + (o.m0 + i) * a.ldy + o.n0;
-        StoreBf16x16(y, m0, s0);
-        StoreBf16x16(y + 16, m1, s1);
-      }
-    }
+    FinishTile512<kMr>(c, o);
   }
 };
 
@@ -326,9 +406,10 @@ void PackWPanelAvx2(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int
 }
 
 struct Avx2 {
-  static constexpr int kMr = 6, kNr = 16;
+  static constexpr int kMr = 6, kNr = 16, kKPerSlot = 1;
   static constexpr int64_t kMc = 16 * kMr, kKc = 256, kNc = 128, kNcOnePass = 128;
 
+  static void PackX(const GemvArgs& a, int64_t mr, int64_t p, float* out) { PackXPanel(a, mr, p, out); }
   static void PackPanel(const GemvArgs& a, int64_t r0, int64_t rows, int64_t k0, int64_t kb, float* out) {
     PackWPanelAvx2(a, r0, rows, k0, kb, kNr, out);
   }
@@ -372,9 +453,10 @@ float* Scratch(ScratchUse use, int64_t floats) {
 
 template <typename K>
 void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const GemmBlocking& blocking) {
-  constexpr int64_t mr = K::kMr, nr = K::kNr;
-  const int64_t k = a.k, elem = a.type == GemvType::kFloat32 ? 4 : 2;
-  const int64_t kc = blocking.kc > 0 ? blocking.kc : K::kKc;
+  // Panels are 4-byte slots of kps K steps each (float32, or a bf16 pair); ks = slots of a full row.
+  constexpr int64_t mr = K::kMr, nr = K::kNr, kps = K::kKPerSlot;
+  const int64_t k = a.k, elem = a.type == GemvType::kFloat32 ? 4 : 2, ks = CeilDiv(k, kps);
+  const int64_t kc = RoundUp(blocking.kc > 0 ? blocking.kc : K::kKc, kps);
   const int64_t mc_panels = CeilDiv(blocking.mc > 0 ? blocking.mc : K::kMc, mr);
   const int64_t panels = CeilDiv(a.m, mr);
   // Decode-sized products (one pass over the rows) pack no more than a micro-panel at a time, so a
@@ -383,12 +465,12 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
       panels <= mc_panels ? std::min(K::kNcOnePass, nr * std::max<int64_t>(1, CeilDiv(a.n, nr) / kMinTasks)) : K::kNc;
   const int64_t nc = RoundUp(blocking.nc > 0 ? blocking.nc : nc_default, nr);
 
-  // x packed once: [panels][k][mr], owned by the calling thread for this call.
-  float* xp = Scratch(ScratchUse::kX, panels * mr * k);
+  // x packed once: [panels][ks][mr], owned by the calling thread for this call.
+  float* xp = Scratch(ScratchUse::kX, panels * mr * ks);
   constexpr int64_t kPanelsPerPackTask = 4;
   parallel_for(CeilDiv(panels, kPanelsPerPackTask), [&](int64_t t) {
     const int64_t end = std::min(panels, (t + 1) * kPanelsPerPackTask);
-    for (int64_t p = t * kPanelsPerPackTask; p < end; ++p) PackXPanel(a, mr, p, xp + p * mr * k);
+    for (int64_t p = t * kPanelsPerPackTask; p < end; ++p) K::PackX(a, mr, p, xp + p * mr * ks);
   });
 
   const int64_t col_tasks = CeilDiv(a.n, nc);
@@ -416,7 +498,7 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
       // One pass over the rows: each kb x nr micro-panel is converted right before its use into an
       // L1-sized buffer [kb][nr] and multiplied by every row panel; the first panel's kernel prefetches
       // the weights of the micro-panel that follows (same columns' next K block, else the next columns).
-      float* wp = Scratch(ScratchUse::kW, kc * nr);
+      float* wp = Scratch(ScratchUse::kW, kc / kps * nr);
       for (int64_t jr = 0; jr < jrs; ++jr) {
         const int64_t r0 = n0 + jr * nr;
         for (int64_t k0 = 0; k0 < k; k0 += kc) {
@@ -429,19 +511,21 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
             pf.ld = k * elem;
             pf.bytes = std::min(kc, k - next_k0) * elem;
             pf.rows = static_cast<int>(std::min(nr, n1 - next_r0));
-            pf.lines = static_cast<int>(elem / 2);  // bf16 rows of a K block: kc * 2 bytes = kc / 32 lines
+            // Lines per slot step: bf16 rows of a K block are kc * 2 bytes = kc / 32 lines over 32 rows.
+            pf.lines = static_cast<int>(elem / 2 * kps);
           }
           for (int64_t p = p_begin; p < p_end; ++p)
-            K::Kernel(kb, xp + p * mr * k + k0 * mr, wp, tile(p, p_begin, jr, k0, kb), p == p_begin ? pf : Prefetch{});
+            K::Kernel(kb, xp + p * mr * ks + k0 / kps * mr, wp, tile(p, p_begin, jr, k0, kb),
+                      p == p_begin ? pf : Prefetch{});
         }
       }
       return;
     }
-    // Several passes: the task's weights are converted once, [jrs][k][nr], and reused by every pass.
-    float* wp = Scratch(ScratchUse::kW, jrs * nr * k);
+    // Several passes: the task's weights are converted once, [jrs][ks][nr], and reused by every pass.
+    float* wp = Scratch(ScratchUse::kW, jrs * nr * ks);
     for (int64_t jr = 0; jr < jrs; ++jr) {
       const int64_t r0 = n0 + jr * nr;
-      K::PackPanel(a, r0, std::min(nr, n1 - r0), 0, k, wp + jr * k * nr);
+      K::PackPanel(a, r0, std::min(nr, n1 - r0), 0, k, wp + jr * ks * nr);
     }
     for (int64_t pm = p_begin; pm < p_end; pm += mc_panels) {
       const int64_t pm_end = std::min(p_end, pm + mc_panels);
@@ -450,7 +534,7 @@ void RunBlocked(const GemvArgs& a, const GemmParallelFor& parallel_for, const Ge
         // The weights' kb x nr micro-panel stays in L1 while the x panels of this pass stream past it.
         for (int64_t jr = 0; jr < jrs; ++jr) {
           for (int64_t p = pm; p < pm_end; ++p)
-            K::Kernel(kb, xp + p * mr * k + k0 * mr, wp + jr * k * nr + k0 * nr, tile(p, pm, jr, k0, kb));
+            K::Kernel(kb, xp + p * mr * ks + k0 / kps * mr, wp + jr * ks * nr + k0 / kps * nr, tile(p, pm, jr, k0, kb));
         }
       }
     }
@@ -465,12 +549,12 @@ int Avx512TileRows(int64_t m, const GemmBlocking& blocking) {
   return static_cast<int>(std::clamp<int64_t>(mr, 1, kAvx512MaxMr));
 }
 
-// Runs the tile of I + 1 rows for the one I with I + 1 == Avx512TileRows(m, blocking), I in [0, kAvx512MaxMr).
-template <int... I>
+// Runs the tile Kern<I + 1> for the one I with I + 1 == Avx512TileRows(m, blocking), I in [0, kAvx512MaxMr).
+template <template <int> class Kern, int... I>
 void RunAvx512(const GemvArgs& a, const GemmParallelFor& parallel_for, const GemmBlocking& blocking,
                std::integer_sequence<int, I...>) {
   const int mr = Avx512TileRows(a.m, blocking);
-  ((I + 1 == mr ? RunBlocked<Avx512<I + 1>>(a, parallel_for, blocking) : void()), ...);
+  ((I + 1 == mr ? RunBlocked<Kern<I + 1>>(a, parallel_for, blocking) : void()), ...);
 }
 
 // Reference path: GEMV's scalar loop (one float32 sum in k order per output), columns shared out.
@@ -484,10 +568,11 @@ void RunScalar(const GemvArgs& a, const GemmParallelFor& parallel_for) {
 }  // namespace
 
 bool GemmIsaSupported(GemvIsa isa) {
-  return (isa == GemvIsa::kAvx512 || isa == GemvIsa::kAvx2) && GemvIsaSupported(isa);
+  return isa != GemvIsa::kScalar && GemvIsaSupported(isa);
 }
 
 GemvIsa GemmBestIsa() {
+  if (GemmIsaSupported(GemvIsa::kAvx512Bf16)) return GemvIsa::kAvx512Bf16;
   if (GemmIsaSupported(GemvIsa::kAvx512)) return GemvIsa::kAvx512;
   if (GemmIsaSupported(GemvIsa::kAvx2)) return GemvIsa::kAvx2;
   return GemvIsa::kScalar;
@@ -497,6 +582,8 @@ int64_t GemmKBlock(GemvIsa isa, int64_t k) {
   switch (isa) {
     case GemvIsa::kAvx512:
       return std::min(k, Avx512<kAvx512MaxMr>::kKc);
+    case GemvIsa::kAvx512Bf16:
+      return std::min(k, Avx512Bf16<kAvx512MaxMr>::kKc);
     case GemvIsa::kAvx2:
       return std::min(k, Avx2::kKc);
     default:
@@ -510,8 +597,10 @@ void GemmIsa(const GemvArgs& a, GemvIsa isa, const GemmParallelFor& parallel_for
     RunScalar(a, parallel_for);
     return;
   }
-  if (isa == GemvIsa::kAvx512) {
-    RunAvx512(a, parallel_for, blocking, std::make_integer_sequence<int, kAvx512MaxMr>{});
+  if (isa == GemvIsa::kAvx512Bf16 && a.type == GemvType::kBFloat16) {
+    RunAvx512<Avx512Bf16>(a, parallel_for, blocking, std::make_integer_sequence<int, kAvx512MaxMr>{});
+  } else if (isa == GemvIsa::kAvx512 || isa == GemvIsa::kAvx512Bf16) {
+    RunAvx512<Avx512>(a, parallel_for, blocking, std::make_integer_sequence<int, kAvx512MaxMr>{});
   } else {
     RunBlocked<Avx2>(a, parallel_for, blocking);
   }

@@ -19,14 +19,19 @@
 //     (MR x KC floats) stays in L1 while it walks the KC x NC block of packed weights in L2.
 //   kAvx512: MR x NR 32 with MR up to 14 (28 zmm accumulators): MR is the fewest 14-row panels that cover
 //   m, evened out (m = 16: two panels of 8 rows; 64: five of 13), so decode-sized batches compute no
-//   padding rows beyond one per panel; kAvx2: MR 6 x NR 16 (12 ymm accumulators); kScalar: plain loops (the
-//   reference path). kAvx512Bf16 has no GEMM path of its own: its CPUs run kAvx512.
+//   padding rows beyond one per panel; kAvx512Bf16 (bf16 operands; float32 ones take kAvx512): the same
+//   tile and blocking, with x and W packed as 32-bit bf16 pairs (elements 2j, 2j + 1; a zero pads odd K)
+//   instead of float32, and each vdpbf16ps multiplying a broadcast x pair by 16 columns' pairs, two K steps
+//   per instruction (twice kAvx512's multiply-adds per cycle, half its packed bytes); kAvx2: MR 6 x NR 16
+//   (12 ymm accumulators); kScalar: plain loops (the reference path).
 //
 // Accumulation-order invariant: for a given ISA and K, y[m, n] is computed in float32 in one fixed order
 // that depends only on K (not on m, on the row's place in its panel, on the column or row ranges of the
 // tasks, nor on how many tasks run): K is cut into blocks of GemmKBlock(K) (the last one shorter); within
 // a block one accumulator sums the products in k order, and block sums are added in k order
-// (((b0 + b1) + b2) ...). kScalar: one float32 sum in k order. The bias is added in float32 after the
+// (((b0 + b1) + b2) ...); kAvx512Bf16 the same with the products taken a pair at a time, in pair order, each
+// pair added as vdpbf16ps adds it (denormal inputs and outputs flushed to zero), so its results are not
+// bitwise kAvx512's. kScalar: one float32 sum in k order. The bias is added in float32 after the
 // last block, then the output is rounded once (bf16: to nearest even).
 #pragma once
 
@@ -49,7 +54,7 @@ struct GemmBlocking {
   int64_t mr = 0;  // kAvx512 tile rows, 1-14 (0: the fewest 14-row panels, evened out; other ISAs ignore it)
 };
 
-// True when Gemm has a vector path for `isa` on this CPU (kAvx512Bf16: never, see above).
+// True when Gemm has a vector path for `isa` on this CPU.
 bool GemmIsaSupported(GemvIsa isa);
 // The path Gemm takes on this CPU (a vector path where one exists, else kScalar).
 GemvIsa GemmBestIsa();

@@ -156,7 +156,9 @@ at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {
 
 LinearPath LinearPathFor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (GemvEligible(x, w, b)) {
-    const bool gemm = x.size(0) >= kGemmMinRows && kernels::cpu::GemmBestIsa() == kernels::cpu::GemvIsa::kAvx512;
+    const kernels::cpu::GemvIsa isa = kernels::cpu::GemmBestIsa();
+    const bool avx512_tile = isa == kernels::cpu::GemvIsa::kAvx512 || isa == kernels::cpu::GemvIsa::kAvx512Bf16;
+    const bool gemm = x.size(0) >= kGemmMinRows && avx512_tile;
     return gemm ? LinearPath::kGemm : LinearPath::kGemv;
   }
   return GemmEligible(x, w, b) ? LinearPath::kGemm : LinearPath::kAtLinear;

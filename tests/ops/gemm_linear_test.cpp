@@ -89,7 +89,8 @@ TEST_F(GemmLinearTest, LinearRoutesDecodeRowsByTheCrossover) {
                       kGemvMaxRows, kGemvMaxRows + 1}) {
       at::Tensor x = at::randn({m, k}).to(dtype);
       // Decode-sized rows take the GEMM from kGemmMinRows rows only on its AVX-512 path (linear.h).
-      const bool decode_gemm = kernels::cpu::GemmBestIsa() == kernels::cpu::GemvIsa::kAvx512;
+      const kernels::cpu::GemvIsa isa = kernels::cpu::GemmBestIsa();
+      const bool decode_gemm = isa == kernels::cpu::GemvIsa::kAvx512 || isa == kernels::cpu::GemvIsa::kAvx512Bf16;
       const LinearPath want = m > kGemvMaxRows ? (dtype == at::kBFloat16 ? LinearPath::kGemm : LinearPath::kAtLinear)
                               : m >= kGemmMinRows && decode_gemm ? LinearPath::kGemm
                                                                  : LinearPath::kGemv;

@@ -202,24 +202,50 @@ TEST_P(GemmIsaTest, Bf16OutputRoundsToNearestEvenAndKeepsNonFinite) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, GemmIsaTest, ::testing::Values(GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512),
+INSTANTIATE_TEST_SUITE_P(Isa, GemmIsaTest,
+                         ::testing::Values(GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16),
                          [](const ::testing::TestParamInfo<GemvIsa>& info) {
                            return std::string(GemvIsaName(info.param));
                          });
 
 TEST(Gemm, DispatchTakesTheBestSupportedPath) {
   const GemvIsa best = GemmBestIsa();
-  if (GemvIsaSupported(GemvIsa::kAvx512)) {
+  if (GemvIsaSupported(GemvIsa::kAvx512Bf16)) {
+    EXPECT_EQ(best, GemvIsa::kAvx512Bf16);
+  } else if (GemvIsaSupported(GemvIsa::kAvx512)) {
     EXPECT_EQ(best, GemvIsa::kAvx512);
   } else if (GemvIsaSupported(GemvIsa::kAvx2)) {
     EXPECT_EQ(best, GemvIsa::kAvx2);
   } else {
     EXPECT_EQ(best, GemvIsa::kScalar);
   }
-  EXPECT_FALSE(GemmIsaSupported(GemvIsa::kAvx512Bf16));  // no GEMM path of its own (gemm.h)
+  EXPECT_EQ(GemmIsaSupported(GemvIsa::kAvx512Bf16), GemvIsaSupported(GemvIsa::kAvx512Bf16));
   // Gemm runs the chosen path.
   const Problem p(70, 40, 50, GemvType::kBFloat16, true, 5);
   EXPECT_EQ(p.RunWith([](const GemvArgs& a) { Gemm(a, Serial); }), p.Run(best, Serial));
+  // float32 operands on kAvx512Bf16 take the kAvx512 path (vdpbf16ps reads bf16 only).
+  if (GemmIsaSupported(GemvIsa::kAvx512Bf16)) {
+    const Problem f(70, 40, 50, GemvType::kFloat32, true, 6);
+    EXPECT_EQ(f.Run(GemvIsa::kAvx512Bf16, Serial), f.Run(GemvIsa::kAvx512, Serial));
+  }
+}
+
+// kAvx512Bf16's accumulation order differs from kAvx512's (one vdpbf16ps adds a pair of products), so its
+// bf16 results are not bitwise kAvx512's; both are within the double reference's bound (the tests above),
+// and the two differ by at most that bound's width somewhere and agree in most outputs.
+TEST(Gemm, Avx512Bf16AgreesWithAvx512WithinTheReferenceBound) {
+  if (!GemmIsaSupported(GemvIsa::kAvx512Bf16)) GTEST_SKIP() << "avx512bf16 not supported by this CPU";
+  const Problem p(97, 129, 1000, GemvType::kBFloat16, true, 77);
+  const std::vector<float> a = p.Run(GemvIsa::kAvx512Bf16, Threads), b = p.Run(GemvIsa::kAvx512, Threads);
+  int64_t equal = 0;
+  for (int64_t i = 0; i < p.m; ++i) {
+    for (int64_t j = 0; j < p.n; ++j) {
+      const size_t at = static_cast<size_t>(i * p.ldy + j), idx = static_cast<size_t>(i * p.n + j);
+      ASSERT_NEAR(a[at], b[at], 2 * Tolerance(p, idx)) << "[" << i << ", " << j << "]";
+      equal += a[at] == b[at];
+    }
+  }
+  EXPECT_GT(equal, p.m * p.n / 2);
 }
 
 }  // namespace
