@@ -19,7 +19,8 @@
 # Environment: PHASES ("engine serving"), MODEL (dense-270m), MODELS (build/bench-models), THREADS (2),
 # STEPS (16), CONTEXT (64: tokens per sequence before the timed decode steps), REPEATS (3: llama-bench -r and bench_model --repeats within a round; batch 1 takes at least 5),
 # FIRST_ROUND (1: a larger value resumes an interrupted engine phase, keeping the earlier rounds' files),
-# SERVE_ROUNDS (ROUNDS), CONC (1,4,16), DURATION (20 s per point), WARMUP (3 s), PROMPT (128), GEN (32), NICE (0).
+# SERVE_ROUNDS (ROUNDS), CONC (1,4,16), DURATION (20 s per point), WARMUP (3 s), PROMPT (128), GEN (32), NICE (0),
+# INFERD_OMP_WAIT_POLICY (PASSIVE: OMP_WAIT_POLICY for inferd's processes only, as scripts/run.sh sets it).
 # Prerequisites: cmake --build BUILD_DIR --target bench_model bench_membw inferd inferctl; the llama.cpp
 # tools from benchmarks/peers/llama_cpp/build.sh LLAMA_PREFIX; the project .venv (scripts/setup.sh) with
 # scripts/requirements-peers.txt (build.sh installs it). Needs about 3 GB of free disk under MODELS.
@@ -45,6 +46,8 @@ PROMPT=${PROMPT:-128}
 GEN=${GEN:-32}
 PY=${PYTHON:-.venv/bin/python}
 RUN="nice -n ${NICE:-0}"
+# inferd's side runs as scripts/run.sh starts the daemon (libgomp's workers passive; llama.cpp keeps its default).
+RUN_INFERD="env OMP_WAIT_POLICY=${INFERD_OMP_WAIT_POLICY:-PASSIVE} $RUN"
 CKPT=$MODELS/$MODEL
 GGUF=$MODELS/$MODEL-bf16.gguf
 NEED=("$BUILD/bin/bench_membw" "$LLAMA/bin/llama-bench")
@@ -94,7 +97,7 @@ if [[ " $PHASES " == *" engine "* ]]; then
     $RUN "$LLAMA/bin/llama-batched-bench" -m "$GGUF" -t "$THREADS" -tb "$THREADS" -lm none -c $((64 * (CONTEXT + STEPS) + 512)) \
       -b 2048 -ub 512 -npp "$CONTEXT" -ntg "$STEPS" -npl 4,16,64 --output-format jsonl 2>> "$OUT/engine-r$r-llama.log" \
       | grep '^{' > "$OUT/engine-r$r-llama-batched.jsonl"
-    $RUN "$BUILD/bin/bench_model" --model "$CKPT" --dtype bf16 --threads "$THREADS" --prompts 128,512 \
+    $RUN_INFERD "$BUILD/bin/bench_model" --model "$CKPT" --dtype bf16 --threads "$THREADS" --prompts 128,512 \
       --batches 1,4,16,64 --context "$CONTEXT" --decode-steps "$STEPS" --repeats "$REPEATS" --json "$OUT/engine-r$r-inferd.json" \
       > "$OUT/engine-r$r-inferd.log" 2>&1
     echo "$(loadavg) $(membw)" > "$OUT/engine-r$r-after.txt"
@@ -114,7 +117,7 @@ metrics: {enabled: false}
 models:
   - {name: default, path: $(realpath "$CKPT"), dtype: bf16, num_threads: $THREADS, scheduler: {realtime_deadline_ms: 600000}}
 YAML
-  $RUN "$BUILD/bin/inferd" -c "$WORK/inferd.yaml" --log-level warn > "$OUT/serving-inferd.log" 2>&1 & PIDS+=($!)
+  $RUN_INFERD "$BUILD/bin/inferd" -c "$WORK/inferd.yaml" --log-level warn > "$OUT/serving-inferd.log" 2>&1 & PIDS+=($!)
   # One slot per client, each with room for PROMPT + GEN tokens; the default batch sizes.
   $RUN "$LLAMA/bin/llama-server" -m "$GGUF" --host 127.0.0.1 --port "$LPORT" -t "$THREADS" -tb "$THREADS" \
     -lm none -np "$MAXC" -c $((MAXC * (PROMPT + GEN + 32))) > "$OUT/serving-llama.log" 2>&1 & PIDS+=($!)
