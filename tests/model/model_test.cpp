@@ -160,6 +160,18 @@ void RunSeqs(ModelRunner& runner, std::vector<Seq>& seqs) {
   }
 }
 
+// Each reference prompt alone, greedy, as many tokens as transformers generated: token for token the same.
+void ExpectGreedyContinuations(ModelRunner& runner, const Reference& ref) {
+  for (size_t i = 0; i < ref.prompts.size(); ++i) {
+    std::vector<Seq> seqs(1);
+    seqs[0].prompt = ref.prompts[i];
+    seqs[0].max_new = static_cast<int32_t>(ref.greedy[i].size());
+    seqs[0].blocks = Range(0, 64);
+    RunSeqs(runner, seqs);
+    EXPECT_EQ(seqs[0].out, ref.greedy[i]) << "prompt " << i;
+  }
+}
+
 class VariantTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -243,14 +255,7 @@ TEST_P(VariantTest, Fp16LogitsWithinTolerance) {
 TEST_P(VariantTest, Fp32GreedyContinuationIsTokenExact) {
   auto runner = Load(dir_, "fp32");
   ASSERT_TRUE(runner);
-  for (size_t i = 0; i < ref_.prompts.size(); ++i) {
-    std::vector<Seq> seqs(1);
-    seqs[0].prompt = ref_.prompts[i];
-    seqs[0].max_new = static_cast<int32_t>(ref_.greedy[i].size());
-    seqs[0].blocks = Range(0, 64);
-    RunSeqs(*runner, seqs);
-    EXPECT_EQ(seqs[0].out, ref_.greedy[i]) << "prompt " << i;
-  }
+  ExpectGreedyContinuations(*runner, ref_);
 }
 
 // Each request's greedy output is the same alone and inside a mixed batch of chunked prefills and decodes.
@@ -534,14 +539,7 @@ TEST(DeepseekMappedExperts, ExpertsInAnotherFileOrderAreViewsWithTheLogitsOfCopi
     const double diff = CompareLogits(*mapped, ref.prompts[i], ref.logits[i], &max_ref);
     EXPECT_LE(diff, 1e-4 * max_ref) << "prompt " << i;
   }
-  for (size_t i = 0; i < ref.prompts.size(); ++i) {
-    std::vector<Seq> seqs(1);
-    seqs[0].prompt = ref.prompts[i];
-    seqs[0].max_new = static_cast<int32_t>(ref.greedy[i].size());
-    seqs[0].blocks = Range(0, 64);
-    RunSeqs(*mapped, seqs);
-    EXPECT_EQ(seqs[0].out, ref.greedy[i]) << "prompt " << i;
-  }
+  ExpectGreedyContinuations(*mapped, ref);
   mapped.reset();
   copied.reset();
   fs::remove_all(dir);
