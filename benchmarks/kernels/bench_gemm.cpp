@@ -169,8 +169,10 @@ int main(int argc, char** argv) {
         isa = cpu::GemvIsa::kAvx512;
       } else if (v == "avx512bf16") {
         isa = cpu::GemvIsa::kAvx512Bf16;
+      } else if (v == "amxbf16") {
+        isa = cpu::GemvIsa::kAmxBf16;
       } else {
-        std::fprintf(stderr, "--isa: avx2, avx512 or avx512bf16, not %s\n", v.c_str());
+        std::fprintf(stderr, "--isa: avx2, avx512, avx512bf16 or amxbf16, not %s\n", v.c_str());
         return 2;
       }
       if (!cpu::GemmIsaSupported(isa)) {
@@ -341,6 +343,9 @@ int main(int argc, char** argv) {
       "|\n");
   // threads-thread wall peak and 1-thread per-CPU-second peak of float32 FMA and of vdpbf16ps.
   double fma_peak = 0, fma_peak_cpu = 0, dp_peak = 0, dp_peak_cpu = 0;
+  // bf16 products on the kAvx512Bf16 path multiply with vdpbf16ps, on kAmxBf16 with tdpbf16ps: their peak is
+  // that instruction's.
+  const std::string dp_kernel = isa == cpu::GemvIsa::kAmxBf16 ? "tdpbf16ps" : "vdpbf16ps";
   for (size_t i = 0; i < peak1.size(); ++i) {
     std::printf("| %s | %d | %.1f | %.1f |\n", peak1[i].kernel.c_str(), peak1[i].threads, peak1[i].gflops,
                 peak1[i].gflops_cpu);
@@ -349,19 +354,18 @@ int main(int argc, char** argv) {
             ",\"gflops_cpu\":" + std::to_string(peak1[i].gflops_cpu) + "}";
     const bool zmm =
         peak1[i].kernel == "fma-zmm" || (!GemvIsaSupported(cpu::GemvIsa::kAvx512) && peak1[i].kernel == "fma-ymm");
-    const bool dp = peak1[i].kernel == "vdpbf16ps";
+    const bool dp = peak1[i].kernel == dp_kernel;
     if (!zmm && !dp) continue;
     const double wall = (peak1[i].gflops + peak0[i].gflops) / 2, cpu_s = (peak1[i].gflops_cpu + peak0[i].gflops_cpu) / 2;
     if (peak1[i].threads == threads) (dp ? dp_peak : fma_peak) = wall;
     if (peak1[i].threads == 1) (dp ? dp_peak_cpu : fma_peak_cpu) = cpu_s;
   }
   json += "]}";
-  // bf16 products on the kAvx512Bf16 path multiply with vdpbf16ps: their peak is that instruction's.
-  const bool bf16_dp = isa == cpu::GemvIsa::kAvx512Bf16 && dp_peak > 0;
+  const bool bf16_dp = (isa == cpu::GemvIsa::kAvx512Bf16 || isa == cpu::GemvIsa::kAmxBf16) && dp_peak > 0;
   std::printf(
       "\n## gemm pass / peak of the instruction its path multiplies with (mean of before/after; float32 FMA: %d "
-      "threads %.1f GFLOP/s wall, one core %.1f GFLOP per CPU s; vdpbf16ps: %.1f, %.1f; bf16 rows against %s)\n",
-      threads, fma_peak, fma_peak_cpu, dp_peak, dp_peak_cpu, bf16_dp ? "vdpbf16ps" : "float32 FMA");
+      "threads %.1f GFLOP/s wall, one core %.1f GFLOP per CPU s; %s: %.1f, %.1f; bf16 rows against %s)\n",
+      threads, fma_peak, fma_peak_cpu, dp_kernel.c_str(), dp_peak, dp_peak_cpu, bf16_dp ? dp_kernel.c_str() : "float32 FMA");
   std::printf(
       "| run | gemm GFLOP/s | / wall peak | gemm GFLOP per CPU s | / per-core peak |\n| --- | --- | --- | --- | --- "
       "|\n");

@@ -23,7 +23,14 @@
 //   tile and blocking, with x and W packed as 32-bit bf16 pairs (elements 2j, 2j + 1; a zero pads odd K)
 //   instead of float32, and each vdpbf16ps multiplying a broadcast x pair by 16 columns' pairs, two K steps
 //   per instruction (twice kAvx512's multiply-adds per cycle, half its packed bytes); kAvx2: MR 6 x NR 16
-//   (12 ymm accumulators); kScalar: plain loops (the reference path).
+//   (12 ymm accumulators); kAmxBf16 (bf16 operands; float32 ones take kAvx512): for m > 128 the same blocking
+//   with AMX tiles, MR 32 x NR 32: x rows are the A tiles as they are ([ceil(k / 32)][MR][32] bf16,
+//   zero-padded), W's bf16 pairs the B tiles (the kAvx512Bf16 micro-panel, slot rows padded to 16), and each
+//   tdpbf16ps multiplies a 16 x 32 x block by 32 x 16 weights into a 16 x 16 float32 tile (4 tiles per
+//   micro-kernel; the tile state is configured per task); for m <= 128 (decode, short chunks) the roles swap
+//   so that no weight is converted: 16 W rows x 32 K elements are an A tile loaded in place, x's pairs the B
+//   tiles (16 rows each, two per pass over a 32-row weight group), and the [n][m] result tiles are
+//   transposed into y; kScalar: plain loops (the reference path).
 //
 // Accumulation-order invariant: for a given ISA and K, y[m, n] is computed in float32 in one fixed order
 // that depends only on K (not on m, on the row's place in its panel, on the column or row ranges of the
@@ -31,7 +38,9 @@
 // a block one accumulator sums the products in k order, and block sums are added in k order
 // (((b0 + b1) + b2) ...); kAvx512Bf16 the same with the products taken a pair at a time, in pair order, each
 // pair added as vdpbf16ps adds it (denormal inputs and outputs flushed to zero), so its results are not
-// bitwise kAvx512's. kScalar: one float32 sum in k order. The bias is added in float32 after the
+// bitwise kAvx512's. kAmxBf16: one float32 chain per output over all of K in 32-element steps, as tdpbf16ps
+// adds them (denormals flushed), the tile's sums stored and loaded back between K blocks, so kc does not
+// change its results. kScalar: one float32 sum in k order. The bias is added in float32 after the
 // last block, then the output is rounded once (bf16: to nearest even).
 #pragma once
 
@@ -66,5 +75,16 @@ void Gemm(const GemvArgs& args, const GemmParallelFor& parallel_for);
 
 // The same on a forced path and blocking. Requires GemmIsaSupported(isa) or isa == kScalar.
 void GemmIsa(const GemvArgs& args, GemvIsa isa, const GemmParallelFor& parallel_for, const GemmBlocking& blocking = {});
+
+// kAmxBf16's weights-in-place path (m <= 128) in pieces, for callers that put several products' work into one
+// pool call (ops::SegmentedGemvLinear). GemmAmxStreamTakes: the product is bf16 with 1-128 rows and AMX is
+// usable. x is packed once per product (GemmAmxStreamXSize uint32 slots, GemmAmxStreamPackX), then
+// GemmAmxStreamRange computes the output columns of weight groups [g_begin, g_end) (32 columns each, of
+// GemmAmxStreamGroups) for every row, exactly as GemmIsa(kAmxBf16) does. Thread-safe for disjoint groups.
+bool GemmAmxStreamTakes(const GemvArgs& args);
+int64_t GemmAmxStreamXSize(const GemvArgs& args);
+void GemmAmxStreamPackX(const GemvArgs& args, uint32_t* out);
+int64_t GemmAmxStreamGroups(const GemvArgs& args);
+void GemmAmxStreamRange(const GemvArgs& args, const uint32_t* x_packed, int64_t g_begin, int64_t g_end);
 
 }  // namespace inferd::kernels::cpu

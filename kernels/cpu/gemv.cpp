@@ -4,9 +4,15 @@
 // as (maybe-)uninitialized: false positives.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <array>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "elem_type.h"
@@ -41,6 +47,7 @@ inline int64_t PaddedK(int64_t k, int64_t block) {
   return (k + block - 1) / block * block;
 }
 inline bool Packed(GemvIsa isa, GemvType type) {
+  if (isa == GemvIsa::kAmxBf16) isa = GemvIsa::kAvx512Bf16;
   return isa == GemvIsa::kAvx2 || isa == GemvIsa::kAvx512 ||
          (isa == GemvIsa::kAvx512Bf16 && type == GemvType::kFloat32);
 }
@@ -353,12 +360,57 @@ void ScalarRange(const GemvArgs& a, int64_t n_begin, int64_t n_end) {
   }
 }
 
+// AMX-TILE and AMX-BF16 in CPUID, and Linux's permission for this process to use the tile data state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, granted once for all of its threads).
+bool AmxBf16Usable() {
+#if defined(__linux__) && defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  if (!(edx & (1u << 22)) || !(edx & (1u << 24))) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 bool HasAvx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
+constexpr GemvIsa kAllIsas[] = {GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16,
+                                GemvIsa::kAmxBf16};
+
+// INFERD_CPU_ISA's cap: the highest path allowed (kAmxBf16 when unset or invalid), and the error if invalid.
+struct IsaCap {
+  GemvIsa max = GemvIsa::kAmxBf16;
+  std::string error;
+};
+
+const IsaCap& EnvIsaCap() {
+  static const IsaCap cap = [] {
+    IsaCap c;
+    const char* v = std::getenv("INFERD_CPU_ISA");
+    if (v == nullptr || *v == '\0') return c;
+    for (GemvIsa isa : kAllIsas) {
+      if (std::strcmp(v, GemvIsaName(isa)) == 0) {
+        c.max = isa;
+        return c;
+      }
+    }
+    c.error = std::string("INFERD_CPU_ISA=") + std::string(v).substr(0, 64) +
+              ": not one of scalar, avx2, avx512, avx512bf16, amxbf16";
+    return c;
+  }();
+  return cap;
+}
+
 }  // namespace
+
+std::string GemvIsaEnvError() {
+  return EnvIsaCap().error;
+}
 
 const char* GemvIsaName(GemvIsa isa) {
   switch (isa) {
@@ -370,25 +422,25 @@ const char* GemvIsaName(GemvIsa isa) {
       return "avx512";
     case GemvIsa::kAvx512Bf16:
       return "avx512bf16";
+    case GemvIsa::kAmxBf16:
+      return "amxbf16";
   }
   return "?";
 }
 
 bool GemvIsaSupported(GemvIsa isa) {
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  static const bool avx512 = HasAvx512();
-  static const bool bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
-  switch (isa) {
-    case GemvIsa::kScalar:
-      return true;
-    case GemvIsa::kAvx2:
-      return avx2;
-    case GemvIsa::kAvx512:
-      return avx512;
-    case GemvIsa::kAvx512Bf16:
-      return bf16;
-  }
-  return false;
+  // Probed once (the AMX probe is a system call); indexed by GemvIsa.
+  static const std::array<bool, 5> supported = [] {
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool avx512 = HasAvx512();
+    const bool bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
+    std::array<bool, 5> s = {true, avx2, avx512, bf16, bf16 && AmxBf16Usable()};
+    for (GemvIsa i : kAllIsas)
+      if (static_cast<int>(i) > static_cast<int>(EnvIsaCap().max)) s[static_cast<size_t>(i)] = false;
+    return s;
+  }();
+  const auto i = static_cast<size_t>(isa);
+  return i < supported.size() && supported[i];
 }
 
 GemvIsa GemvBestIsa(GemvType type) {
@@ -430,6 +482,7 @@ void GemvPackX(const GemvArgs& a, GemvIsa isa, float* out) {
 
 void GemvRangeIsa(const GemvArgs& a, GemvIsa isa, int64_t n_begin, int64_t n_end, int weight_rows) {
   if (n_begin >= n_end || a.m <= 0) return;
+  if (isa == GemvIsa::kAmxBf16) isa = GemvIsa::kAvx512Bf16;
   if (isa == GemvIsa::kScalar) {
     ScalarRange(a, n_begin, n_end);
     return;
@@ -468,6 +521,7 @@ void GemvRangeIsa(const GemvArgs& a, GemvIsa isa, int64_t n_begin, int64_t n_end
       }
       break;
     case GemvIsa::kScalar:
+    case GemvIsa::kAmxBf16:
       break;
   }
 }

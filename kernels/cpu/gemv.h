@@ -23,13 +23,15 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace inferd::kernels::cpu {
 
 enum class GemvType : int { kFloat32 = 0, kBFloat16 = 1 };
 
-// Instruction sets with a GEMV path, in increasing preference.
-enum class GemvIsa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
+// Instruction sets, in increasing preference. kAmxBf16 (AMX tiles, bf16 operands) is a GEMM path only
+// (gemm.h): GEMV never picks it, and a GEMV forced onto it runs kAvx512Bf16.
+enum class GemvIsa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3, kAmxBf16 = 4 };
 
 struct GemvArgs {
   const void* x = nullptr;  // [m, k] with row stride ldx (elements), type `type`
@@ -46,8 +48,14 @@ struct GemvArgs {
 };
 
 const char* GemvIsaName(GemvIsa isa);
-// True when this CPU can run `isa` (kScalar always).
+// True when this CPU can run `isa` (kScalar always; kAmxBf16: AMX-BF16 and AVX512-BF16 in CPUID and the
+// kernel's permission to use tile data, requested on the first call).
 bool GemvIsaSupported(GemvIsa isa);
+// INFERD_CPU_ISA, where set, caps the paths GemvIsaSupported offers (so every dispatch, GEMV and GEMM) at
+// one of scalar, avx2, avx512, avx512bf16, amxbf16 (GemvIsaName): to measure a faster CPU's slower paths
+// on it, or to keep AMX off. Empty when unset or valid; otherwise what is wrong with it (the cap is then
+// ignored; the daemon refuses to start).
+std::string GemvIsaEnvError();
 // The path GemvRange takes for `type` on this CPU.
 GemvIsa GemvBestIsa(GemvType type);
 // True when GemvRange beats a BLAS for this type here (a vector path exists).

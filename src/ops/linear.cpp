@@ -28,24 +28,49 @@ bool GemvEligible(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b)
 // Runs every product of `args` (each GemvLinear's contract, x already packed where the ISA packs) in one
 // pool call: each product's output columns are cut into chunks of ~64 KiB of weights (they stay in L2 while
 // every register block of rows reads them; a multiple of 4 rows), and the chunks of all products are claimed
-// from one list, so a group of small products costs one pool hand-off instead of one each.
-void RunGemvs(const std::vector<kernels::cpu::GemvArgs>& args, int64_t elem) {
+// from one list, so a group of small products costs one pool hand-off instead of one each. Products marked
+// in `amx` run the GEMM's AMX weights-in-place path instead (x packed here; a chunk is one 32-column group).
+void RunGemvs(const std::vector<kernels::cpu::GemvArgs>& args, int64_t elem, const std::vector<bool>& amx = {}) {
   struct Chunk {
     int32_t product;
     int64_t begin, end;
   };
   thread_local std::vector<Chunk> chunks;
+  thread_local std::vector<uint32_t> amx_x;
+  thread_local std::vector<int64_t> amx_offset;
   chunks.clear();
+  amx_offset.assign(args.size(), -1);
+  int64_t amx_slots = 0;
+  for (size_t p = 0; p < args.size(); ++p) {
+    if (p < amx.size() && amx[p] && args[p].m > 0) {
+      amx_offset[p] = amx_slots;
+      amx_slots += kernels::cpu::GemmAmxStreamXSize(args[p]);
+    }
+  }
+  if (amx_x.size() < static_cast<size_t>(amx_slots)) amx_x.resize(static_cast<size_t>(amx_slots));
   for (size_t p = 0; p < args.size(); ++p) {
     const kernels::cpu::GemvArgs& a = args[p];
     if (a.m == 0) continue;
+    if (amx_offset[p] >= 0) {
+      kernels::cpu::GemmAmxStreamPackX(a, amx_x.data() + amx_offset[p]);
+      for (int64_t g = 0; g < kernels::cpu::GemmAmxStreamGroups(a); ++g)
+        chunks.push_back({static_cast<int32_t>(p), g, g + 1});
+      continue;
+    }
     int64_t rows = std::max<int64_t>(4, (int64_t{64} << 10) / std::max<int64_t>(1, a.k * elem));
     rows = (rows + 3) / 4 * 4;
     for (int64_t b = 0; b < a.n; b += rows) chunks.push_back({static_cast<int32_t>(p), b, std::min(a.n, b + rows)});
   }
   const Chunk* list = chunks.data();
+  const uint32_t* xs = amx_x.data();
+  const int64_t* offsets = amx_offset.data();
   ParallelChunks(static_cast<int64_t>(chunks.size()), [&](int64_t c) {
-    kernels::cpu::GemvRange(args[static_cast<size_t>(list[c].product)], list[c].begin, list[c].end);
+    const size_t p = static_cast<size_t>(list[c].product);
+    if (offsets[p] >= 0) {
+      kernels::cpu::GemmAmxStreamRange(args[p], xs + offsets[p], list[c].begin, list[c].end);
+    } else {
+      kernels::cpu::GemvRange(args[p], list[c].begin, list[c].end);
+    }
   });
 }
 
@@ -122,7 +147,11 @@ at::Tensor SegmentedGemvLinear(const at::Tensor& x_in, const at::Tensor& w, cons
     offset += rows[s];
   }
   TORCH_CHECK(offset == x.size(0), "SegmentedGemvLinear: row counts do not sum to x's rows");
-  RunGemvs(args, elem);
+  // Segments of kGemmMinRowsAmx or more rows run on AMX where ops::Linear would (GemmAmxStreamTakes).
+  std::vector<bool> amx(args.size());
+  for (size_t s = 0; s < args.size(); ++s)
+    amx[s] = args[s].m >= kGemmMinRowsAmx && kernels::cpu::GemmAmxStreamTakes(args[s]);
+  RunGemvs(args, elem, amx);
   return y;
 }
 
@@ -154,11 +183,17 @@ at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {
   return y;
 }
 
+std::string CpuIsaEnvError() {
+  return kernels::cpu::GemvIsaEnvError();
+}
+
 LinearPath LinearPathFor(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   if (GemvEligible(x, w, b)) {
     const kernels::cpu::GemvIsa isa = kernels::cpu::GemmBestIsa();
-    const bool avx512_tile = isa == kernels::cpu::GemvIsa::kAvx512 || isa == kernels::cpu::GemvIsa::kAvx512Bf16;
-    const bool gemm = x.size(0) >= kGemmMinRows && avx512_tile;
+    const bool avx512_tile = isa == kernels::cpu::GemvIsa::kAvx512 || isa == kernels::cpu::GemvIsa::kAvx512Bf16 ||
+                             isa == kernels::cpu::GemvIsa::kAmxBf16;
+    const bool amx = isa == kernels::cpu::GemvIsa::kAmxBf16 && x.scalar_type() == at::kBFloat16;
+    const bool gemm = x.size(0) >= (amx ? kGemmMinRowsAmx : kGemmMinRows) && avx512_tile;
     return gemm ? LinearPath::kGemm : LinearPath::kGemv;
   }
   return GemmEligible(x, w, b) ? LinearPath::kGemm : LinearPath::kAtLinear;

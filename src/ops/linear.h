@@ -1,13 +1,13 @@
 // nn.Linear for the model code: y = x w^T (+ b). On CPU, inputs of fewer than kGemmMinRows rows (decode
 // steps of few sequences, MoE experts' rows) run the streaming GEMV kernel (kernels/cpu/gemv.*, its best
 // ISA path for this CPU) on the ops work pool; from kGemmMinRows rows on (decode-sized rows: where the
-// GEMM's AVX-512 path runs) they run the blocked GEMM kernel (kernels/cpu/gemm.*; LinearPathFor below
-// says which); what neither takes goes to at::linear
-// (oneDNN/MKL).
+// GEMM's AVX-512 path runs; from kGemmMinRowsAmx where it runs on AMX) they run the GEMM kernel
+// (kernels/cpu/gemm.*; LinearPathFor below says which); what neither takes goes to at::linear (oneDNN/MKL).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
 #include <vector>
 
 namespace inferd::ops {
@@ -30,6 +30,16 @@ constexpr int64_t kGemvMaxRows = 64;
 // kernels were measured at 8-64 rows and the GEMM was 0.54-0.93x the GEMV at every row count, so on CPUs
 // without AVX-512 every decode-sized product runs the GEMV.
 constexpr int64_t kGemmMinRows = 16;
+// The same crossover for bf16 products where the GEMM runs on AMX tiles (kAmxBf16): there decode-sized
+// products load 16 weight rows straight into a tile and tdpbf16ps makes the compute free, so the weights
+// stream at the memory's rate; measured on dense-270m's and moe-700m's products (bench_gemm --isa amxbf16
+// --gemv 1, Intel Xeon with AMX, benchmarks/kernels/RESULTS.md): the GEMM is 1.30-1.64x the GEMV at 4 rows,
+// 2.1-2.5x at 8, 0.94-1.36x at 2 and 0.74-0.99x at 1.
+constexpr int64_t kGemmMinRowsAmx = 4;
+
+// What is wrong with INFERD_CPU_ISA (kernels/cpu/gemv.h: caps the CPU kernels' instruction set), empty when
+// it is unset or valid. ModelRunner::Load refuses a CPU model on a non-empty answer.
+std::string CpuIsaEnvError();
 
 enum class LinearPath { kGemv, kGemm, kAtLinear };
 // The kernel Linear runs for these operands.
@@ -47,9 +57,10 @@ at::Tensor HeadLinear(const at::Tensor& x,   // [rows, heads, in], last dim cont
 
 // Per-segment products in one pool call (MoE experts' rows, grouped by expert): rows
 // [sum(rows[0..s)), sum(rows[0..s])) of x times w[index[s]]^T (w[s] when index is empty) into the same rows
-// of the result. Every weight is read once for all of its segment's rows. GEMV kernel only: check
-// SegmentedGemvEligible; segments of more than kGemvMaxRows rows are correct but slow (the kernel is
-// memory-bound by design).
+// of the result. Every weight is read once for all of its segment's rows. GEMV kernel (check
+// SegmentedGemvEligible), except that bf16 segments of kGemmMinRowsAmx to 128 rows run the GEMM's AMX path
+// where the CPU has it, as ops::Linear would; segments of more than kGemvMaxRows rows on the GEMV are correct
+// but slow (the kernel is memory-bound by design).
 at::Tensor SegmentedGemvLinear(const at::Tensor& x,                      // [sum(rows), in]
                                const at::Tensor& w,                      // [weights, out, in], each w[i] contiguous
                                const std::vector<int64_t>& rows,         // [segments], >= 0

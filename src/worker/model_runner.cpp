@@ -265,6 +265,9 @@ ModelRunner::~ModelRunner() = default;
 StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(const std::string& model_dir,
                                                          const ModelRunnerOptions& options) {
   if (!std::filesystem::exists(model_dir + "/config.json")) return NotFound(model_dir + "/config.json: not found");
+  if (options.device == "cpu") {
+    if (const std::string isa_error = ops::CpuIsaEnvError(); !isa_error.empty()) return InvalidArgument(isa_error);
+  }
   c10::ScalarType dtype;
   if (options.dtype == "fp32" || options.dtype == "float32") {
     dtype = at::kFloat;

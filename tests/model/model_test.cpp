@@ -586,6 +586,19 @@ TEST_F(ErrorTest, Fp16OnCpuIsRefusedWithTheReason) {
   EXPECT_NE(r.status().message().find("fp16 runs on CUDA only"), std::string::npos) << r.status().ToString();
 }
 
+// INFERD_CPU_ISA with a value that names no path (ctest runs this case with it set: tests/model/CMakeLists.txt).
+TEST_F(ErrorTest, InvalidCpuIsaCapIsRefusedWithTheReason) {
+  const char* v = std::getenv("INFERD_CPU_ISA");
+  if (v == nullptr || std::string(v) != "no-such-isa") GTEST_SKIP() << "needs INFERD_CPU_ISA=no-such-isa";
+  ModelRunnerOptions o;
+  o.dtype = "fp32";
+  auto r = ModelRunner::Load(src_, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("INFERD_CPU_ISA=no-such-isa: not one of scalar, avx2"), std::string::npos)
+      << r.status().ToString();
+}
+
 TEST_F(ErrorTest, UnsupportedArchitecture) {
   auto cfg = config_;
   cfg["architectures"] = {"MistralForCausalLM"};

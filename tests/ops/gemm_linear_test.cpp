@@ -85,15 +85,19 @@ TEST_F(GemmLinearTest, LinearRoutesDecodeRowsByTheCrossover) {
   const int64_t n = 45, k = 300;
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
     at::Tensor w = at::randn({n, k}).to(dtype), b = at::randn({n}).to(dtype);
-    for (int64_t m : {int64_t{1}, kGemmMinRows - 1, kGemmMinRows, kGemmMinRows + 1, int64_t{33}, kGemvMaxRows - 1,
-                      kGemvMaxRows, kGemvMaxRows + 1}) {
+    for (int64_t m : {int64_t{1}, kGemmMinRowsAmx - 1, kGemmMinRowsAmx, kGemmMinRows - 1, kGemmMinRows,
+                      kGemmMinRows + 1, int64_t{33}, kGemvMaxRows - 1, kGemvMaxRows, kGemvMaxRows + 1}) {
       at::Tensor x = at::randn({m, k}).to(dtype);
-      // Decode-sized rows take the GEMM from kGemmMinRows rows only on its AVX-512 path (linear.h).
+      // Decode-sized rows take the GEMM from kGemmMinRows rows only on its AVX-512 paths, from kGemmMinRowsAmx on
+      // AMX (bf16; linear.h).
       const kernels::cpu::GemvIsa isa = kernels::cpu::GemmBestIsa();
-      const bool decode_gemm = isa == kernels::cpu::GemvIsa::kAvx512 || isa == kernels::cpu::GemvIsa::kAvx512Bf16;
+      const bool decode_gemm = isa == kernels::cpu::GemvIsa::kAvx512 || isa == kernels::cpu::GemvIsa::kAvx512Bf16 ||
+                               isa == kernels::cpu::GemvIsa::kAmxBf16;
+      const bool amx = isa == kernels::cpu::GemvIsa::kAmxBf16 && dtype == at::kBFloat16;
+      const int64_t min_rows = amx ? kGemmMinRowsAmx : kGemmMinRows;
       const LinearPath want = m > kGemvMaxRows ? (dtype == at::kBFloat16 ? LinearPath::kGemm : LinearPath::kAtLinear)
-                              : m >= kGemmMinRows && decode_gemm ? LinearPath::kGemm
-                                                                 : LinearPath::kGemv;
+                              : m >= min_rows && decode_gemm ? LinearPath::kGemm
+                                                             : LinearPath::kGemv;
       EXPECT_EQ(LinearPathFor(x, w, b), want) << m << " rows, " << dtype;
       at::Tensor got = Linear(x, w, b);
       at::Tensor prod = x.to(at::kDouble).matmul(w.to(at::kDouble).t());

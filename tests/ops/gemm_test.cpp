@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -116,7 +117,9 @@ TEST_P(GemmIsaTest, MatchesDoubleReferenceOnePassPerMicroPanel) {
   struct Shape {
     int64_t m, n, k;
   };
-  const Shape shapes[] = {{16, 1000, 600}, {12, 45, 513}, {48, 288, 1024}, {112, 70, 300}, {113, 70, 300}, {20, 7, 40}};
+  // {16, 96, 512} and {1, 320, 64}: whole 32-row groups and 32-element K steps (kAmxBf16 reads W in place).
+  const Shape shapes[] = {{16, 1000, 600}, {12, 45, 513}, {48, 288, 1024}, {112, 70, 300},
+                          {113, 70, 300},  {20, 7, 40},   {16, 96, 512},   {1, 320, 64}};
   uint32_t seed = 900;
   for (const Shape& s : shapes) {
     for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
@@ -175,42 +178,48 @@ TEST_P(GemmIsaTest, Bf16OutputRoundsToNearestEvenAndKeepsNonFinite) {
   // and 1 + 2^-6 -> 1 + 2^-6 (even); 1 + 2^-7 + 2^-9 (not a tie) -> 1 + 2^-7.
   const float w[][2] = {{1.0f, e8}, {1.0f + e7, e8}, {1.0f + e7, e8 / 2}, {inf, 0.0f}, {nan, 0.0f}, {-2.0f, 0.5f}};
   const float want[] = {1.0f, 1.0f + 2 * e7, 1.0f + e7, inf, nan, -1.5f};
-  const int64_t m = 66, n = 6;
-  std::vector<uint16_t> xh(static_cast<size_t>(m * 2), TruncBf16(1.0f)), wh, yh(static_cast<size_t>(m * n), 0);
-  for (const auto& row : w)
-    for (float v : row) wh.push_back(TruncBf16(v));
-  GemvArgs a;
-  a.x = xh.data();
-  a.ldx = 2;
-  a.w = wh.data();
-  a.type = GemvType::kBFloat16;
-  a.y = yh.data();
-  a.ldy = n;
-  a.m = m;
-  a.n = n;
-  a.k = 2;
-  GemmIsa(a, isa, Serial);
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      const float got = FromBf16(yh[static_cast<size_t>(i * n + j)]);
-      if (std::isnan(want[j])) {
-        EXPECT_TRUE(std::isnan(got)) << "row " << i;
-      } else {
-        EXPECT_EQ(got, want[j]) << "row " << i << " col " << j;
+  // 66 rows: several row panels; 5: the decode-sized paths (kAmxBf16 streams the weights as they are there).
+  for (const int64_t m : {int64_t{66}, int64_t{5}}) {
+    const int64_t n = 6;
+    std::vector<uint16_t> xh(static_cast<size_t>(m * 2), TruncBf16(1.0f)), wh, yh(static_cast<size_t>(m * n), 0);
+    for (const auto& row : w)
+      for (float v : row) wh.push_back(TruncBf16(v));
+    GemvArgs a;
+    a.x = xh.data();
+    a.ldx = 2;
+    a.w = wh.data();
+    a.type = GemvType::kBFloat16;
+    a.y = yh.data();
+    a.ldy = n;
+    a.m = m;
+    a.n = n;
+    a.k = 2;
+    GemmIsa(a, isa, Serial);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const float got = FromBf16(yh[static_cast<size_t>(i * n + j)]);
+        if (std::isnan(want[j])) {
+          EXPECT_TRUE(std::isnan(got)) << "row " << i;
+        } else {
+          EXPECT_EQ(got, want[j]) << "row " << i << " col " << j;
+        }
       }
     }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, GemmIsaTest,
-                         ::testing::Values(GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16),
+                         ::testing::Values(GemvIsa::kScalar, GemvIsa::kAvx2, GemvIsa::kAvx512, GemvIsa::kAvx512Bf16,
+                                           GemvIsa::kAmxBf16),
                          [](const ::testing::TestParamInfo<GemvIsa>& info) {
                            return std::string(GemvIsaName(info.param));
                          });
 
 TEST(Gemm, DispatchTakesTheBestSupportedPath) {
   const GemvIsa best = GemmBestIsa();
-  if (GemvIsaSupported(GemvIsa::kAvx512Bf16)) {
+  if (GemvIsaSupported(GemvIsa::kAmxBf16)) {
+    EXPECT_EQ(best, GemvIsa::kAmxBf16);
+  } else if (GemvIsaSupported(GemvIsa::kAvx512Bf16)) {
     EXPECT_EQ(best, GemvIsa::kAvx512Bf16);
   } else if (GemvIsaSupported(GemvIsa::kAvx512)) {
     EXPECT_EQ(best, GemvIsa::kAvx512);
@@ -220,6 +229,10 @@ TEST(Gemm, DispatchTakesTheBestSupportedPath) {
     EXPECT_EQ(best, GemvIsa::kScalar);
   }
   EXPECT_EQ(GemmIsaSupported(GemvIsa::kAvx512Bf16), GemvIsaSupported(GemvIsa::kAvx512Bf16));
+  // AMX is only offered with AVX512-BF16 (its float32 operands and GEMV fall back to the vector paths).
+  if (GemmIsaSupported(GemvIsa::kAmxBf16)) {
+    EXPECT_TRUE(GemmIsaSupported(GemvIsa::kAvx512Bf16));
+  }
   // Gemm runs the chosen path.
   const Problem p(70, 40, 50, GemvType::kBFloat16, true, 5);
   EXPECT_EQ(p.RunWith([](const GemvArgs& a) { Gemm(a, Serial); }), p.Run(best, Serial));
@@ -228,15 +241,15 @@ TEST(Gemm, DispatchTakesTheBestSupportedPath) {
     const Problem f(70, 40, 50, GemvType::kFloat32, true, 6);
     EXPECT_EQ(f.Run(GemvIsa::kAvx512Bf16, Serial), f.Run(GemvIsa::kAvx512, Serial));
   }
+  // float32 operands on kAmxBf16 likewise (tdpbf16ps reads bf16 only).
+  if (GemmIsaSupported(GemvIsa::kAmxBf16)) {
+    const Problem f(70, 40, 50, GemvType::kFloat32, true, 7);
+    EXPECT_EQ(f.Run(GemvIsa::kAmxBf16, Serial), f.Run(GemvIsa::kAvx512, Serial));
+  }
 }
 
-// kAvx512Bf16's accumulation order differs from kAvx512's (one vdpbf16ps adds a pair of products), so its
-// bf16 results are not bitwise kAvx512's; both are within the double reference's bound (the tests above),
-// and the two differ by at most that bound's width somewhere and agree in most outputs.
-TEST(Gemm, Avx512Bf16AgreesWithAvx512WithinTheReferenceBound) {
-  if (!GemmIsaSupported(GemvIsa::kAvx512Bf16)) GTEST_SKIP() << "avx512bf16 not supported by this CPU";
-  const Problem p(97, 129, 1000, GemvType::kBFloat16, true, 77);
-  const std::vector<float> a = p.Run(GemvIsa::kAvx512Bf16, Threads), b = p.Run(GemvIsa::kAvx512, Threads);
+// Two paths' results for p: within twice the reference bound of each other everywhere, equal in most outputs.
+void ExpectAgreeWithinTheBound(const Problem& p, const std::vector<float>& a, const std::vector<float>& b) {
   int64_t equal = 0;
   for (int64_t i = 0; i < p.m; ++i) {
     for (int64_t j = 0; j < p.n; ++j) {
@@ -246,6 +259,54 @@ TEST(Gemm, Avx512Bf16AgreesWithAvx512WithinTheReferenceBound) {
     }
   }
   EXPECT_GT(equal, p.m * p.n / 2);
+}
+
+// kAvx512Bf16's accumulation order differs from kAvx512's (one vdpbf16ps adds a pair of products), so its
+// bf16 results are not bitwise kAvx512's; both are within the double reference's bound (the tests above),
+// and the two differ by at most that bound's width somewhere and agree in most outputs.
+TEST(Gemm, Avx512Bf16AgreesWithAvx512WithinTheReferenceBound) {
+  if (!GemmIsaSupported(GemvIsa::kAvx512Bf16)) GTEST_SKIP() << "avx512bf16 not supported by this CPU";
+  const Problem p(97, 129, 1000, GemvType::kBFloat16, true, 77);
+  const std::vector<float> a = p.Run(GemvIsa::kAvx512Bf16, Threads), b = p.Run(GemvIsa::kAvx512, Threads);
+  ExpectAgreeWithinTheBound(p, a, b);
+}
+
+// kAmxBf16 sums each output in one chain over K (tile sums carried across K blocks), so its results do not
+// depend on kc (unlike the vector paths'), and they agree with kAvx512Bf16's within the reference bound, on
+// both of its paths (blocked for m > 128, weights in place below).
+TEST(Gemm, AmxBf16IndependentOfKBlockAndAgreesWithAvx512Bf16) {
+  if (!GemmIsaSupported(GemvIsa::kAmxBf16)) GTEST_SKIP() << "amx-bf16 not usable on this CPU or kernel";
+  const Problem p(97, 129, 1000, GemvType::kBFloat16, true, 78);
+  const std::vector<float> a = p.Run(GemvIsa::kAmxBf16, Threads), b = p.Run(GemvIsa::kAvx512Bf16, Threads);
+  for (int64_t kc : {int64_t{32}, int64_t{96}, int64_t{1000}})
+    EXPECT_EQ(p.Run(GemvIsa::kAmxBf16, Serial, GemmBlocking{0, kc, 0}), a) << "kc " << kc;
+  ExpectAgreeWithinTheBound(p, a, b);
+  // 40 rows: the weights-in-place path (m <= 128).
+  const Problem q(40, 129, 1000, GemvType::kBFloat16, true, 79);
+  ExpectAgreeWithinTheBound(q, q.Run(GemvIsa::kAmxBf16, Threads), q.Run(GemvIsa::kAvx512Bf16, Threads));
+}
+
+// INFERD_CPU_ISA (gemv.h) caps every dispatch; ctest runs this binary again with it set to avx2 and to an
+// invalid value (tests/ops/CMakeLists.txt).
+TEST(IsaCap, EnvCapsTheDispatch) {
+  const char* v = std::getenv("INFERD_CPU_ISA");
+  if (v == nullptr) GTEST_SKIP() << "INFERD_CPU_ISA unset (ctest runs this binary again with it set)";
+  const std::string value = v;
+  if (value == "no-such-isa") {
+    EXPECT_EQ(GemvIsaEnvError(), "INFERD_CPU_ISA=no-such-isa: not one of scalar, avx2, avx512, avx512bf16, amxbf16");
+    // An invalid value caps nothing.
+    EXPECT_EQ(GemvIsaSupported(GemvIsa::kAvx2), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+    return;
+  }
+  EXPECT_EQ(GemvIsaEnvError(), "");
+  int cap = -1;
+  for (int i = 0; i <= static_cast<int>(GemvIsa::kAmxBf16); ++i)
+    if (value == GemvIsaName(static_cast<GemvIsa>(i))) cap = i;
+  ASSERT_GE(cap, 0) << value;
+  for (int i = cap + 1; i <= static_cast<int>(GemvIsa::kAmxBf16); ++i)
+    EXPECT_FALSE(GemvIsaSupported(static_cast<GemvIsa>(i))) << GemvIsaName(static_cast<GemvIsa>(i));
+  EXPECT_LE(static_cast<int>(GemmBestIsa()), cap);
+  EXPECT_LE(static_cast<int>(GemvBestIsa(GemvType::kBFloat16)), cap);
 }
 
 }  // namespace

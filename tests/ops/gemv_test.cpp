@@ -132,5 +132,16 @@ TEST(Gemv, DispatchTakesASupportedVectorPathWhereOneExists) {
   }
 }
 
+// kAmxBf16 is a GEMM path: the GEMV never chooses it, and one forced onto it runs kAvx512Bf16 (x packed or not).
+TEST(Gemv, AmxBf16RunsTheAvx512Bf16Path) {
+  if (!GemvIsaSupported(GemvIsa::kAmxBf16)) GTEST_SKIP() << "amx-bf16 not usable on this CPU or kernel";
+  for (GemvType type : {GemvType::kFloat32, GemvType::kBFloat16}) {
+    EXPECT_NE(GemvBestIsa(type), GemvIsa::kAmxBf16);
+    const Problem p(7, 40, 99, type, true, 8);
+    EXPECT_EQ(p.Run(GemvIsa::kAmxBf16, 0), p.Run(GemvIsa::kAvx512Bf16, 0));
+    EXPECT_EQ(p.Run(GemvIsa::kAmxBf16, 0, 0, true), p.Run(GemvIsa::kAvx512Bf16, 0, 0, true));
+  }
+}
+
 }  // namespace
 }  // namespace inferd::kernels::cpu

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/paged_attention.h"
 #include "ops/attention.h"
 #include "ops/linear.h"
@@ -369,7 +370,7 @@ TEST(Rope, RowKernelMatchesFormulaOnStridedViews) {
 }
 
 // Segments of rows against per-segment float64 products; empty segments; each segment's rows equal the
-// same rows through GemvLinear alone (the kernel's per-row invariance).
+// same rows through the kernel it ran alone (GemvLinear, or GemmLinear on AMX; the per-row invariance).
 TEST(Linear, SegmentedGemvMatchesPerSegmentProducts) {
   at::manual_seed(13);
   const int64_t n = 40, k = 100;
@@ -390,8 +391,12 @@ TEST(Linear, SegmentedGemvMatchesPerSegmentProducts) {
       at::Tensor ref = xs.to(at::kDouble).matmul(w[static_cast<int64_t>(s)].to(at::kDouble).t());
       const double tol = dtype == at::kFloat ? 1e-5 * std::sqrt(k) : 1e-2 * (ref.abs().max().item<double>() + 1);
       EXPECT_LT((got.narrow(0, off, rows[s]).to(at::kDouble) - ref).abs().max().item<double>(), tol) << "segment " << s;
-      EXPECT_EQ(MaxDiff(got.narrow(0, off, rows[s]), GemvLinear(xs, w[static_cast<int64_t>(s)])), 0.0)
-          << "segment " << s;
+      // bf16 segments of kGemmMinRowsAmx or more rows take the GEMM's AMX path where the CPU has it.
+      const bool amx = dtype == at::kBFloat16 && rows[s] >= kGemmMinRowsAmx &&
+                       kernels::cpu::GemmIsaSupported(kernels::cpu::GemvIsa::kAmxBf16);
+      const at::Tensor alone =
+          amx ? GemmLinear(xs, w[static_cast<int64_t>(s)]) : GemvLinear(xs, w[static_cast<int64_t>(s)]);
+      EXPECT_EQ(MaxDiff(got.narrow(0, off, rows[s]), alone), 0.0) << "segment " << s << (amx ? " (amx)" : "");
       off += rows[s];
     }
   }
