@@ -479,7 +479,7 @@ struct Avx2 : VectorKernel {
   }
 };
 
-// ---- AMX-BF16: MT x 2 tiles of 16 x 16 float32 (MR 16 MT, NR 32) ----
+// ---- AMX-BF16, blocked (m > kAmxStreamMaxRows): 2 x 2 tiles of 16 x 16 float32 (MR 32, NR 32) ----
 
 // Tile registers: C(i, j) is tmm 2i + j (x rows 16i.., W columns 16j..), A(i) (x rows) tmm 4 + i, B(j) (W
 // pairs) tmm 6 + j; every tile 16 rows of 64 bytes.
@@ -528,9 +528,8 @@ void PackXAmx(const GemvArgs& a, int64_t mr, int64_t p, uint32_t* out) {
 // bf16 operands only: x rows are the A tiles, W's bf16 pairs (PackWPairsAvx512's micro-panel, slot rows padded
 // with zeros to a multiple of 16) the B tiles, and TDPBF16PS multiplies 16 x 32 by 32 x 16 per instruction. The
 // float32 tile sums of earlier K blocks are loaded back into the tiles, so each output is one chain over K.
-template <int MT>
 struct AmxBf16 {
-  static constexpr int kMr = 16 * MT, kNr = 32, kKPerSlot = 2;
+  static constexpr int kMr = 32, kNr = 32, kKPerSlot = 2;
   static constexpr int64_t kSlotAlign = 16;
   static constexpr bool kTiles = true;
   // kc 256: a 16 KiB W micro-panel and a row panel's 16-32 KiB of x tiles share the 48 KiB L1 (kc 512: 5-10% slower
@@ -560,17 +559,13 @@ struct AmxBf16 {
     if (o.first) {
       _tile_zero(0);
       _tile_zero(1);
-      if constexpr (MT == 2) {
-        _tile_zero(2);
-        _tile_zero(3);
-      }
+      _tile_zero(2);
+      _tile_zero(3);
     } else {
       _tile_loadd(0, o.cs, ldc);
       _tile_loadd(1, o.cs + 16, ldc);
-      if constexpr (MT == 2) {
-        _tile_loadd(2, o.cs + 16 * o.ldc, ldc);
-        _tile_loadd(3, o.cs + 16 * o.ldc + 16, ldc);
-      }
+      _tile_loadd(2, o.cs + 16 * o.ldc, ldc);
+      _tile_loadd(3, o.cs + 16 * o.ldc + 16, ldc);
     }
     const int64_t steps = CeilDiv(kc, 32);
     for (int64_t s = 0; s < steps; ++s) {
@@ -583,28 +578,22 @@ struct AmxBf16 {
       _tile_loadd(4, as, 64);
       _tile_dpbf16ps(0, 4, 6);
       _tile_dpbf16ps(1, 4, 7);
-      if constexpr (MT == 2) {
-        _tile_loadd(5, as + 16 * 16, 64);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-      }
+      _tile_loadd(5, as + 16 * 16, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
     }
     if (!o.last) {
       _tile_stored(0, o.cs, ldc);
       _tile_stored(1, o.cs + 16, ldc);
-      if constexpr (MT == 2) {
-        _tile_stored(2, o.cs + 16 * o.ldc, ldc);
-        _tile_stored(3, o.cs + 16 * o.ldc + 16, ldc);
-      }
+      _tile_stored(2, o.cs + 16 * o.ldc, ldc);
+      _tile_stored(3, o.cs + 16 * o.ldc + 16, ldc);
       return;
     }
     alignas(64) float t[kMr][kNr];
     _tile_stored(0, &t[0][0], kNr * 4);
     _tile_stored(1, &t[0][16], kNr * 4);
-    if constexpr (MT == 2) {
-      _tile_stored(2, &t[16][0], kNr * 4);
-      _tile_stored(3, &t[16][16], kNr * 4);
-    }
+    _tile_stored(2, &t[16][0], kNr * 4);
+    _tile_stored(3, &t[16][16], kNr * 4);
     const RowOut r = RowOutOf(o);
     for (int i = 0; i < o.rows; ++i) StoreRow512(_mm512_load_ps(t[i]), _mm512_load_ps(t[i] + 16), i, o, r);
   }
@@ -899,7 +888,7 @@ void GemmIsa(const GemvArgs& a, GemvIsa isa, const GemmParallelFor& parallel_for
     if (a.m <= kAmxStreamMaxRows) {
       RunAmxStream(a, parallel_for);
     } else {
-      RunBlocked<AmxBf16<2>>(a, parallel_for, blocking);
+      RunBlocked<AmxBf16>(a, parallel_for, blocking);
     }
   } else if ((isa == GemvIsa::kAvx512Bf16 || isa == GemvIsa::kAmxBf16) && bf16) {
     RunAvx512<Avx512Bf16>(a, parallel_for, blocking, std::make_integer_sequence<int, kAvx512MaxMr>{});
