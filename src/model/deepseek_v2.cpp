@@ -238,9 +238,7 @@ class DeepseekModel final : public Model {
   at::Tensor Moe(const MoeWeights& m, const at::Tensor& x) const {
     at::Tensor logits = ops::Linear(x.to(at::kFloat), m.gate);  // [T, experts] float32
     auto [ids, weights] = ops::MoeRoute(logits, m.bias, config_.routing);
-    at::Tensor out = ops::MoeExperts(x, m.w_gate_up, m.w_down, ids, weights, m.slot_of);
-    if (m.shared.w_gate_up.defined()) out = out + Mlp(m.shared, x);
-    return out;
+    return ops::MoeExperts(x, m.w_gate_up, m.w_down, ids, weights, m.slot_of, m.shared.w_gate_up, m.shared.w_down);
   }
 
   // MLA. Cache row per token: [normalised latent (kv_lora_rank) | rotated rope key (rope_dim)].

@@ -89,17 +89,54 @@ kernels::cpu::GemvArgs ArgsFor(const at::Tensor& x, const at::Tensor& w, const a
   return a;
 }
 
-// x converted once for all chunks of the call: [m, padded k] float32 in a per-thread buffer that lives
-// until this thread's next call. Returns the packed row stride (0: the ISA reads x as it is).
-int64_t PackX(kernels::cpu::GemvArgs& a) {
+// x converted once for all chunks of the call: [m, padded k] float32 in a per-thread buffer (`slot` of them,
+// one per product of a call) that lives until this thread's next call. Returns the packed row stride (0: the
+// ISA reads x as it is).
+int64_t PackX(kernels::cpu::GemvArgs& a, size_t slot = 0) {
   const kernels::cpu::GemvIsa isa = kernels::cpu::GemvBestIsa(a.type);
   const int64_t size = kernels::cpu::GemvPackedXSize(a, isa);
   if (size == 0) return 0;
-  thread_local std::vector<float> packed;
-  if (packed.size() < static_cast<size_t>(size)) packed.resize(static_cast<size_t>(size));
-  kernels::cpu::GemvPackX(a, isa, packed.data());
-  a.x_packed = packed.data();
+  thread_local std::vector<std::vector<float>> packed;
+  if (packed.size() <= slot) packed.resize(slot + 1);
+  std::vector<float>& buffer = packed[slot];
+  if (buffer.size() < static_cast<size_t>(size)) buffer.resize(static_cast<size_t>(size));
+  kernels::cpu::GemvPackX(a, isa, buffer.data());
+  a.x_packed = buffer.data();
   return size / a.m;
+}
+
+// Segments of a SegmentedProduct as GEMV arguments into y (x packed into buffer `slot`), with the AMX flag of
+// each (SegmentedGemvLinear's contract).
+void AppendSegments(const SegmentedProduct& p, const at::Tensor& x, const at::Tensor& y, size_t slot,
+                    std::vector<kernels::cpu::GemvArgs>& args, std::vector<bool>& amx) {
+  const at::Tensor& w = p.w;
+  TORCH_CHECK(x.dim() == 2 && w.dim() == 3 && x.size(1) == w.size(2), "SegmentedGemvLinear: shapes");
+  TORCH_CHECK(p.index.empty() ? static_cast<int64_t>(p.rows.size()) == w.size(0) : p.index.size() == p.rows.size(),
+              "SegmentedGemvLinear: one row count per weight");
+  TORCH_CHECK(w.size(0) > 0 && w[0].is_contiguous() && w.scalar_type() == x.scalar_type(),
+              "SegmentedGemvLinear: weight layout");
+  if (x.size(0) == 0) return;
+  const int64_t n = w.size(1);
+  kernels::cpu::GemvArgs all = ArgsFor(x, w[0], {}, y);
+  const int64_t kp = PackX(all, slot);
+  const int64_t elem = static_cast<int64_t>(x.element_size());
+  int64_t offset = 0;
+  for (size_t s = 0; s < p.rows.size(); ++s) {
+    if (p.rows[s] == 0) continue;
+    kernels::cpu::GemvArgs a = all;
+    a.x = static_cast<const char*>(x.data_ptr()) + offset * x.stride(0) * elem;
+    const int64_t i = p.index.empty() ? static_cast<int64_t>(s) : p.index[s];
+    TORCH_CHECK(i >= 0 && i < w.size(0), "SegmentedGemvLinear: weight index ", i, " out of range");
+    a.w = static_cast<const char*>(w.data_ptr()) + i * w.stride(0) * elem;
+    a.y = static_cast<char*>(y.data_ptr()) + offset * n * elem;
+    a.m = p.rows[s];
+    if (kp > 0) a.x_packed = all.x_packed + offset * kp;
+    args.push_back(a);
+    // Segments of kGemmMinRowsAmx or more rows run on AMX where ops::Linear would (GemmAmxStreamTakes).
+    amx.push_back(a.m >= kGemmMinRowsAmx && kernels::cpu::GemmAmxStreamTakes(a));
+    offset += p.rows[s];
+  }
+  TORCH_CHECK(offset == x.size(0), "SegmentedGemvLinear: row counts do not sum to x's rows");
 }
 
 }  // namespace
@@ -116,43 +153,41 @@ at::Tensor GemvLinear(const at::Tensor& x_in, const at::Tensor& w, const at::Ten
   return y;
 }
 
-at::Tensor SegmentedGemvLinear(const at::Tensor& x_in, const at::Tensor& w, const std::vector<int64_t>& rows,
-                               const std::vector<int64_t>& index) {
-  TORCH_CHECK(x_in.dim() == 2 && w.dim() == 3 && x_in.size(1) == w.size(2), "SegmentedGemvLinear: shapes");
-  TORCH_CHECK(index.empty() ? static_cast<int64_t>(rows.size()) == w.size(0) : index.size() == rows.size(),
-              "SegmentedGemvLinear: one row count per weight");
-  TORCH_CHECK(w.size(0) > 0 && w[0].is_contiguous() && w.scalar_type() == x_in.scalar_type(),
-              "SegmentedGemvLinear: weight layout");
-  const at::Tensor x = x_in.stride(1) == 1 ? x_in : x_in.contiguous();
-  const int64_t n = w.size(1);
-  at::Tensor y = at::empty({x.size(0), n}, x.options());
-  if (x.size(0) == 0) return y;
-  // Pack every row once; segment s reads its rows of the packed block.
-  kernels::cpu::GemvArgs all = ArgsFor(x, w[0], {}, y);
-  const int64_t kp = PackX(all);
-  const int64_t elem = static_cast<int64_t>(x.element_size());
+std::vector<at::Tensor> SegmentedGemvLinears(const std::vector<SegmentedProduct>& products) {
+  std::vector<at::Tensor> ys;
   std::vector<kernels::cpu::GemvArgs> args;
-  int64_t offset = 0;
-  for (size_t s = 0; s < rows.size(); ++s) {
-    if (rows[s] == 0) continue;
-    kernels::cpu::GemvArgs a = all;
-    a.x = static_cast<const char*>(x.data_ptr()) + offset * x.stride(0) * elem;
-    const int64_t i = index.empty() ? static_cast<int64_t>(s) : index[s];
-    TORCH_CHECK(i >= 0 && i < w.size(0), "SegmentedGemvLinear: weight index ", i, " out of range");
-    a.w = static_cast<const char*>(w.data_ptr()) + i * w.stride(0) * elem;
-    a.y = static_cast<char*>(y.data_ptr()) + offset * n * elem;
-    a.m = rows[s];
-    if (kp > 0) a.x_packed = all.x_packed + offset * kp;
-    args.push_back(a);
-    offset += rows[s];
+  std::vector<bool> amx;
+  int64_t elem = 0;
+  for (size_t p = 0; p < products.size(); ++p) {
+    const at::Tensor& x_in = products[p].x;
+    const at::Tensor x = x_in.dim() == 2 && x_in.stride(1) != 1 ? x_in.contiguous() : x_in;
+    TORCH_CHECK(x.dim() == 2 && products[p].w.dim() == 3, "SegmentedGemvLinear: shapes");
+    TORCH_CHECK(elem == 0 || elem == static_cast<int64_t>(x.element_size()), "SegmentedGemvLinears: one dtype");
+    elem = static_cast<int64_t>(x.element_size());
+    ys.push_back(at::empty({x.size(0), products[p].w.size(1)}, x.options()));
+    AppendSegments(products[p], x, ys.back(), p, args, amx);
   }
-  TORCH_CHECK(offset == x.size(0), "SegmentedGemvLinear: row counts do not sum to x's rows");
-  // Segments of kGemmMinRowsAmx or more rows run on AMX where ops::Linear would (GemmAmxStreamTakes).
-  std::vector<bool> amx(args.size());
-  for (size_t s = 0; s < args.size(); ++s)
-    amx[s] = args[s].m >= kGemmMinRowsAmx && kernels::cpu::GemmAmxStreamTakes(args[s]);
-  RunGemvs(args, elem, amx);
-  return y;
+  if (!args.empty()) RunGemvs(args, elem, amx);
+  return ys;
+}
+
+at::Tensor SegmentedGemvLinear(const at::Tensor& x, const at::Tensor& w, const std::vector<int64_t>& rows,
+                               const std::vector<int64_t>& index) {
+  return SegmentedGemvLinears({SegmentedProduct{x, w, rows, index}})[0];
+}
+
+bool SegmentedMatchesLinear(const at::Tensor& x, const at::Tensor& w) {
+  if (!SegmentedGemvEligible(x, w.unsqueeze(0))) return false;
+  switch (LinearPathFor(x, w, {})) {
+    case LinearPath::kGemv:
+      return true;
+    case LinearPath::kGemm:
+      return x.size(0) >= kGemmMinRowsAmx && x.scalar_type() == at::kBFloat16 &&
+             kernels::cpu::GemmAmxStreamTakes(ArgsFor(x, w, {}, x));
+    case LinearPath::kAtLinear:
+      break;
+  }
+  return false;
 }
 
 bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w) {

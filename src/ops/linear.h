@@ -68,6 +68,21 @@ at::Tensor SegmentedGemvLinear(const at::Tensor& x,                      // [sum
 // -> [sum(rows), out], x.dtype
 bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w);
 
+// Several SegmentedGemvLinear products (of one dtype) in one pool call: result p is
+// SegmentedGemvLinear(products[p].x, .w, .rows, .index), the same bits.
+struct SegmentedProduct {
+  at::Tensor x;                // [sum(rows), in]
+  at::Tensor w;                // [weights, out, in], each w[i] contiguous
+  std::vector<int64_t> rows;   // [segments]
+  std::vector<int64_t> index;  // [segments], or empty
+};
+std::vector<at::Tensor> SegmentedGemvLinears(const std::vector<SegmentedProduct>& products);
+
+// Whether x as one segment of SegmentedGemvLinear against w[None] gives ops::Linear(x, w)'s bits (the same
+// kernel: the GEMV, or the GEMM's AMX path for bf16 rows where Linear takes it).
+bool SegmentedMatchesLinear(const at::Tensor& x,   // [rows, in]
+                            const at::Tensor& w);  // [out, in]
+
 // The GEMV kernel alone (any row count), for tests. Same contract as Linear; CPU, contiguous weight,
 // x/weight/bias of one dtype (float32 or bfloat16).
 at::Tensor GemvLinear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});

@@ -225,6 +225,59 @@ TEST(Moe, StridedExpertsInFileOrderMatchPerTokenLoop) {
   EXPECT_THROW(MoeExperts(x, gu, down, ids, w, {0, 1}), c10::Error);  // one slot per expert
 }
 
+// Decode-sized steps (every expert at most kGemvMaxRows rows) with shared experts: MoeExperts runs all
+// products in two pool calls and sums per token. Bit for bit against the general path written out here with
+// torch ops (stable argsort grouping, the segmented products, dtype-rounded weighted rows index_add_-ed into
+// zeros, then + Linear's shared MLP), and against the per-token loop within the dtype's tolerance.
+TEST(Moe, FewTokenStepsWithSharedExpertsMatchTheComposedPath) {
+  at::manual_seed(21);
+  const int64_t h = 64, inter = 32, shared_inter = 96, e = 8, k = 4;
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor gu = (at::randn({e, 2 * inter, h}) * 0.2).to(dtype), down = (at::randn({e, h, inter}) * 0.2).to(dtype);
+    at::Tensor sgu = (at::randn({2 * shared_inter, h}) * 0.2).to(dtype);
+    at::Tensor sdown = (at::randn({h, shared_inter}) * 0.2).to(dtype);
+    for (const int64_t t : {int64_t{1}, int64_t{3}, int64_t{5}, int64_t{13}, int64_t{40}}) {
+      at::Tensor x = at::randn({t, h}).to(dtype);
+      auto [ids, w] =
+          MoeRoute(at::randn({t, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
+      ASSERT_LE(at::bincount(ids.reshape({-1})).max().item<int64_t>(), kGemvMaxRows);
+      at::Tensor got = MoeExperts(x, gu, down, ids, w, {}, sgu, sdown);
+      ASSERT_EQ(got.scalar_type(), dtype);
+
+      at::Tensor order = std::get<1>(ids.reshape({-1}).sort(std::optional<bool>(true), -1, false));
+      at::Tensor token_of = at::floor_divide(order, k);
+      at::Tensor counts = at::bincount(ids.reshape({-1}), {}, e);
+      const std::vector<int64_t> rows(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + e);
+      at::Tensor xs = x.index_select(0, token_of);
+      at::Tensor ys = SegmentedGemvLinear(SiluAndMul(SegmentedGemvLinear(xs, gu, rows)), down, rows);
+      at::Tensor weighted = (ys * w.reshape({-1}).index_select(0, order).unsqueeze(1)).to(dtype);
+      at::Tensor ref = at::zeros_like(x).index_add_(0, token_of, weighted) + Linear(SiluAndMul(Linear(x, sgu)), sdown);
+      EXPECT_TRUE(at::equal(got, ref)) << t << " tokens, max diff " << MaxDiff(got, ref);
+
+      at::Tensor naive =
+          MoeExpertsNaive(x, gu, down, ids, w) + at::linear(SiluAndMul(at::linear(x, sgu)), sdown).to(dtype);
+      // bf16: intermediates rounded at different points; a few ulps of the largest output.
+      const double tol = dtype == at::kFloat ? 1e-5 : 2e-2 * (naive.abs().max().item<double>() + 1);
+      EXPECT_LT(MaxDiff(got, naive), tol) << t << " tokens";
+    }
+    // One expert over kGemvMaxRows rows: the general path, shared MLP added the same way.
+    const int64_t t = kGemvMaxRows + 7;
+    at::Tensor x = at::randn({t, h}).to(dtype);
+    at::Tensor logits = at::randn({t, e});
+    logits.select(1, 2).add_(10.0);
+    auto [ids, w] = MoeRoute(logits, {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
+    at::Tensor got = MoeExperts(x, gu, down, ids, w, {}, sgu, sdown);
+    at::Tensor naive =
+        MoeExpertsNaive(x, gu, down, ids, w) + at::linear(SiluAndMul(at::linear(x, sgu)), sdown).to(dtype);
+    EXPECT_LT(MaxDiff(got, naive), dtype == at::kFloat ? 1e-5 : 2e-2 * (naive.abs().max().item<double>() + 1));
+  }
+  at::Tensor x = at::randn({2, h});
+  auto [ids, w] = MoeRoute(at::randn({2, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, 1});
+  at::Tensor gu = at::randn({e, 2 * inter, h}), down = at::randn({e, h, inter});
+  EXPECT_THROW(MoeExperts(x, gu, down, ids, w, {}, at::randn({2 * shared_inter, h}), {}), c10::Error);
+  EXPECT_THROW(MoeExperts(x, gu, down, at::full({2, 1}, e, at::kLong), w), c10::Error);  // id out of range
+}
+
 TEST(Moe, NoauxRoutingMatchesReference) {
   at::manual_seed(5);
   const int64_t t = 9, e = 16, groups = 4;
@@ -402,6 +455,27 @@ TEST(Linear, SegmentedGemvMatchesPerSegmentProducts) {
   }
   at::Tensor x = at::randn({4, k});
   EXPECT_THROW(SegmentedGemvLinear(x, at::randn({2, n, k}), {1, 2}), c10::Error);  // rows do not sum to 4
+}
+
+// Products of different shapes in one SegmentedGemvLinears call: each result has the bits of its own
+// SegmentedGemvLinear call.
+TEST(Linear, SegmentedGemvProductsInOneCallMatchSeparateCalls) {
+  at::manual_seed(14);
+  for (auto dtype : {at::kFloat, at::kBFloat16}) {
+    at::Tensor x1 = at::randn({9, 100}).to(dtype), w1 = at::randn({3, 40, 100}).to(dtype);
+    at::Tensor x2 = at::randn({5, 72}).to(dtype), w2 = at::randn({1, 130, 72}).to(dtype);
+    const std::vector<int64_t> rows1 = {4, 0, 5};
+    std::vector<at::Tensor> got = SegmentedGemvLinears({{x1, w1, rows1, {2, 0, 1}}, {x2, w2, {5}, {}}});
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_TRUE(at::equal(got[0], SegmentedGemvLinear(x1, w1, rows1, {2, 0, 1})));
+    EXPECT_TRUE(at::equal(got[1], SegmentedGemvLinear(x2, w2, {5})));
+    EXPECT_EQ(SegmentedMatchesLinear(x2, w2[0]), true);
+    EXPECT_TRUE(at::equal(got[1], Linear(x2, w2[0])));
+  }
+  at::Tensor x = at::randn({4, 8});
+  EXPECT_THROW(SegmentedGemvLinears({{x, at::randn({1, 3, 8}), {4}, {}},
+                                     {x.to(at::kBFloat16), at::randn({1, 3, 8}).to(at::kBFloat16), {4}, {}}}),
+               c10::Error);  // one dtype per call
 }
 
 // GEMV kernel against a float64 matmul of the same (dtype-rounded) inputs. Shapes cover K not a multiple of
