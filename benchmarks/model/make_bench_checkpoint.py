@@ -11,7 +11,9 @@ Timing on 2 cores: dense-270m about 10 s, moe-700m about 25 s, the 2.3B shapes a
 The output is an ordinary HF checkpoint: config.json (the shape file with torch_dtype set to --dtype),
 model.safetensors or model-0000k-of-0000n.safetensors + model.safetensors.index.json, and
 inferd_bench_stamp.json (script version, shape file digest, dtype, seed, file sizes): a rerun with the
-same inputs is a no-op.
+same inputs is a no-op. Each file written is synced and dropped from the page cache, so the first reader
+caches it as a cold start would (on Linux, readahead puts it in large folios, which the loader's mapping then
+maps with 2 MiB pages; the writer's small folios cost batch-1 decode 2-5%: benchmarks/model/RESULTS.md).
 
 Weights: N(0, 0.02) for every matrix and embedding; RMSNorm weights are ones and DeepSeek-V3's
 e_score_correction_bias is zeros (fp32, as in the release), so activations and routing stay in a
@@ -116,6 +118,16 @@ def stamp_matches(out_dir, want):
         for n, s in files.items())
 
 
+def drop_from_page_cache(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", required=True, help="HF config.json with the model shape")
@@ -152,6 +164,7 @@ def main():
                      else f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors")
             tensors = {name: make_tensor(name, shape, dtype, args.seed) for name, shape in shard}
             save_file(tensors, os.path.join(tmp_dir, fname), metadata={"format": "pt"})
+            drop_from_page_cache(os.path.join(tmp_dir, fname))
             for name, t in tensors.items():
                 weight_map[name] = fname
                 total += t.numel() * t.element_size()
