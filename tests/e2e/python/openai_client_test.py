@@ -411,16 +411,19 @@ models:
                         "the request did not end CANCELLED")
 
     def test_13_full_queue_is_429_with_retry_after(self):
-        # Pool `tight` queues at most 8 waiting requests: long streams read by curl fill it.
+        # Pool `tight` runs 1 request and queues at most 8: long streams read by curl fill it. They start 50 ms
+        # apart, far faster than one 1000-token stream ends, and the probes begin once 10 have started.
         body = json.dumps({"model": "tight", "prompt": PROMPT, "max_tokens": 1000, "temperature": 0,
                            "ignore_eos": True, "stream": True})
         fillers = []
         try:
             refused = None
-            for _ in range(20):
+            for _ in range(30):
                 fillers.append(subprocess.Popen(["curl", "-sN", "-d", body, self.base + "/v1/completions"],
                                                 stdout=subprocess.DEVNULL))
-                time.sleep(0.3)
+                time.sleep(0.05)
+                if len(fillers) < 10:
+                    continue
                 try:
                     # No client retries: the client would retry a 429 after Retry-After and could end on a timeout.
                     self.client.with_options(timeout=1, max_retries=0).completions.create(model="tight", prompt="x",
