@@ -29,8 +29,9 @@ std::pair<at::Tensor, at::Tensor> MoeRoute(const at::Tensor& router_logits, cons
   } else {
     TORCH_CHECK(p.n_group > 0 && num_experts % p.n_group == 0, "MoeRoute: n_group must divide the expert count");
     at::Tensor grouped = choice.view({num_tokens, p.n_group, num_experts / p.n_group});
-    at::Tensor group_scores =
-        p.method == MoeTopkMethod::kNoauxTc ? std::get<0>(grouped.topk(2, -1)).sum(-1) : std::get<0>(grouped.max(-1));
+    at::Tensor group_scores = p.method == MoeTopkMethod::kNoauxTc
+                                  ? std::get<0>(grouped.topk(2, -1)).sum(-1)
+                                  : std::get<0>(grouped.max(-1));
     at::Tensor group_idx = std::get<1>(group_scores.topk(p.topk_group, -1, true, false));
     at::Tensor group_mask = at::zeros_like(group_scores).scatter_(1, group_idx, 1.0);
     at::Tensor score_mask = group_mask.unsqueeze(-1).expand_as(grouped).reshape({num_tokens, num_experts});
@@ -44,6 +45,10 @@ std::pair<at::Tensor, at::Tensor> MoeRoute(const at::Tensor& router_logits, cons
 }
 
 namespace {
+
+at::Tensor SharedMlp(const at::Tensor& x, const at::Tensor& gate_up, const at::Tensor& down) {
+  return Linear(SiluAndMul(Linear(x, gate_up)), down);
+}
 
 // Decode-sized routed experts (every expert at most kGemvMaxRows rows) and the shared experts' MLP on CPU:
 // choices grouped by a counting sort (stable: GroupByExpert's order), the gate/up products of all experts and
@@ -95,7 +100,7 @@ at::Tensor FewTokenExperts(const at::Tensor& x_in, const at::Tensor& w_gate_up, 
   if (fuse_shared) {
     shared = y[1];
   } else if (shared_gate_up.defined()) {
-    shared = Linear(SiluAndMul(Linear(x, shared_gate_up)), shared_down);
+    shared = SharedMlp(x, shared_gate_up, shared_down);
   }
   // Token t's choices in grouped order, then the weighted sum in that order.
   std::vector<int64_t> by_token(static_cast<size_t>(n));
@@ -180,7 +185,7 @@ at::Tensor MoeExperts(const at::Tensor& x, const at::Tensor& w_gate_up, const at
   at::Tensor w = topk_weights.reshape({-1}).index_select(0, order).unsqueeze(1);
   at::Tensor weighted = (ys * w).to(x.scalar_type());
   at::Tensor out = at::zeros_like(x).index_add_(0, token_of, weighted);
-  if (shared_gate_up.defined()) out = out + Linear(SiluAndMul(Linear(x, shared_gate_up)), shared_down);
+  if (shared_gate_up.defined()) out = out + SharedMlp(x, shared_gate_up, shared_down);
   return out;
 }
 
