@@ -157,17 +157,15 @@ std::vector<at::Tensor> SegmentedGemvLinears(const std::vector<SegmentedProduct>
   std::vector<at::Tensor> ys;
   std::vector<kernels::cpu::GemvArgs> args;
   std::vector<bool> amx;
-  int64_t elem = 0;
   for (size_t p = 0; p < products.size(); ++p) {
     const at::Tensor& x_in = products[p].x;
     const at::Tensor x = x_in.dim() == 2 && x_in.stride(1) != 1 ? x_in.contiguous() : x_in;
     TORCH_CHECK(x.dim() == 2 && products[p].w.dim() == 3, "SegmentedGemvLinear: shapes");
-    TORCH_CHECK(elem == 0 || elem == static_cast<int64_t>(x.element_size()), "SegmentedGemvLinears: one dtype");
-    elem = static_cast<int64_t>(x.element_size());
+    TORCH_CHECK(x.scalar_type() == products[0].x.scalar_type(), "SegmentedGemvLinears: one dtype");
     ys.push_back(at::empty({x.size(0), products[p].w.size(1)}, x.options()));
     AppendSegments(products[p], x, ys.back(), p, args, amx);
   }
-  if (!args.empty()) RunGemvs(args, elem, amx);
+  if (!args.empty()) RunGemvs(args, static_cast<int64_t>(products[0].x.element_size()), amx);
   return ys;
 }
 

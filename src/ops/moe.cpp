@@ -63,6 +63,8 @@ at::Tensor FewTokenExperts(const at::Tensor& x_in, const at::Tensor& w_gate_up, 
   const at::ScalarType dtype = x_in.scalar_type();
   if (!x_in.device().is_cpu() || x_in.dim() != 2 || (dtype != at::kBFloat16 && dtype != at::kFloat)) return {};
   const at::Tensor x = x_in.is_contiguous() ? x_in : x_in.contiguous();
+  // Eligibility depends on x's device and dtype only, so x stands for the gathered rows.
+  if (!SegmentedGemvEligible(x, w_gate_up) || !SegmentedGemvEligible(x, w_down)) return {};
   const at::Tensor ids = topk_ids.to(at::kLong).contiguous();
   const at::Tensor weights = topk_weights.to(at::kFloat).contiguous();
   const int64_t num_tokens = x.size(0), hidden = x.size(1), top_k = ids.size(1), n = num_tokens * top_k;
@@ -86,7 +88,6 @@ at::Tensor FewTokenExperts(const at::Tensor& x_in, const at::Tensor& w_gate_up, 
   for (int64_t j = 0; j < n; ++j)
     std::memcpy(xsp + j * row_bytes, xp + order[static_cast<size_t>(j)] / top_k * row_bytes,
                 static_cast<size_t>(row_bytes));
-  if (!SegmentedGemvEligible(xs, w_gate_up) || !SegmentedGemvEligible(xs, w_down)) return {};
   const bool fuse_shared =
       shared_gate_up.defined() && SegmentedMatchesLinear(x, shared_gate_up) &&
       SegmentedMatchesLinear(at::empty({num_tokens, shared_down.size(1)}, x.options()), shared_down);
