@@ -43,9 +43,8 @@ struct MlpWeights {
 struct MoeWeights {
   at::Tensor gate;               // [experts, hidden] float32
   at::Tensor bias;               // [experts] float32 (noaux_tc) or undefined
-  at::Tensor w_gate_up;          // [experts, 2 * moe_inter, hidden], by slot; strided when a view of the checkpoint
-  at::Tensor w_down;             // [experts, hidden, moe_inter], by slot
-  std::vector<int64_t> slot_of;  // expert id -> slot (the file's order of the per-expert tensors); empty: slot = id
+  std::vector<at::Tensor> w_gate_up;  // [experts] of [2 * moe_inter, hidden]; views of the checkpoint where it allows
+  std::vector<at::Tensor> w_down;     // [experts] of [hidden, moe_inter]
   MlpWeights shared;             // undefined tensors when n_shared_experts == 0
 };
 
@@ -129,8 +128,10 @@ class DeepseekModel final : public Model {
         out.push_back(*t);
       }
       mlp(l.mlp);
-      for (const at::Tensor* t : {&l.experts.gate, &l.experts.bias, &l.experts.w_gate_up, &l.experts.w_down}) {
-        out.push_back(*t);
+      out.push_back(l.experts.gate);
+      out.push_back(l.experts.bias);
+      for (const auto* experts : {&l.experts.w_gate_up, &l.experts.w_down}) {
+        out.insert(out.end(), experts->begin(), experts->end());
       }
       mlp(l.experts.shared);
     }
@@ -192,43 +193,18 @@ class DeepseekModel final : public Model {
     }
     if (w.Has(p + "experts.gate_up_proj")) {
       // transformers 5 fused layout.
-      m.w_gate_up = w.Load(p + "experts.gate_up_proj", {e, 2 * inter, h});
-      m.w_down = w.Load(p + "experts.down_proj", {e, h, inter});
-    } else if (!LoadMoeViews(w, p, m)) {
-      // Per-expert tensors read straight into their slices of the stacked layout.
-      const auto opts = at::TensorOptions().dtype(dtype_).device(device_);
-      m.w_gate_up = at::empty({e, 2 * inter, h}, opts);
-      m.w_down = at::empty({e, h, inter}, opts);
+      m.w_gate_up = w.Load(p + "experts.gate_up_proj", {e, 2 * inter, h}).unbind(0);
+      m.w_down = w.Load(p + "experts.down_proj", {e, h, inter}).unbind(0);
+    } else {
+      // Per-expert tensors: views of the mapping wherever each expert's gate and up lie back to back (any
+      // shard, any order of experts), else copies.
       for (int64_t j = 0; j < e; ++j) {
         const std::string ep = p + "experts." + std::to_string(j) + ".";
-        w.LoadInto(ep + "gate_proj.weight", m.w_gate_up[j].narrow(0, 0, inter));
-        w.LoadInto(ep + "up_proj.weight", m.w_gate_up[j].narrow(0, inter, inter));
-        w.LoadInto(ep + "down_proj.weight", m.w_down[j]);
+        m.w_gate_up.push_back(w.LoadRows({{ep + "gate_proj.weight", {inter, h}}, {ep + "up_proj.weight", {inter, h}}}));
+        m.w_down.push_back(w.Load(ep + "down_proj.weight", {h, inter}));
       }
     }
     if (c.n_shared_experts > 0) m.shared = LoadMlpShaped(w, p + "shared_experts.", inter * c.n_shared_experts);
-  }
-
-  // Per-expert tensors as strided views of the mapping in file order (WeightLoader::TryViewStacked): the
-  // checkpoint keeps each expert's down_proj, gate_proj, up_proj back to back, experts in lexical order
-  // (0, 1, 10, 11, ..., 2, ...). False (nothing consumed) where that does not hold; a layout reason is logged.
-  bool LoadMoeViews(WeightLoader& w, const std::string& p, MoeWeights& m) const {
-    const int64_t h = config_.hidden_size, inter = config_.moe_intermediate_size;
-    std::vector<std::vector<std::vector<WeightLoader::Part>>> items;
-    for (int64_t j = 0; j < config_.n_routed_experts; ++j) {
-      const std::string ep = p + "experts." + std::to_string(j) + ".";
-      items.push_back({{{ep + "gate_proj.weight", {inter, h}}, {ep + "up_proj.weight", {inter, h}}},
-                       {{ep + "down_proj.weight", {h, inter}}}});
-    }
-    WeightLoader::Stacked views = w.TryViewStacked(items);
-    if (views.fields.empty()) {
-      if (!views.reason.empty()) spdlog::warn("{}experts copied, not mapped: {}", p, views.reason);
-      return false;
-    }
-    m.w_gate_up = views.fields[0];
-    m.w_down = views.fields[1];
-    m.slot_of = std::move(views.slot_of);
-    return true;
   }
 
   static at::Tensor Mlp(const MlpWeights& m, const at::Tensor& x) {
@@ -238,7 +214,7 @@ class DeepseekModel final : public Model {
   at::Tensor Moe(const MoeWeights& m, const at::Tensor& x) const {
     at::Tensor logits = ops::Linear(x.to(at::kFloat), m.gate);  // [T, experts] float32
     auto [ids, weights] = ops::MoeRoute(logits, m.bias, config_.routing);
-    return ops::MoeExperts(x, m.w_gate_up, m.w_down, ids, weights, m.slot_of, m.shared.w_gate_up, m.shared.w_down);
+    return ops::MoeExperts(x, m.w_gate_up, m.w_down, ids, weights, m.shared.w_gate_up, m.shared.w_down);
   }
 
   // MLA. Cache row per token: [normalised latent (kv_lora_rank) | rotated rope key (rope_dim)].

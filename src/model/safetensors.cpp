@@ -364,8 +364,9 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     return span.defined() ? span.view(shape) : span;
   }
 
-  at::Tensor TryViewSpan(const std::vector<std::string>& names, c10::ScalarType dtype,
-                         c10::Device device) const override {
+  // Tensors `names` (consecutive in one shard, in this order, each stored as `dtype`) as one flat tensor
+  // [total elements] aliasing the mapping: TryView's contract otherwise.
+  at::Tensor TryViewSpan(const std::vector<std::string>& names, c10::ScalarType dtype, c10::Device device) const {
     if (!views_.enabled || !device.is_cpu() || names.empty()) return {};
     std::vector<const Entry*> parts;
     for (const std::string& name : names) {
@@ -380,7 +381,7 @@ class SafetensorsCheckpointImpl final : public SafetensorsCheckpoint {
     const Shard& shard = shards_[parts.front()->shard];
     const uint8_t* begin = shard.map->data() + shard.data_start + parts.front()->info.data_begin;
     const uint64_t bytes = parts.back()->info.data_end - parts.front()->info.data_begin;
-    if (bytes == 0 || reinterpret_cast<uintptr_t>(begin) % kMapViewAlignment != 0) return {};
+    if (bytes == 0 || reinterpret_cast<uintptr_t>(begin) % c10::elementSize(dtype) != 0) return {};
     const uintptr_t page = PageSize();
     const uintptr_t first = reinterpret_cast<uintptr_t>(begin) / page * page;
     const uintptr_t end = (reinterpret_cast<uintptr_t>(begin) + bytes + page - 1) / page * page;

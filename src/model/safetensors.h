@@ -34,10 +34,6 @@ struct MapViewOptions {
   int (*lock)(const void* addr, size_t len) = nullptr;
 };
 
-// Byte alignment a view's data must have (the CPU kernels load weights unaligned, so this is only the
-// 16-byte alignment vectorised code may assume of a tensor, and a multiple of every element size).
-inline constexpr uint64_t kMapViewAlignment = 16;
-
 // True when `t`'s storage is a view into a checkpoint's file mapping made by TryView (locked, read-only).
 bool IsCheckpointView(const at::Tensor& t);
 
@@ -63,16 +59,12 @@ class SafetensorsCheckpoint {
   // its pages are populated from the page cache and locked (mlock), so the reclaimer cannot evict them, and
   // the mapping lives until the last such tensor is freed (the checkpoint may go first). The tensor is
   // read-only memory (PROT_READ): writing it faults. Undefined (the caller copies instead) when views are
-  // off, `dtype` is not the stored one, the device is not the CPU, the data is empty or not
-  // kMapViewAlignment-aligned, the tensors are not consecutive, a shape differs, or a lock failed: the first
-  // failed lock turns views off for the rest of this checkpoint (ViewFallbackReason says why).
+  // off, `dtype` is not the stored one, the device is not the CPU, the data is empty or not aligned
+  // to the element size (the CPU kernels load weights unaligned; safetensors writers align a shard's data
+  // to 8 bytes only), the tensors are not consecutive, a shape differs, or a lock failed: the first failed
+  // lock turns views off for the rest of this checkpoint (ViewFallbackReason says why).
   virtual at::Tensor TryView(const std::vector<std::string>& names, const std::vector<std::vector<int64_t>>& shapes,
                              c10::ScalarType dtype, c10::Device device) const = 0;
-  // Tensors `names` (consecutive in one shard, in this order, each stored as `dtype`, any shapes) as one flat
-  // tensor [total elements] aliasing the mapping: TryView's contract otherwise (locked, read-only, undefined on
-  // the same conditions). For strided views over several tensors (per-expert weights, WeightLoader).
-  virtual at::Tensor TryViewSpan(const std::vector<std::string>& names, c10::ScalarType dtype,
-                                 c10::Device device) const = 0;
   // Whether TryView may still return views (enabled at Open and no lock has failed).
   virtual bool ViewsEnabled() const = 0;
   // Bytes returned as views so far.

@@ -31,22 +31,6 @@ class WeightLoader {
     std::vector<int64_t> shape;
   };
   at::Tensor LoadRows(const std::vector<Part>& parts);
-  // Per-item weights (items[j] = item j's fields, e.g. expert j's {gate, up} and {down}; a field's parts
-  // concatenate along rows as in LoadRows) as strided views of one locked span of the mapping, no copy. Views
-  // when every tensor is stored in the loader's dtype with the expected shape, each item's tensors fill one
-  // contiguous block of the file in the same relative layout (a field's parts back to back in field order),
-  // every block has the same size, the blocks are consecutive in some item order (the file's: lexical names
-  // put expert 10 before expert 2) and the first block is kMapViewAlignment-aligned. Then fields[f] is
-  // [items, rows of f, trailing dims...] with stride(0) = one block, items in file order (slots), each
-  // fields[f][s] contiguous, and slot_of[j] = the slot of item j. Else `fields` is empty and nothing is consumed;
-  // `reason` says why when the layout is the cause ("" when views are off, a dtype or shape differs, or a
-  // lock failed: the copy is expected, or reports the error).
-  struct Stacked {
-    std::vector<at::Tensor> fields;
-    std::vector<int64_t> slot_of;
-    std::string reason;
-  };
-  Stacked TryViewStacked(const std::vector<std::vector<std::vector<Part>>>& items);
   // Reads `name` (expected shape = out's) into `out`, e.g. a slice of a stacked tensor. Throws as Load does.
   void LoadInto(const std::string& name, at::Tensor out);
   // Throws naming the first checkpoint tensors no Load consumed and `skip` does not accept.

@@ -109,14 +109,14 @@ int64_t PackX(kernels::cpu::GemvArgs& a, size_t slot = 0) {
 // each (SegmentedGemvLinear's contract).
 void AppendSegments(const SegmentedProduct& p, const at::Tensor& x, const at::Tensor& y, size_t slot,
                     std::vector<kernels::cpu::GemvArgs>& args, std::vector<bool>& amx) {
-  const at::Tensor& w = p.w;
-  TORCH_CHECK(x.dim() == 2 && w.dim() == 3 && x.size(1) == w.size(2), "SegmentedGemvLinear: shapes");
-  TORCH_CHECK(p.index.empty() ? static_cast<int64_t>(p.rows.size()) == w.size(0) : p.index.size() == p.rows.size(),
+  const std::vector<at::Tensor>& w = p.w;
+  const int64_t weights = static_cast<int64_t>(w.size());
+  TORCH_CHECK(weights > 0 && w[0].dim() == 2 && x.dim() == 2 && x.size(1) == w[0].size(1),
+              "SegmentedGemvLinear: shapes");
+  TORCH_CHECK(p.index.empty() ? p.rows.size() == w.size() : p.index.size() == p.rows.size(),
               "SegmentedGemvLinear: one row count per weight");
-  TORCH_CHECK(w.size(0) > 0 && w[0].is_contiguous() && w.scalar_type() == x.scalar_type(),
-              "SegmentedGemvLinear: weight layout");
   if (x.size(0) == 0) return;
-  const int64_t n = w.size(1);
+  const int64_t n = w[0].size(0);
   kernels::cpu::GemvArgs all = ArgsFor(x, w[0], {}, y);
   const int64_t kp = PackX(all, slot);
   const int64_t elem = static_cast<int64_t>(x.element_size());
@@ -126,8 +126,13 @@ void AppendSegments(const SegmentedProduct& p, const at::Tensor& x, const at::Te
     kernels::cpu::GemvArgs a = all;
     a.x = static_cast<const char*>(x.data_ptr()) + offset * x.stride(0) * elem;
     const int64_t i = p.index.empty() ? static_cast<int64_t>(s) : p.index[s];
-    TORCH_CHECK(i >= 0 && i < w.size(0), "SegmentedGemvLinear: weight index ", i, " out of range");
-    a.w = static_cast<const char*>(w.data_ptr()) + i * w.stride(0) * elem;
+    TORCH_CHECK(i >= 0 && i < weights, "SegmentedGemvLinear: weight index ", i, " out of range");
+    const at::Tensor& wi = w[static_cast<size_t>(i)];
+    TORCH_CHECK(wi.sizes() == w[0].sizes() && wi.is_contiguous() && wi.scalar_type() == x.scalar_type() &&
+                    wi.device() == x.device(),
+                "SegmentedGemvLinear: weight ", i, " is not a contiguous ", w[0].sizes(), " ", x.scalar_type(),
+                " CPU tensor");
+    a.w = wi.data_ptr();
     a.y = static_cast<char*>(y.data_ptr()) + offset * n * elem;
     a.m = p.rows[s];
     if (kp > 0) a.x_packed = all.x_packed + offset * kp;
@@ -160,22 +165,22 @@ std::vector<at::Tensor> SegmentedGemvLinears(const std::vector<SegmentedProduct>
   for (size_t p = 0; p < products.size(); ++p) {
     const at::Tensor& x_in = products[p].x;
     const at::Tensor x = x_in.dim() == 2 && x_in.stride(1) != 1 ? x_in.contiguous() : x_in;
-    TORCH_CHECK(x.dim() == 2 && products[p].w.dim() == 3, "SegmentedGemvLinear: shapes");
+    TORCH_CHECK(x.dim() == 2 && !products[p].w.empty() && products[p].w[0].dim() == 2, "SegmentedGemvLinear: shapes");
     TORCH_CHECK(x.scalar_type() == products[0].x.scalar_type(), "SegmentedGemvLinears: one dtype");
-    ys.push_back(at::empty({x.size(0), products[p].w.size(1)}, x.options()));
+    ys.push_back(at::empty({x.size(0), products[p].w[0].size(0)}, x.options()));
     AppendSegments(products[p], x, ys.back(), p, args, amx);
   }
   if (!args.empty()) RunGemvs(args, static_cast<int64_t>(products[0].x.element_size()), amx);
   return ys;
 }
 
-at::Tensor SegmentedGemvLinear(const at::Tensor& x, const at::Tensor& w, const std::vector<int64_t>& rows,
+at::Tensor SegmentedGemvLinear(const at::Tensor& x, const std::vector<at::Tensor>& w, const std::vector<int64_t>& rows,
                                const std::vector<int64_t>& index) {
   return SegmentedGemvLinears({SegmentedProduct{x, w, rows, index}})[0];
 }
 
 bool SegmentedMatchesLinear(const at::Tensor& x, const at::Tensor& w) {
-  if (!SegmentedGemvEligible(x, w.unsqueeze(0))) return false;
+  if (!SegmentedGemvEligible(x, {w})) return false;
   switch (LinearPathFor(x, w, {})) {
     case LinearPath::kGemv:
       return true;
@@ -188,8 +193,12 @@ bool SegmentedMatchesLinear(const at::Tensor& x, const at::Tensor& w) {
   return false;
 }
 
-bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w) {
-  return x.dim() == 2 && x.size(0) > 0 && w.dim() == 3 && w.size(0) > 0 && GemvEligible(x.narrow(0, 0, 1), w[0], {});
+bool SegmentedGemvEligible(const at::Tensor& x, const std::vector<at::Tensor>& w) {
+  if (x.dim() != 2 || x.size(0) == 0 || w.empty() || !GemvEligible(x.narrow(0, 0, 1), w[0], {})) return false;
+  return std::all_of(w.begin() + 1, w.end(), [&](const at::Tensor& wi) {
+    return wi.sizes() == w[0].sizes() && wi.is_contiguous() && wi.scalar_type() == w[0].scalar_type() &&
+           wi.device() == w[0].device();
+  });
 }
 
 at::Tensor HeadLinear(const at::Tensor& x, const at::Tensor& w) {

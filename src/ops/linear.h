@@ -57,28 +57,29 @@ at::Tensor HeadLinear(const at::Tensor& x,   // [rows, heads, in], last dim cont
 
 // Per-segment products in one pool call (MoE experts' rows, grouped by expert): rows
 // [sum(rows[0..s)), sum(rows[0..s])) of x times w[index[s]]^T (w[s] when index is empty) into the same rows
-// of the result. Every weight is read once for all of its segment's rows. GEMV kernel (check
-// SegmentedGemvEligible), except that bf16 segments of kGemmMinRowsAmx to 128 rows run the GEMM's AMX path
-// where the CPU has it, as ops::Linear would; segments of more than kGemvMaxRows rows on the GEMV are correct
-// but slow (the kernel is memory-bound by design).
+// of the result. Every weight is read once for all of its segment's rows. The weights are separate tensors
+// of one shape and dtype (views of a checkpoint's mapping, slices of one stack, anything contiguous). GEMV
+// kernel (check SegmentedGemvEligible), except that bf16 segments of kGemmMinRowsAmx to 128 rows run the
+// GEMM's AMX path where the CPU has it, as ops::Linear would; segments of more than kGemvMaxRows rows on the
+// GEMV are correct but slow (the kernel is memory-bound by design).
 at::Tensor SegmentedGemvLinear(const at::Tensor& x,                      // [sum(rows), in]
-                               const at::Tensor& w,                      // [weights, out, in], each w[i] contiguous
+                               const std::vector<at::Tensor>& w,         // [weights] of [out, in], contiguous
                                const std::vector<int64_t>& rows,         // [segments], >= 0
                                const std::vector<int64_t>& index = {});  // [segments] in [0, weights), or empty
 // -> [sum(rows), out], x.dtype
-bool SegmentedGemvEligible(const at::Tensor& x, const at::Tensor& w);
+bool SegmentedGemvEligible(const at::Tensor& x, const std::vector<at::Tensor>& w);
 
 // Several SegmentedGemvLinear products (of one dtype) in one pool call: result p is
 // SegmentedGemvLinear(products[p].x, .w, .rows, .index), the same bits.
 struct SegmentedProduct {
   at::Tensor x;                // [sum(rows), in]
-  at::Tensor w;                // [weights, out, in], each w[i] contiguous
+  std::vector<at::Tensor> w;   // [weights] of [out, in], each contiguous, one shape and dtype
   std::vector<int64_t> rows;   // [segments]
   std::vector<int64_t> index;  // [segments], or empty
 };
 std::vector<at::Tensor> SegmentedGemvLinears(const std::vector<SegmentedProduct>& products);
 
-// Whether x as one segment of SegmentedGemvLinear against w[None] gives ops::Linear(x, w)'s bits (the same
+// Whether x as one segment of SegmentedGemvLinear against {w} gives ops::Linear(x, w)'s bits (the same
 // kernel: the GEMV, or the GEMM's AMX path for bf16 rows where Linear takes it).
 bool SegmentedMatchesLinear(const at::Tensor& x,   // [rows, in]
                             const at::Tensor& w);  // [out, in]

@@ -56,9 +56,9 @@ at::Tensor SharedMlp(const at::Tensor& x, const at::Tensor& gate_up, const at::T
 // with the general path's arithmetic (index_add_ of dtype-rounded products in grouped order into zeros: a
 // float32 sum in that order, rounded to dtype once; then the shared MLP's output added). Undefined when the products
 // are not all segmented-GEMV eligible.
-at::Tensor FewTokenExperts(const at::Tensor& x_in, const at::Tensor& w_gate_up, const at::Tensor& w_down,
-                           const at::Tensor& topk_ids, const at::Tensor& topk_weights,
-                           const std::vector<int64_t>& slot_of, const at::Tensor& shared_gate_up,
+at::Tensor FewTokenExperts(const at::Tensor& x_in, const std::vector<at::Tensor>& w_gate_up,
+                           const std::vector<at::Tensor>& w_down, const at::Tensor& topk_ids,
+                           const at::Tensor& topk_weights, const at::Tensor& shared_gate_up,
                            const at::Tensor& shared_down) {
   const at::ScalarType dtype = x_in.scalar_type();
   if (!x_in.device().is_cpu() || x_in.dim() != 2 || (dtype != at::kBFloat16 && dtype != at::kFloat)) return {};
@@ -68,7 +68,7 @@ at::Tensor FewTokenExperts(const at::Tensor& x_in, const at::Tensor& w_gate_up, 
   const at::Tensor ids = topk_ids.to(at::kLong).contiguous();
   const at::Tensor weights = topk_weights.to(at::kFloat).contiguous();
   const int64_t num_tokens = x.size(0), hidden = x.size(1), top_k = ids.size(1), n = num_tokens * top_k;
-  const int64_t num_experts = w_gate_up.size(0);
+  const int64_t num_experts = static_cast<int64_t>(w_gate_up.size());
   const int64_t* id = ids.data_ptr<int64_t>();
   std::vector<int64_t> count(static_cast<size_t>(num_experts), 0);
   for (int64_t i = 0; i < n; ++i) {
@@ -91,11 +91,11 @@ at::Tensor FewTokenExperts(const at::Tensor& x_in, const at::Tensor& w_gate_up, 
   const bool fuse_shared =
       shared_gate_up.defined() && SegmentedMatchesLinear(x, shared_gate_up) &&
       SegmentedMatchesLinear(at::empty({num_tokens, shared_down.size(1)}, x.options()), shared_down);
-  std::vector<SegmentedProduct> first{{xs, w_gate_up, count, slot_of}};
-  if (fuse_shared) first.push_back({x, shared_gate_up.unsqueeze(0), {num_tokens}, {}});
+  std::vector<SegmentedProduct> first{{xs, w_gate_up, count, {}}};
+  if (fuse_shared) first.push_back({x, {shared_gate_up}, {num_tokens}, {}});
   std::vector<at::Tensor> h = SegmentedGemvLinears(first);
-  std::vector<SegmentedProduct> second{{SiluAndMul(h[0]), w_down, count, slot_of}};
-  if (fuse_shared) second.push_back({SiluAndMul(h[1]), shared_down.unsqueeze(0), {num_tokens}, {}});
+  std::vector<SegmentedProduct> second{{SiluAndMul(h[0]), w_down, count, {}}};
+  if (fuse_shared) second.push_back({SiluAndMul(h[1]), {shared_down}, {num_tokens}, {}});
   std::vector<at::Tensor> y = SegmentedGemvLinears(second);
   at::Tensor shared;
   if (fuse_shared) {
@@ -154,19 +154,16 @@ at::Tensor FewTokenExperts(const at::Tensor& x_in, const at::Tensor& w_gate_up, 
 
 }  // namespace
 
-at::Tensor MoeExperts(const at::Tensor& x, const at::Tensor& w_gate_up, const at::Tensor& w_down,
-                      const at::Tensor& topk_ids, const at::Tensor& topk_weights, const std::vector<int64_t>& slot_of,
+at::Tensor MoeExperts(const at::Tensor& x, const std::vector<at::Tensor>& w_gate_up,
+                      const std::vector<at::Tensor>& w_down, const at::Tensor& topk_ids, const at::Tensor& topk_weights,
                       const at::Tensor& shared_gate_up, const at::Tensor& shared_down) {
-  const int64_t num_experts = w_gate_up.size(0);
-  TORCH_CHECK(slot_of.empty() || static_cast<int64_t>(slot_of.size()) == num_experts,
-              "MoeExperts: one slot per expert");
+  const int64_t num_experts = static_cast<int64_t>(w_gate_up.size());
+  TORCH_CHECK(num_experts > 0 && w_down.size() == w_gate_up.size(), "MoeExperts: one gate/up and one down per expert");
   TORCH_CHECK(shared_gate_up.defined() == shared_down.defined(), "MoeExperts: shared gate/up and down together");
   if (topk_ids.device().is_cpu()) {
-    at::Tensor few =
-        FewTokenExperts(x, w_gate_up, w_down, topk_ids, topk_weights, slot_of, shared_gate_up, shared_down);
+    at::Tensor few = FewTokenExperts(x, w_gate_up, w_down, topk_ids, topk_weights, shared_gate_up, shared_down);
     if (few.defined()) return few;
   }
-  auto slot = [&](int64_t e) { return slot_of.empty() ? e : slot_of[static_cast<size_t>(e)]; };
   const int64_t top_k = topk_ids.size(1);
   at::Tensor flat_ids = topk_ids.reshape({-1});
   auto [order, counts_dev] = GroupByExpert(flat_ids, num_experts);  // choices grouped by expert, ascending
@@ -179,8 +176,8 @@ at::Tensor MoeExperts(const at::Tensor& x, const at::Tensor& w_gate_up, const at
   for (int64_t e = 0; e < num_experts; ++e) {
     const int64_t n = count[e];
     if (n == 0) continue;
-    at::Tensor h = SiluAndMul(Linear(xs.narrow(0, offset, n), w_gate_up[slot(e)]));
-    ys.narrow(0, offset, n).copy_(Linear(h, w_down[slot(e)]));
+    at::Tensor h = SiluAndMul(Linear(xs.narrow(0, offset, n), w_gate_up[static_cast<size_t>(e)]));
+    ys.narrow(0, offset, n).copy_(Linear(h, w_down[static_cast<size_t>(e)]));
     offset += n;
   }
   at::Tensor w = topk_weights.reshape({-1}).index_select(0, order).unsqueeze(1);

@@ -43,21 +43,20 @@ std::pair<at::Tensor, at::Tensor> GroupByExpert(const at::Tensor& flat_ids,  // 
 // products, with the shared MLP's where they run the kernel ops::Linear would, run as two segmented GEMV
 // pool calls (ops::SegmentedGemvLinears): each expert's weights are read once for all of its rows; the result
 // has the same bits as the general path's.
-// Expert e's weights are w_gate_up[slot_of[e]] and w_down[slot_of[e]] (index e when slot_of is empty): the
-// stacks may be strided views of a checkpoint in its file order (any stride(0), each [e] contiguous). Tokens
-// are grouped and their results summed in expert-id order whatever the slots, so a permuted stack gives
-// the bits of the id-ordered one.
+// Expert e's weights are w_gate_up[e] (gate rows first) and w_down[e]: separate tensors, each contiguous (views of a
+// checkpoint's mapping wherever the file puts them, or slices of one stack). Tokens are grouped and their
+// results summed in expert-id order.
 at::Tensor MoeExperts(const at::Tensor& x,                       // [num_tokens, hidden]
-                      const at::Tensor& w_gate_up,               // [num_experts, 2 * inter, hidden] (gate rows first)
-                      const at::Tensor& w_down,                  // [num_experts, hidden, inter]
+                      const std::vector<at::Tensor>& w_gate_up,  // [num_experts] of [2 * inter, hidden]
+                      const std::vector<at::Tensor>& w_down,     // [num_experts] of [hidden, inter]
                       const at::Tensor& topk_ids,                // [num_tokens, top_k] int64
                       const at::Tensor& topk_weights,            // [num_tokens, top_k] float32
-                      const std::vector<int64_t>& slot_of = {},  // [num_experts] permutation, or empty
                       const at::Tensor& shared_gate_up = {},     // [2 * shared_inter, hidden], or undefined
                       const at::Tensor& shared_down = {});       // [hidden, shared_inter], or undefined
 // -> [num_tokens, hidden], x.dtype
 
-// Reference for tests: per-token, per-choice loop.
+// Reference for tests: per-token, per-choice loop over stacked weights ([num_experts, 2 * inter, hidden] and
+// [num_experts, hidden, inter]).
 at::Tensor MoeExpertsNaive(const at::Tensor& x, const at::Tensor& w_gate_up, const at::Tensor& w_down,
                            const at::Tensor& topk_ids, const at::Tensor& topk_weights);
 

@@ -455,10 +455,12 @@ INSTANTIATE_TEST_SUITE_P(Variants, VariantTest,
                                            "llama_llama3", "deepseek_v2_qlora_greedy", "deepseek_v2_noqlora_group",
                                            "deepseek_v3_noaux", "deepseek_v3_fp8"));
 
-// A copy of `src` whose model.safetensors stores every layer's expert blocks in reverse id order (each
-// block's tensors in name order, as the file's lexical order keeps them), the header padded so the data
-// starts 16-byte aligned. Returns the bytes of the routed experts' tensors.
-int64_t WriteReversedExperts(const std::string& src, const std::string& dst) {
+// A copy of `src` sharded in two, every layer's expert blocks in reverse id order (each block's tensors in
+// name order, as the file's lexical order keeps them), the first shard ending in the middle of the first
+// MoE layer's experts, each shard's header padded as the safetensors library pads it (to 8 bytes): the
+// first shard's data starts 16-byte aligned, the second's 8 bytes past a 16-byte boundary. Returns the
+// bytes of the routed experts' tensors.
+int64_t WriteShardedReversedExperts(const std::string& src, const std::string& dst) {
   fs::create_directories(dst);
   for (const auto& e : fs::directory_iterator(src)) {
     if (e.path().filename() != "model.safetensors") {
@@ -488,33 +490,50 @@ int64_t WriteReversedExperts(const std::string& src, const std::string& dst) {
     order.emplace_back(key, name);
   }
   std::sort(order.begin(), order.end());
-  nlohmann::json out;
-  std::string body;
-  for (const auto& [key, name] : order) {
-    nlohmann::json v = header[name];
-    const int64_t b = v["data_offsets"][0], e = v["data_offsets"][1];
-    v["data_offsets"] = {body.size(), body.size() + static_cast<size_t>(e - b)};
-    body += data.substr(static_cast<size_t>(b), static_cast<size_t>(e - b));
-    out[name] = v;
+  size_t first_expert = order.size(), experts_in_layer = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const size_t at = order[i].second.find(".mlp.experts.");
+    if (at == std::string::npos) continue;
+    if (first_expert == order.size()) first_expert = i;
+    if (order[i].second.compare(0, at, order[first_expert].second, 0, at) == 0) ++experts_in_layer;
   }
-  std::string out_text = out.dump();
-  out_text.resize((8 + out_text.size() + 15) / 16 * 16 - 8, ' ');
-  std::ofstream f(dst + "/model.safetensors", std::ios::binary);
-  const uint64_t len = out_text.size();
-  f.write(reinterpret_cast<const char*>(&len), 8);
-  f << out_text << body;
+  const size_t split = first_expert + experts_in_layer / 3 / 2 * 3;  // 3 tensors per expert
+  nlohmann::json index;
+  for (int shard = 0; shard < 2; ++shard) {
+    const std::string file = "model-0000" + std::to_string(shard + 1) + "-of-00002.safetensors";
+    nlohmann::json out;
+    std::string body;
+    for (size_t i = shard == 0 ? 0 : split; i < (shard == 0 ? split : order.size()); ++i) {
+      const std::string& name = order[i].second;
+      nlohmann::json v = header[name];
+      const int64_t b = v["data_offsets"][0], e = v["data_offsets"][1];
+      v["data_offsets"] = {body.size(), body.size() + static_cast<size_t>(e - b)};
+      body += data.substr(static_cast<size_t>(b), static_cast<size_t>(e - b));
+      out[name] = v;
+      index["weight_map"][name] = file;
+    }
+    std::string out_text = out.dump();
+    out_text.resize((out_text.size() + 7) / 8 * 8, ' ');
+    if ((8 + out_text.size()) % 16 != (shard == 0 ? 0u : 8u)) out_text.append(8, ' ');
+    std::ofstream f(dst + "/" + file, std::ios::binary);
+    const uint64_t len = out_text.size();
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f << out_text << body;
+  }
+  std::ofstream(dst + "/model.safetensors.index.json") << index.dump();
   return expert_bytes;
 }
 
-// Routed experts as strided views of the mapping in a file order unlike their ids (slot table reversed):
-// every tensor is mapped, the logits equal those of copied weights bit for bit and transformers' within the
-// fp32 tolerance, prefill (grouped experts) and greedy decode steps.
-TEST(DeepseekMappedExperts, ExpertsInAnotherFileOrderAreViewsWithTheLogitsOfCopies) {
+// Routed experts as views of the mapping in a file order unlike their ids, a layer's experts split across
+// two shards, the second shard's data only 8-byte aligned: every tensor is mapped, the logits equal those of
+// copied weights bit for bit and transformers' within the fp32 tolerance, prefill (grouped experts) and
+// greedy decode steps.
+TEST(DeepseekMappedExperts, ExpertsAcrossShardsInAnotherOrderAreViewsWithTheLogitsOfCopies) {
   const std::string src = ModelsDir() + "/deepseek_v2_qlora_greedy";
   if (!fs::exists(src + "/reference.json")) GTEST_SKIP() << src << " not generated";
   const Reference ref = LoadReference(src);
   const std::string dir = (fs::temp_directory_path() / ("inferd_moe_views_" + std::to_string(::getpid()))).string();
-  const int64_t expert_bytes = WriteReversedExperts(src, dir);
+  const int64_t expert_bytes = WriteShardedReversedExperts(src, dir);
   ASSERT_GT(expert_bytes, 0);
   auto mapped = Load(dir, "fp32");
   auto copied = Load(dir, "fp32", 64, 16, /*map_weights=*/false);

@@ -161,7 +161,7 @@ TEST(Moe, GroupedMatchesPerTokenLoop) {
     at::Tensor gu = (at::randn({e, 2 * inter, h}) * 0.3).to(dtype), down = (at::randn({e, h, inter}) * 0.3).to(dtype);
     auto [ids, w] = MoeRoute(at::randn({t, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
     const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
-    EXPECT_LT(MaxDiff(MoeExperts(x, gu, down, ids, w), MoeExpertsNaive(x, gu, down, ids, w)), tol);
+    EXPECT_LT(MaxDiff(MoeExperts(x, gu.unbind(0), down.unbind(0), ids, w), MoeExpertsNaive(x, gu, down, ids, w)), tol);
   }
 }
 
@@ -176,35 +176,41 @@ TEST(Moe, LargeExpertGroupsMatchPerTokenLoop) {
     auto [ids, w] = MoeRoute(at::randn({t, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
     ASSERT_GT(at::bincount(ids.reshape({-1})).max().item<int64_t>(), kGemvMaxRows);
     const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
-    EXPECT_LT(MaxDiff(MoeExperts(x, gu, down, ids, w), MoeExpertsNaive(x, gu, down, ids, w)), tol);
+    EXPECT_LT(MaxDiff(MoeExperts(x, gu.unbind(0), down.unbind(0), ids, w), MoeExpertsNaive(x, gu, down, ids, w)), tol);
   }
 }
 
-// Experts stacked as a checkpoint stores them: one block per expert [down | gate | up | pad], blocks in the
-// lexical order of the expert ids (0, 1, 10, 11, 2, ...), the stacks strided views of that buffer plus an
-// id -> slot table. Against the per-token loop over the id-ordered contiguous stacks, on the segmented GEMV
-// path (13 tokens, top 3) and the per-expert Linear path (one expert with more than kGemvMaxRows rows);
-// and bit for bit against MoeExperts over the contiguous stacks (the sums run in expert-id order either way).
-TEST(Moe, StridedExpertsInFileOrderMatchPerTokenLoop) {
+// Experts as a sharded checkpoint stores them: one block per expert [down | gate | up | pad], blocks in the
+// lexical order of the expert ids (0, 1, 10, 11, 2, ...), split over two buffers (two shards), the second
+// one element off its allocation's alignment; each expert's weights views into its block. Against the
+// per-token loop over contiguous stacks, on the segmented GEMV path (13 tokens, top 3) and the per-expert
+// Linear path (one expert with more than kGemvMaxRows rows); and bit for bit against MoeExperts over the
+// contiguous stacks.
+TEST(Moe, ExpertViewsSpreadOverShardsMatchPerTokenLoop) {
   at::manual_seed(8);
-  const int64_t h = 16, inter = 8, e = 12, pad = 4;
-  std::vector<int64_t> file_order(e);  // slot -> expert id
+  const int64_t h = 16, inter = 8, e = 12, pad = 4, first_shard = 7;
+  std::vector<int64_t> file_order(e);  // file position -> expert id
   for (int64_t j = 0; j < e; ++j) file_order[j] = j;
   std::sort(file_order.begin(), file_order.end(),
             [](int64_t a, int64_t b) { return std::to_string(a) < std::to_string(b); });
   ASSERT_EQ(file_order[2], 10);
-  std::vector<int64_t> slot_of(e);
-  for (int64_t s = 0; s < e; ++s) slot_of[file_order[s]] = s;
   const int64_t block = h * inter + 2 * inter * h + pad;
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
     at::Tensor gu = (at::randn({e, 2 * inter, h}) * 0.3).to(dtype), down = (at::randn({e, h, inter}) * 0.3).to(dtype);
-    at::Tensor file = at::full({e * block}, 1e6, dtype);  // pads poison any read outside the experts
-    for (int64_t s = 0; s < e; ++s) {
-      file.narrow(0, s * block, h * inter).copy_(down[file_order[s]].reshape({-1}));
-      file.narrow(0, s * block + h * inter, 2 * inter * h).copy_(gu[file_order[s]].reshape({-1}));
+    // Pads poison any read outside the experts.
+    at::Tensor shards[2] = {
+        at::full({first_shard * block}, 1e6, dtype),
+        at::full({1 + (e - first_shard) * block}, 1e6, dtype).narrow(0, 1, (e - first_shard) * block)};
+    std::vector<at::Tensor> gu_views(e), down_views(e);
+    for (int64_t f = 0; f < e; ++f) {
+      const int64_t id = file_order[f];
+      at::Tensor& file = shards[f < first_shard ? 0 : 1];
+      const int64_t at = (f < first_shard ? f : f - first_shard) * block;
+      file.narrow(0, at, h * inter).copy_(down[id].reshape({-1}));
+      file.narrow(0, at + h * inter, 2 * inter * h).copy_(gu[id].reshape({-1}));
+      down_views[id] = file.narrow(0, at, h * inter).view({h, inter});
+      gu_views[id] = file.narrow(0, at + h * inter, 2 * inter * h).view({2 * inter, h});
     }
-    at::Tensor gu_view = file.as_strided({e, 2 * inter, h}, {block, h, 1}, h * inter);
-    at::Tensor down_view = file.as_strided({e, h, inter}, {block, inter, 1}, 0);
     for (const int64_t t : {int64_t{13}, 2 * kGemvMaxRows + 9}) {
       const int64_t k = t == 13 ? 3 : 1;
       at::Tensor x = at::randn({t, h}).to(dtype);
@@ -213,16 +219,18 @@ TEST(Moe, StridedExpertsInFileOrderMatchPerTokenLoop) {
       auto [ids, w] = MoeRoute(logits, {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
       const int64_t most = at::bincount(ids.reshape({-1})).max().item<int64_t>();
       EXPECT_EQ(most > kGemvMaxRows, k == 1);
-      at::Tensor got = MoeExperts(x, gu_view, down_view, ids, w, slot_of);
+      at::Tensor got = MoeExperts(x, gu_views, down_views, ids, w);
       const double tol = dtype == at::kFloat ? 1e-5 : 3e-2;
       EXPECT_LT(MaxDiff(got, MoeExpertsNaive(x, gu, down, ids, w)), tol) << t << " tokens";
-      EXPECT_TRUE(at::equal(got, MoeExperts(x, gu, down, ids, w))) << t << " tokens";
+      EXPECT_TRUE(at::equal(got, MoeExperts(x, gu.unbind(0), down.unbind(0), ids, w))) << t << " tokens";
     }
   }
   at::Tensor x = at::randn({2, h});
   auto [ids, w] = MoeRoute(at::randn({2, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, 1});
   at::Tensor gu = at::randn({e, 2 * inter, h}), down = at::randn({e, h, inter});
-  EXPECT_THROW(MoeExperts(x, gu, down, ids, w, {0, 1}), c10::Error);  // one slot per expert
+  std::vector<at::Tensor> one_down_short = down.unbind(0);
+  one_down_short.pop_back();
+  EXPECT_THROW(MoeExperts(x, gu.unbind(0), one_down_short, ids, w), c10::Error);  // one down per expert
 }
 
 // Decode-sized steps (every expert at most kGemvMaxRows rows) with shared experts: MoeExperts runs all
@@ -241,7 +249,7 @@ TEST(Moe, FewTokenStepsWithSharedExpertsMatchTheComposedPath) {
       auto [ids, w] =
           MoeRoute(at::randn({t, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
       ASSERT_LE(at::bincount(ids.reshape({-1})).max().item<int64_t>(), kGemvMaxRows);
-      at::Tensor got = MoeExperts(x, gu, down, ids, w, {}, sgu, sdown);
+      at::Tensor got = MoeExperts(x, gu.unbind(0), down.unbind(0), ids, w, sgu, sdown);
       ASSERT_EQ(got.scalar_type(), dtype);
 
       at::Tensor order = std::get<1>(ids.reshape({-1}).sort(std::optional<bool>(true), -1, false));
@@ -249,7 +257,8 @@ TEST(Moe, FewTokenStepsWithSharedExpertsMatchTheComposedPath) {
       at::Tensor counts = at::bincount(ids.reshape({-1}), {}, e);
       const std::vector<int64_t> rows(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + e);
       at::Tensor xs = x.index_select(0, token_of);
-      at::Tensor ys = SegmentedGemvLinear(SiluAndMul(SegmentedGemvLinear(xs, gu, rows)), down, rows);
+      at::Tensor ys =
+          SegmentedGemvLinear(SiluAndMul(SegmentedGemvLinear(xs, gu.unbind(0), rows)), down.unbind(0), rows);
       at::Tensor weighted = (ys * w.reshape({-1}).index_select(0, order).unsqueeze(1)).to(dtype);
       at::Tensor ref = at::zeros_like(x).index_add_(0, token_of, weighted) + Linear(SiluAndMul(Linear(x, sgu)), sdown);
       EXPECT_TRUE(at::equal(got, ref)) << t << " tokens, max diff " << MaxDiff(got, ref);
@@ -266,7 +275,7 @@ TEST(Moe, FewTokenStepsWithSharedExpertsMatchTheComposedPath) {
     at::Tensor logits = at::randn({t, e});
     logits.select(1, 2).add_(10.0);
     auto [ids, w] = MoeRoute(logits, {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, k});
-    at::Tensor got = MoeExperts(x, gu, down, ids, w, {}, sgu, sdown);
+    at::Tensor got = MoeExperts(x, gu.unbind(0), down.unbind(0), ids, w, sgu, sdown);
     at::Tensor naive =
         MoeExpertsNaive(x, gu, down, ids, w) + at::linear(SiluAndMul(at::linear(x, sgu)), sdown).to(dtype);
     EXPECT_LT(MaxDiff(got, naive), dtype == at::kFloat ? 1e-5 : 2e-2 * (naive.abs().max().item<double>() + 1));
@@ -274,8 +283,9 @@ TEST(Moe, FewTokenStepsWithSharedExpertsMatchTheComposedPath) {
   at::Tensor x = at::randn({2, h});
   auto [ids, w] = MoeRoute(at::randn({2, e}), {}, MoeRoutingParams{MoeScoring::kSoftmax, MoeTopkMethod::kGreedy, 1});
   at::Tensor gu = at::randn({e, 2 * inter, h}), down = at::randn({e, h, inter});
-  EXPECT_THROW(MoeExperts(x, gu, down, ids, w, {}, at::randn({2 * shared_inter, h}), {}), c10::Error);
-  EXPECT_THROW(MoeExperts(x, gu, down, at::full({2, 1}, e, at::kLong), w), c10::Error);  // id out of range
+  EXPECT_THROW(MoeExperts(x, gu.unbind(0), down.unbind(0), ids, w, at::randn({2 * shared_inter, h}), {}), c10::Error);
+  EXPECT_THROW(MoeExperts(x, gu.unbind(0), down.unbind(0), at::full({2, 1}, e, at::kLong), w),
+               c10::Error);  // id out of range
 }
 
 TEST(Moe, NoauxRoutingMatchesReference) {
@@ -433,8 +443,8 @@ TEST(Linear, SegmentedGemvMatchesPerSegmentProducts) {
   for (auto dtype : {at::kFloat, at::kBFloat16}) {
     at::Tensor x = at::randn({total, k + 3}).to(dtype).narrow(1, 1, k);
     at::Tensor w = at::randn({static_cast<int64_t>(rows.size()), n, k}).to(dtype);
-    ASSERT_TRUE(SegmentedGemvEligible(x, w));
-    at::Tensor got = SegmentedGemvLinear(x, w, rows);
+    ASSERT_TRUE(SegmentedGemvEligible(x, w.unbind(0)));
+    at::Tensor got = SegmentedGemvLinear(x, w.unbind(0), rows);
     ASSERT_EQ(got.scalar_type(), dtype);
     ASSERT_EQ(got.size(0), total);
     int64_t off = 0;
@@ -454,7 +464,14 @@ TEST(Linear, SegmentedGemvMatchesPerSegmentProducts) {
     }
   }
   at::Tensor x = at::randn({4, k});
-  EXPECT_THROW(SegmentedGemvLinear(x, at::randn({2, n, k}), {1, 2}), c10::Error);  // rows do not sum to 4
+  EXPECT_THROW(SegmentedGemvLinear(x, at::randn({2, n, k}).unbind(0), {1, 2}), c10::Error);  // rows do not sum to 4
+  // Weights of unlike shapes, or one not contiguous: not eligible, and refused naming the weight.
+  const std::vector<at::Tensor> mixed = {at::randn({n, k}), at::randn({n + 1, k})};
+  EXPECT_FALSE(SegmentedGemvEligible(x, mixed));
+  EXPECT_THROW(SegmentedGemvLinear(x, mixed, {2, 2}), c10::Error);
+  const std::vector<at::Tensor> strided = {at::randn({n, k}), at::randn({n, 2 * k}).narrow(1, 0, k)};
+  EXPECT_FALSE(SegmentedGemvEligible(x, strided));
+  EXPECT_THROW(SegmentedGemvLinear(x, strided, {2, 2}), c10::Error);
 }
 
 // Products of different shapes in one SegmentedGemvLinears call: each result has the bits of its own
@@ -465,16 +482,17 @@ TEST(Linear, SegmentedGemvProductsInOneCallMatchSeparateCalls) {
     at::Tensor x1 = at::randn({9, 100}).to(dtype), w1 = at::randn({3, 40, 100}).to(dtype);
     at::Tensor x2 = at::randn({5, 72}).to(dtype), w2 = at::randn({1, 130, 72}).to(dtype);
     const std::vector<int64_t> rows1 = {4, 0, 5};
-    std::vector<at::Tensor> got = SegmentedGemvLinears({{x1, w1, rows1, {2, 0, 1}}, {x2, w2, {5}, {}}});
+    std::vector<at::Tensor> got =
+        SegmentedGemvLinears({{x1, w1.unbind(0), rows1, {2, 0, 1}}, {x2, w2.unbind(0), {5}, {}}});
     ASSERT_EQ(got.size(), 2u);
-    EXPECT_TRUE(at::equal(got[0], SegmentedGemvLinear(x1, w1, rows1, {2, 0, 1})));
-    EXPECT_TRUE(at::equal(got[1], SegmentedGemvLinear(x2, w2, {5})));
+    EXPECT_TRUE(at::equal(got[0], SegmentedGemvLinear(x1, w1.unbind(0), rows1, {2, 0, 1})));
+    EXPECT_TRUE(at::equal(got[1], SegmentedGemvLinear(x2, w2.unbind(0), {5})));
     EXPECT_EQ(SegmentedMatchesLinear(x2, w2[0]), true);
     EXPECT_TRUE(at::equal(got[1], Linear(x2, w2[0])));
   }
   at::Tensor x = at::randn({4, 8});
-  EXPECT_THROW(SegmentedGemvLinears({{x, at::randn({1, 3, 8}), {4}, {}},
-                                     {x.to(at::kBFloat16), at::randn({1, 3, 8}).to(at::kBFloat16), {4}, {}}}),
+  EXPECT_THROW(SegmentedGemvLinears({{x, {at::randn({3, 8})}, {4}, {}},
+                                     {x.to(at::kBFloat16), {at::randn({3, 8}).to(at::kBFloat16)}, {4}, {}}}),
                c10::Error);  // one dtype per call
 }
 
