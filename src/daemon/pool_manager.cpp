@@ -44,9 +44,15 @@ using std::chrono::milliseconds;
 // requests queued or running: at most 1 s per wait and 30 s over the whole warm-up, so a reload still
 // finishes under steady realtime traffic (docs/lifecycle.md).
 constexpr YieldBounds kWarmupYield{milliseconds(1000), milliseconds(30000), milliseconds(2)};
-// Freeing a replaced model (unmapping and unlocking its weights and KV pool) waits the same way, once, for
-// at most 1 s.
-constexpr YieldBounds kFreeYield{milliseconds(1000), milliseconds(1000), milliseconds(2)};
+// Freeing a replaced model (unmapping and unlocking its weights and KV pool, malloc_trim) waits the same way,
+// once, for at most 1 s, and for a 50 ms window without realtime work: the first request after a switch,
+// sent as the ReloadPool call returns, would otherwise run beside the freeing (measured 1.7x its steady
+// latency on 2 cores: benchmarks/lifecycle/RESULTS.md).
+constexpr YieldBounds kFreeYield{milliseconds(1000), milliseconds(1000), milliseconds(2), milliseconds(50)};
+// malloc_trim hands back the pages of every arena's free chunks, the serving engine's too, so the steps after
+// it fault their temporaries in again: it waits, at most 2 s, for 200 ms without realtime work (a gap in the
+// traffic), else runs at that bound (the memory must come back under steady traffic too).
+constexpr YieldBounds kTrimYield{milliseconds(2000), milliseconds(2000), milliseconds(2), milliseconds(200)};
 // Steps of a new generation logged at debug level once it serves (their batch and timings: the first
 // requests after a switch against the ones after them).
 constexpr uint64_t kLoggedServingSteps = 48;
@@ -343,15 +349,22 @@ void PoolManager::Retire(Pool& p, std::shared_ptr<const server::PoolGeneration> 
     while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     // Unmapping and unlocking take the kernel a while: not while the serving model runs realtime work.
     RealtimeYield([&slot] { return HasRealtimeWork(*slot->Current()->engine); }, kFreeYield).Pause();
+    const auto free_begin = std::chrono::steady_clock::now();
     old.reset();  // frees the model and its KV pool
+    const auto freed = std::chrono::steady_clock::now();
+    RealtimeYield([&slot] { return HasRealtimeWork(*slot->Current()->engine); }, kTrimYield).Pause();
+    const auto trim_begin = std::chrono::steady_clock::now();
     malloc_trim(0);
+    const auto free_end = std::chrono::steady_clock::now();
     if (stats) stats->Retire(generation);
     const struct mallinfo2 mi = mallinfo2();  // summed over every arena
     constexpr double kMiB = 1 << 20;
     spdlog::info(
-        "{}: generation {} freed; malloc: {:.1f} MiB in use, {:.1f} MiB free (arena {:.1f} MiB, mmap "
-        "{:.1f} MiB)",
-        name, generation, static_cast<double>(mi.uordblks) / kMiB, static_cast<double>(mi.fordblks) / kMiB,
+        "{}: generation {} freed in {:.1f} ms (malloc_trim {:.1f} ms); malloc: {:.1f} MiB in use, {:.1f} MiB free "
+        "(arena {:.1f} MiB, mmap {:.1f} MiB)",
+        name, generation, std::chrono::duration<double, std::milli>(freed - free_begin).count(),
+        std::chrono::duration<double, std::milli>(free_end - trim_begin).count(),
+        static_cast<double>(mi.uordblks) / kMiB, static_cast<double>(mi.fordblks) / kMiB,
         static_cast<double>(mi.arena) / kMiB, static_cast<double>(mi.hblkhd) / kMiB);
     p.retiring.fetch_sub(1);  // after the memory went back: ListPools' draining_generations reaches 0 then
   });

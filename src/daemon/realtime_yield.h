@@ -3,7 +3,8 @@
 //
 // Pause() is called before each unit of background work (a warm-up step, a warm-up request group, the
 // freeing of a generation). It returns at once while the serving pool has no realtime request queued or
-// running; otherwise it polls until it has none, but waits at most `max_wait_per_pause` per call and
+// running (and, with `quiet` set, has had none for that long); otherwise it polls until it has none (for
+// `quiet` in a row), but waits at most `max_wait_per_pause` per call and
 // `max_wait_total` over the object's lifetime, so the background work still finishes under steady realtime
 // traffic: it adds at most min(max_wait_total, pauses x max_wait_per_pause) to a reload.
 // Torch-free; the clock and the sleep are injectable for tests. Thread-safe: Pause calls are serialised.
@@ -20,11 +21,15 @@ struct YieldBounds {
   std::chrono::milliseconds max_wait_per_pause{1000};
   std::chrono::milliseconds max_wait_total{30000};
   std::chrono::milliseconds poll{2};  // how often the serving pool is looked at while waiting
+  // How long the pool must have had no realtime work in a row before Pause returns; 0: idle at one look. A
+  // request that arrives just after one look (the first request after a switch, sent as the reload returns)
+  // is seen by a later one, so the background work runs after it instead of beside it.
+  std::chrono::milliseconds quiet{0};
 };
 
 struct YieldReport {
   int64_t pauses = 0;         // Pause calls
-  int64_t waited = 0;         // calls that found realtime work and waited
+  int64_t waited = 0;         // calls that waited (realtime work seen, or the quiet window waited out)
   int64_t capped = 0;         // calls that ended at a bound with realtime work still there
   double waited_seconds = 0;  // over every call
   bool budget_spent = false;  // max_wait_total reached: later calls return at once

@@ -34,11 +34,13 @@ struct FakeTime {
   }
 };
 
-YieldBounds Bounds(std::chrono::milliseconds per_pause, std::chrono::milliseconds total) {
+YieldBounds Bounds(std::chrono::milliseconds per_pause, std::chrono::milliseconds total,
+                   std::chrono::milliseconds quiet = 0ms) {
   YieldBounds b;
   b.max_wait_per_pause = per_pause;
   b.max_wait_total = total;
   b.poll = 1ms;
+  b.quiet = quiet;
   return b;
 }
 
@@ -116,6 +118,32 @@ TEST(RealtimeYield, BudgetCountsOnlyTimeSpentWaiting) {
   EXPECT_TRUE(r.budget_spent);
   EXPECT_EQ(r.capped, 1);
   EXPECT_DOUBLE_EQ(r.waited_seconds, 0.7);
+}
+
+// With a quiet window, an idle pool is watched for that long first, and realtime work that starts meanwhile
+// (a request arriving just after the first look) restarts the window once it ends.
+TEST(RealtimeYield, QuietWindowWaitsOutRequestsThatArriveJustAfterTheFirstLook) {
+  FakeTime f;
+  f.busy = {{3ms, 40ms}, {60ms, 70ms}};
+  RealtimeYield y = f.Make(Bounds(1000ms, 30000ms, 50ms));
+  y.Pause();
+  EXPECT_EQ(f.t.time_since_epoch(), 120ms);  // 50 ms after the second burst ended
+  FakeTime idle;
+  RealtimeYield z = idle.Make(Bounds(1000ms, 30000ms, 50ms));
+  z.Pause();
+  EXPECT_EQ(idle.t.time_since_epoch(), 50ms);
+  EXPECT_EQ(z.report().waited, 1);
+  EXPECT_EQ(z.report().capped, 0);
+}
+
+// Realtime work every 30 ms for 20 ms never leaves a 50 ms window: the call ends at its bound, capped.
+TEST(RealtimeYield, QuietWindowStillEndsAtTheBoundUnderSteadyTraffic) {
+  FakeTime f;
+  for (int i = 0; i < 100; ++i) f.busy.push_back({i * 30ms, i * 30ms + 20ms});
+  RealtimeYield y = f.Make(Bounds(500ms, 30000ms, 50ms));
+  y.Pause();
+  EXPECT_EQ(f.t.time_since_epoch(), 500ms);
+  EXPECT_EQ(y.report().capped, 1);
 }
 
 }  // namespace
